@@ -1,0 +1,1 @@
+"""arverifier: the verifier node and the `arverify` CLI (depends on arledger)."""
