@@ -1,0 +1,175 @@
+"""The verifier's sandbox contains hostile code: network, files, fork bomb, memory, endless loop.
+
+Each hostile program runs under both backends (bwrap and the rlimit fallback) with
+small limits; the test asserts what the program could NOT do and how the result is
+reported. A backend that cannot run on this machine fails the test (CI installs
+bubblewrap through `make setup`); nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from arverifier.sandbox import Sandbox, SandboxLimits, available_backend
+
+LIMITS = SandboxLimits(cpu_seconds=5, wall_seconds=15, memory_bytes=1 << 30,
+                       file_size_bytes=8 << 20, max_processes=32)
+
+
+@pytest.fixture(params=["bwrap", "rlimit"])
+def sandbox(request) -> Sandbox:
+    return Sandbox(LIMITS, backend=request.param)
+
+
+def _run(sandbox: Sandbox, tmp_path: Path, code: str):
+    script = tmp_path / "hostile.py"
+    script.write_text(textwrap.dedent(code))
+    scratch = tmp_path / "scratch"
+    return sandbox.run([sys.executable, str(script)], scratch=scratch, readable=[script]), scratch
+
+
+def test_auto_backend_prefers_bwrap_here():
+    assert available_backend() == "bwrap", "make setup installs bubblewrap; it should work here"
+
+
+def test_honest_program_runs_and_writes_scratch(sandbox, tmp_path):
+    res, scratch = _run(sandbox, tmp_path, """
+        import os
+        open(os.path.join(os.getcwd(), "out.txt"), "w").write("fine")
+        print("done")
+    """)
+    assert res.ok, res.describe() + res.stderr
+    assert res.stdout.strip() == "done"
+    assert (scratch / "out.txt").read_text() == "fine"
+
+
+def test_network_is_unreachable(sandbox, tmp_path):
+    # A real listener on the host's loopback: the sandbox must not reach it.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    accepted = []
+    server.settimeout(8)
+    t = threading.Thread(target=lambda: accepted.append(_accept(server)), daemon=True)
+    t.start()
+    res, _ = _run(sandbox, tmp_path, f"""
+        import socket
+        try:
+            socket.create_connection(("127.0.0.1", {port}), timeout=3)
+            print("CONNECTED")
+        except Exception as exc:
+            print("blocked", type(exc).__name__)
+    """)
+    t.join(10)
+    server.close()
+    assert "CONNECTED" not in res.stdout
+    assert "blocked" in res.stdout, res.stderr
+    assert accepted == [False]
+
+
+def _accept(server: socket.socket) -> bool:
+    try:
+        conn, _ = server.accept()
+        conn.close()
+        return True
+    except OSError:
+        return False
+
+
+def test_writing_outside_scratch_is_refused(sandbox, tmp_path):
+    # Not under /tmp: bwrap gives the sandbox a private /tmp, so a write there would
+    # land in the sandbox's own tmpfs rather than be refused.
+    outside = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    target = outside / "outside.txt"
+    res, _ = _run(sandbox, tmp_path, f"""
+        try:
+            open({str(target)!r}, "w").write("pwned")
+            print("WROTE")
+        except OSError as exc:
+            print("refused", type(exc).__name__)
+    """)
+    exists = target.exists()
+    shutil.rmtree(outside)
+    assert not exists
+    assert "refused" in res.stdout, res.stdout + res.stderr
+
+
+def test_secrets_are_not_visible(monkeypatch, tmp_path):
+    home = tmp_path / "arhome"
+    home.mkdir()
+    (home / "key.json").write_text("secret")
+    monkeypatch.setenv("ARLEDGER_HOME", str(home))
+    monkeypatch.setenv("ARLEDGER_KEY", "0x" + "11" * 32)
+    box = Sandbox(LIMITS, backend="bwrap")
+    res, _ = _run(box, tmp_path, f"""
+        import os
+        print("key" if "ARLEDGER_KEY" in os.environ else "nokey")
+        print("file" if os.path.exists({str(home / 'key.json')!r}) else "nofile")
+    """)
+    assert res.stdout.split() == ["nokey", "nofile"], res.stderr
+
+
+def test_fork_bomb_is_contained(sandbox, tmp_path):
+    res, _ = _run(sandbox, tmp_path, """
+        import os, time
+        children = 0
+        try:
+            for _ in range(10000):
+                if os.fork() == 0:
+                    time.sleep(5)
+                    os._exit(0)
+                children += 1
+        except Exception as exc:
+            print("stopped", children, type(exc).__name__)
+    """)
+    words = res.stdout.split()
+    assert words and words[0] == "stopped", res.stdout + res.stderr
+    assert int(words[1]) < LIMITS.max_processes
+
+
+def test_memory_bomb_is_contained(sandbox, tmp_path):
+    res, _ = _run(sandbox, tmp_path, """
+        hog = []
+        while True:
+            hog.append(bytearray(64 << 20))
+    """)
+    assert not res.ok
+    assert res.violation == "memory", res.describe()
+
+
+def test_endless_loop_hits_cpu_limit(sandbox, tmp_path):
+    res, _ = _run(sandbox, tmp_path, """
+        while True:
+            pass
+    """)
+    assert not res.ok
+    assert res.violation in ("cpu-time", "wall-time"), res.describe()
+    assert res.wall_seconds < LIMITS.wall_seconds + 5
+
+
+def test_sleeping_program_hits_wall_clock(tmp_path):
+    box = Sandbox(SandboxLimits(wall_seconds=2), backend="bwrap")
+    res, _ = _run(box, tmp_path, "import time; time.sleep(60)")
+    assert res.violation == "wall-time"
+    assert res.wall_seconds < 10
+
+
+def test_big_file_hits_file_size_limit(sandbox, tmp_path):
+    res, scratch = _run(sandbox, tmp_path, """
+        with open("big.bin", "wb") as f:
+            for _ in range(64):
+                f.write(b"x" * (1 << 20))
+                f.flush()
+    """)
+    assert not res.ok
+    assert res.violation == "file-size", res.describe()
+    assert (scratch / "big.bin").stat().st_size <= LIMITS.file_size_bytes
