@@ -1,0 +1,207 @@
+"""The TaskSpec: what a task asks of every claim, pinned to IPFS, its digest on chain.
+
+A sponsor builds it once (``build_taskspec``): the baseline code and the data set
+are added to the store and referenced by CID, so trainers and verifiers read them
+by CID only. The chain stores ``sha256(spec bytes)``; the spec is one IPFS block
+(<= 256 KiB), so its CID is CIDv1(raw, sha2-256) of that digest.
+
+``problems_with(manifest, spec)`` is the one place that says whether a run meets a
+task (budget, segment length, data, metric, environment): the trainer calls it
+before spending gas, the verifier before replaying anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from arledger.errors import ArledgerError
+
+SCHEMA_VERSION = 1
+MAX_BYTES = 256 * 1024
+MICRO = 1_000_000
+
+# Units of the templates' primary metrics (others: "nats" by default).
+METRIC_UNITS = {"val_bpc": "bits per character", "val_ce": "nats per example"}
+
+
+class TaskSpecError(ArledgerError):
+    """A TaskSpec that is malformed, oversized or inconsistent; the message names the field."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    schema_version: int
+    name: str
+    description: str
+    baseline_code_cid: str
+    experiment: dict[str, str]
+    datasets: dict[str, str]
+    evaluation: dict[str, Any]
+    budget: dict[str, int]
+    environment: dict[str, Any]
+    verification: dict[str, Any]
+    sampling: dict[str, int]
+    limits: dict[str, int]
+    min_improvement_micro: int
+    baseline_loss_micro: int
+
+    @property
+    def steps(self) -> int:
+        return int(self.budget["steps"])
+
+    @property
+    def segment_steps(self) -> int:
+        return int(self.budget["segment_steps"])
+
+    @property
+    def segments(self) -> int:
+        return self.steps // self.segment_steps
+
+    @property
+    def mode(self) -> str:
+        return str(self.verification["mode"])
+
+    @property
+    def threshold(self) -> float | None:
+        return self.verification.get("threshold")
+
+    def to_bytes(self) -> bytes:
+        return canonical_bytes(asdict(self))
+
+    def digest(self) -> bytes:
+        return hashlib.sha256(self.to_bytes()).digest()
+
+
+def canonical_bytes(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False).encode()
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    return json.loads(resources.files("arledger").joinpath("schemas/taskspec.schema.json").read_text())
+
+
+def validate_dict(d: Any, source: str = "taskspec") -> TaskSpec:
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(d), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        err = errors[0]
+        pointer = "/" + "/".join(str(p) for p in err.absolute_path)
+        raise TaskSpecError(f"{source}: {pointer}: {err.message}")
+    if d["budget"]["steps"] % d["budget"]["segment_steps"]:
+        raise TaskSpecError(f"{source}: /budget/segment_steps: {d['budget']['segment_steps']} "
+                            f"does not divide steps {d['budget']['steps']}")
+    if d["evaluation"]["metric"] != d["experiment"]["metric"]:
+        raise TaskSpecError(f"{source}: /evaluation/metric: differs from /experiment/metric")
+    return TaskSpec(**d)
+
+
+def loads(data: bytes, source: str = "taskspec") -> TaskSpec:
+    if len(data) > MAX_BYTES:
+        raise TaskSpecError(f"{source}: {len(data)} bytes exceeds the {MAX_BYTES}-byte limit (one IPFS block)")
+    try:
+        d = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TaskSpecError(f"{source}: not valid JSON ({exc})") from exc
+    return validate_dict(d, source)
+
+
+def fetch(store: Any, digest: bytes) -> TaskSpec:
+    """The TaskSpec whose sha256 is ``digest`` (as stored on chain), verified by the store."""
+    from arstore import digest_to_cid
+
+    cid = digest_to_cid(digest)
+    return loads(bytes(store.cat(cid, max_size=MAX_BYTES)), f"taskspec {cid}")
+
+
+def publish(store: Any, spec: TaskSpec) -> str:
+    """Add the spec's canonical bytes to the store; returns its CID."""
+    data = spec.to_bytes()
+    loads(data)  # a writer never publishes what a reader rejects
+    return str(store.add_bytes(data))
+
+
+# -- building a spec from an experiment directory ------------------------------------------
+
+DEFAULT_LIMITS = {"cpu_seconds": 900, "wall_seconds": 900, "memory_bytes": 8 << 30,
+                  "file_size_bytes": 2 << 30, "max_processes": 64}
+
+
+def build_taskspec(experiment_dir: Path, store: Any, *, name: str | None = None, description: str = "",
+                   steps: int | None = None, segment_steps: int | None = None, threads: int = 1,
+                   verification: dict | None = None, sampling: dict | None = None,
+                   limits: dict | None = None, min_improvement: float = 0.001,
+                   baseline_loss: float | None = None) -> TaskSpec:
+    """Pin the baseline code and the data set, measure the baseline, return the spec.
+
+    ``baseline_loss`` defaults to the metric of the untrained baseline model (seed 0):
+    the first claim must beat an honest starting point, not a number someone typed.
+    """
+    from arledger.runner import artifacts, determinism
+    from arledger.runner.experiment import load_experiment
+    from arledger.runner.session import Session
+
+    exp = load_experiment(experiment_dir)
+    steps = steps or exp.spec.default_steps
+    segment_steps = segment_steps or exp.spec.default_segment_steps or steps
+    if not steps:
+        raise TaskSpecError("budget.steps: give --steps or defaults.steps in experiment.json")
+    with tempfile.TemporaryDirectory(prefix="arledger-task-") as tmp:
+        code = artifacts.snapshot_code(exp, Path(tmp) / "code")
+        code_cid = str(store.add_dir(code))
+        datasets = artifacts.resolve_datasets(exp, store)
+        if baseline_loss is None:
+            paths = artifacts.fetch_datasets(datasets, store, Path(tmp) / "data")
+            baseline_loss = Session(load_experiment(code), paths, 0, threads).evaluate()[exp.spec.metric]
+    env = determinism.environment(threads)
+    d = {
+        "schema_version": SCHEMA_VERSION,
+        "name": name or exp.spec.name,
+        "description": description,
+        "baseline_code_cid": code_cid,
+        "experiment": {"name": exp.spec.name, "metric": exp.spec.metric},
+        "datasets": datasets,
+        "evaluation": {"metric": exp.spec.metric, "units": METRIC_UNITS.get(exp.spec.metric, "nats"),
+                       "lower_is_better": True, "scale": MICRO},
+        "budget": {"steps": int(steps), "segment_steps": int(segment_steps)},
+        "environment": {"torch": env["torch"], "device": env["device"], "threads": int(threads),
+                        "deterministic": True},
+        "verification": verification or {"mode": "exact"},
+        "sampling": sampling or {"random_segments": 1, "suspicious_segments": 1},
+        "limits": {**DEFAULT_LIMITS, **(limits or {})},
+        "min_improvement_micro": max(1, int(round(min_improvement * MICRO))),
+        "baseline_loss_micro": int(round(baseline_loss * MICRO)),
+    }
+    return validate_dict(d)
+
+
+# -- does a run meet the task? -------------------------------------------------------------
+
+
+def problems_with(manifest: Any, spec: TaskSpec) -> list[str]:
+    """Every way ``manifest`` (an arledger.manifest.Manifest) fails ``spec``; [] if none."""
+    out = []
+    if manifest.steps != spec.steps:
+        out.append(f"steps: run has {manifest.steps}, task budget is {spec.steps}")
+    if manifest.segment_steps != spec.segment_steps:
+        out.append(f"segment_steps: run has {manifest.segment_steps}, task requires {spec.segment_steps}")
+    if dict(manifest.datasets) != dict(spec.datasets):
+        out.append(f"datasets: run used {dict(manifest.datasets)}, task data is {dict(spec.datasets)}")
+    if manifest.experiment.get("metric") != spec.experiment["metric"]:
+        out.append(f"metric: run reports {manifest.experiment.get('metric')!r}, "
+                   f"task uses {spec.experiment['metric']!r}")
+    env = manifest.environment
+    for key in ("torch", "device", "threads"):
+        if env.get(key) != spec.environment[key]:
+            out.append(f"environment.{key}: run used {env.get(key)!r}, task requires {spec.environment[key]!r}")
+    return out
