@@ -1,0 +1,123 @@
+"""Training benchmarks: what segmenting, checkpointing and replaying cost (ratios from one run).
+
+    python -m bench.train_bench [--template charlm] [--steps 200] [--segment-steps 50] [--threads 1] [--json]
+
+Measured on one template, same process, same thread count, best of ``--repeats``:
+
+- ``segmented_vs_plain``: the segmented loop (train + checkpoint + hash + pin at every
+  boundary, as ``artrain run`` does) over the same steps without checkpoints. Target <= 1.10.
+- ``checkpoint_share``: (capture + sha256 + atomic write + store add/pin) / training time.
+  Target <= 0.05.
+- ``replay_vs_train``: wall time of ``replay_segment`` (a fresh worker process: Python +
+  torch import, data load, model build, checkpoint load, K steps, capture, hash; the
+  parent's artifact checks included) over the time the run spent training that segment
+  (its share of ``train_ms``). Target <= 1.05. ``replay_work_vs_train`` is the same
+  without the process start-up (the worker's own post-import timer), and
+  ``replay_startup_s`` the start-up alone (wall minus the worker's work); with start-up
+  S and work ratio w the wall target is met once a segment trains for more than
+  S / (1.05 - w) seconds (``replay_break_even_segment_s``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGETS = {"segmented_vs_plain": 1.10, "checkpoint_share": 0.05, "replay_vs_train": 1.05}
+
+
+def _plain_loop_s(template: str, steps: int, seed: int, threads: int, data_paths: dict) -> float:
+    """The same training steps with no checkpoints at all (the baseline)."""
+    from arledger.runner.experiment import load_experiment
+    from arledger.runner.session import Session
+    from arledger.templates import template_dir
+
+    session = Session(load_experiment(template_dir(template)), data_paths, seed, threads)
+    t0 = time.perf_counter()
+    session.train_steps(steps)
+    return time.perf_counter() - t0
+
+
+def run(template: str = "charlm", steps: int = 200, segment_steps: int = 50, threads: int = 1,
+        seed: int = 1, repeats: int = 2) -> dict:
+    """Run the benchmark; returns ratios, targets and raw timings (seconds)."""
+    from arstore import EmbeddedStore
+
+    from arledger.runner.loop import RunOptions, run_experiment
+    from arledger.runner.replay import replay_segment
+    from arledger.templates import template_dir
+
+    with tempfile.TemporaryDirectory(prefix="arledger-bench-") as tmp:
+        base = Path(tmp)
+        store = EmbeddedStore(base / "store")
+        plain, seg_loop, seg_train, ckpt = [], [], [], []
+        result = None
+        for r in range(repeats):  # alternate the two so load from other processes hits both
+            result = run_experiment(RunOptions(template_dir(template), base / f"run{r}", steps, segment_steps,
+                                               seed, threads), store=store)
+            t = result.manifest.timings
+            seg_train.append(t["train_ms"] / 1000)
+            ckpt.append((t["checkpoint_ms"] + t["pin_ms"]) / 1000)
+            seg_loop.append((t["train_ms"] + t["checkpoint_ms"] + t["pin_ms"]) / 1000)
+            data_paths = {n: base / f"run{r}" / "data" / c for n, c in result.manifest.datasets.items()}
+            plain.append(_plain_loop_s(template, steps, seed, threads, data_paths))
+        m = result.manifest
+        mid = m.segments // 2
+        replays = [replay_segment(m, mid, run_dir=base / f"run{repeats - 1}", store=store) for _ in range(repeats)]
+        best = min(replays, key=lambda r: r.wall_s)
+        assert best.status == "match", best
+    seg_train_s = min(seg_train) / m.segments
+    out = {
+        "template": template, "steps": steps, "segment_steps": segment_steps, "threads": threads,
+        "segments": m.segments,
+        "plain_loop_s": min(plain), "segmented_loop_s": min(seg_loop), "train_s": min(seg_train),
+        "checkpoint_pin_s": min(ckpt), "segment_train_s": seg_train_s,
+        "replay_wall_s": best.wall_s, "replay_startup_s": best.startup_s, "replay_work_s": best.work_s,
+        "segmented_vs_plain": min(seg_loop) / min(plain),
+        "checkpoint_share": min(ckpt) / min(seg_train),
+        "replay_vs_train": best.wall_s / seg_train_s,
+        "replay_work_vs_train": best.work_s / seg_train_s,
+        "targets": TARGETS,
+    }
+    # replay wall = S + w*T for a segment that trains T seconds: <= 1.05 T once T >= S / (1.05 - w)
+    slack = TARGETS["replay_vs_train"] - out["replay_work_vs_train"]
+    out["replay_break_even_segment_s"] = out["replay_startup_s"] / slack if slack > 0 else None
+    out["meets"] = {k: out[k] <= v for k, v in TARGETS.items()}
+    return out
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.train_bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--template", default="charlm", choices=["charlm", "digits"])
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--segment-steps", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    res = run(a.template, a.steps, a.segment_steps, a.threads, repeats=a.repeats)
+    if a.json:
+        print(json.dumps(res, sort_keys=True))
+        return 0
+    print(f"train_bench: {res['template']}, {res['steps']} steps, segments of {res['segment_steps']}, "
+          f"{res['threads']} thread(s)")
+    for key, target in TARGETS.items():
+        mark = "ok " if res["meets"][key] else "MISS"
+        print(f"  [{mark}] {key:20s} {res[key]:7.3f}x  (target <= {target})")
+    print(f"         replay_work_vs_train {res['replay_work_vs_train']:7.3f}x  (without start-up "
+          f"{res['replay_startup_s']:.2f}s)")
+    be = res["replay_break_even_segment_s"]
+    print(f"         replay target met for segments training >= {be:.0f}s" if be else
+          "         replay work alone exceeds the target")
+    print(f"  plain {res['plain_loop_s']:.2f}s  segmented {res['segmented_loop_s']:.2f}s  "
+          f"checkpoint+pin {res['checkpoint_pin_s']:.3f}s  segment {res['segment_train_s']:.2f}s  "
+          f"replay {res['replay_wall_s']:.2f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

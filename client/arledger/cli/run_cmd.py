@@ -1,0 +1,122 @@
+"""`artrain run` and `artrain replay`: thin click layers over arledger.runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from arledger.manifest import to_micro
+from arledger.runner import loop, replay as rp
+
+
+@click.command("run")
+@click.argument("experiment_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--steps", type=click.IntRange(min=1), help="Optimizer steps (default: experiment.json defaults.steps).")
+@click.option("--segment-steps", type=click.IntRange(min=1), help="Steps per segment; must divide --steps.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads (recorded; replays use the same).")
+@click.option("--store", "store_spec", help="Artifact store spec (default: arstore's default store).")
+@click.option("--task-id", type=click.IntRange(min=0), help="Task id recorded in the manifest.")
+@click.option("--parent", type=click.IntRange(min=0), help="Parent claim id this run improves on.")
+@click.option("--trainer", help="Trainer address (0x...) bound into the manifest.")
+@click.option("--hypothesis", default="", help="What this run tests (lab notebook).")
+@click.option("--notes", default="", help="Free-form notes (lab notebook).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of a progress bar.")
+def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, task_id, parent, trainer,
+        hypothesis, notes, as_json):
+    """Train EXPERIMENT_DIR in deterministic segments, checkpoint and pin every boundary, write the manifest.
+
+    Re-running the same command after a crash resumes from the last checkpoint.
+
+    \b
+    Examples:
+      artrain run client/arledger/templates/digits --steps 300 --segment-steps 50 --seed 1 --out runs/d
+      artrain run client/arledger/templates/charlm --seed 7 --out runs/c --threads 2 --json
+    """
+    opts = loop.RunOptions(experiment_dir=experiment_dir, out=out, steps=steps, segment_steps=segment_steps,
+                           seed=seed, threads=threads, store_spec=store_spec, task_id=task_id, parent=parent,
+                           trainer=trainer, hypothesis=hypothesis, notes=notes)
+    if as_json:
+        result = loop.run_experiment(opts)
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("seg {task.fields[segment]}  loss {task.fields[loss]}"), TimeElapsedColumn(),
+                      transient=False) as bar:
+            task = bar.add_task("train", total=None, segment="-", loss="-")
+
+            def on_progress(step: int, loss: float, segment: int, total: int) -> None:
+                bar.update(task, completed=step, total=total, segment=segment, loss=f"{loss:.4f}")
+
+            result = loop.run_experiment(opts, on_progress=on_progress)
+    m = result.manifest
+    summary = {
+        "manifest": str(result.manifest_path), "manifest_cid": result.manifest_cid,
+        "merkle_root": m.merkle_root, "segments": m.segments, "steps": m.steps, "seed": m.seed,
+        "metric": m.evaluation.metric, "value": m.evaluation.value, "value_micro": m.evaluation.value_micro,
+        "metrics": {k: v / 1e6 for k, v in m.evaluation.metrics_micro.items()},
+        "final_weights_cid": m.final_weights_cid, "code_cid": m.code_cid,
+        "resumed_from": result.resumed_from, "timings_ms": m.timings,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=True))
+    else:
+        click.echo(f"{m.evaluation.metric} = {m.evaluation.value:.6f}  ({m.segments} segments, root {m.merkle_root[:18]}...)")
+        click.echo(f"manifest {result.manifest_path}  cid {result.manifest_cid}")
+
+
+@click.command("replay")
+@click.argument("ref")
+@click.option("--segment", "segments", type=click.IntRange(min=0), multiple=True, help="Segment index (repeatable).")
+@click.option("--all", "all_segments", is_flag=True, help="Replay every segment.")
+@click.option("--evaluate", "do_eval", is_flag=True, help="Also re-evaluate the final weights.")
+@click.option("--threads", type=click.IntRange(min=1), help="Override the manifest's thread count (calibration).")
+@click.option("--tolerance", "threshold", type=float, help="Tolerance mode with this normalized-distance threshold.")
+@click.option("--store", "store_spec", help="Artifact store spec (default: arstore's default store).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON results.")
+def replay(ref, segments, all_segments, do_eval, threads, threshold, store_spec, as_json):
+    """Replay segments of a run (REF: run dir, manifest file or manifest CID) in fresh processes.
+
+    Exit status 1 if any replayed segment is not a match (or within tolerance), or if the
+    re-evaluated metric differs from the claimed one (compared in micro-units).
+
+    \b
+    Examples:
+      artrain replay runs/d --segment 2
+      artrain replay runs/d --all --json
+      artrain replay bafkrei... --segment 0 --threads 2 --tolerance 0.01
+    """
+    manifest, run_dir = rp.load_manifest_ref(ref, store_spec=store_spec)
+    idx = list(range(manifest.segments)) if all_segments else list(segments)
+    if not idx and not do_eval:
+        raise click.UsageError("give --segment i, --all or --evaluate")
+    mode = "tolerance" if threshold is not None else "exact"
+    results = []
+    for i in idx:
+        r = rp.replay_segment(manifest, i, run_dir=run_dir, store_spec=store_spec, threads=threads,
+                              mode=mode, threshold=threshold)
+        results.append(r)
+        if not as_json:
+            dist = f"  distance {r.distance:.3e}" if r.distance is not None else ""
+            env = f"  env differs: {','.join(r.environment_differences)}" if r.environment_differences else ""
+            click.echo(f"segment {i}: {r.status}{dist}{env}  ({r.wall_s:.2f}s)")
+    evaluation = None
+    if do_eval:
+        metrics = rp.evaluate_final(manifest, run_dir=run_dir, store_spec=store_spec, threads=threads)
+        measured = metrics[manifest.evaluation.metric]
+        same = to_micro(measured) == manifest.evaluation.value_micro
+        evaluation = {"metric": manifest.evaluation.metric, "claimed": manifest.evaluation.value,
+                      "measured": measured, "matches": same, "metrics": metrics}
+        if not as_json:
+            click.echo(f"final {manifest.evaluation.metric}: claimed {manifest.evaluation.value:.6f}, "
+                       f"measured {measured:.6f} ({'match' if same else 'differs'})")
+    ok = all(r.ok for r in results) and (evaluation is None or evaluation["matches"])
+    if as_json:
+        click.echo(json.dumps({"ok": ok, "segments": [r.to_dict() for r in results], "evaluation": evaluation},
+                              sort_keys=True))
+    if not ok:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,189 @@
+"""The run manifest: one JSON document (one IPFS block) that a claim points to.
+
+Why canonical bytes: the manifest CID goes on chain (as its sha256 digest), so the
+same run must always serialize to the same bytes: keys sorted, no whitespace, ASCII,
+and no floats (metrics are micro-unit integers, timings milliseconds).
+
+Loading validates, in this order, and raises ``ManifestError`` naming the field as a
+JSON pointer: size (<= 256 KiB), JSON syntax, the JSON Schema
+(``schemas/manifest.schema.json``), then consistency (boundary count vs
+steps/segment_steps, indices and steps in order, the Merkle root over (i, h_i)).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from arledger.errors import ManifestError
+
+SCHEMA_VERSION = 1
+MAX_BYTES = 256 * 1024
+MICRO = 1_000_000
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """Checkpoint i, taken after ``step`` optimizer steps; ``state_hash`` = 0x sha256(file)."""
+
+    index: int
+    step: int
+    checkpoint_cid: str
+    state_hash: str
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The primary metric and every reported metric, as micro-unit integers."""
+
+    metric: str
+    value_micro: int
+    metrics_micro: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def value(self) -> float:
+        return self.value_micro / MICRO
+
+
+@dataclass(frozen=True)
+class Manifest:
+    schema_version: int
+    task_id: int | None
+    parent: int | None
+    trainer: str | None
+    code_cid: str
+    experiment: dict[str, str]
+    hypothesis: str
+    notes: str
+    seed: int
+    steps: int
+    segment_steps: int
+    datasets: dict[str, str]
+    environment: dict[str, Any]
+    boundaries: tuple[Boundary, ...]
+    merkle_root: str
+    final_weights_cid: str
+    evaluation: Evaluation
+    timings: dict[str, int]
+
+    @property
+    def segments(self) -> int:
+        return len(self.boundaries) - 1
+
+    def state_hash_bytes(self, i: int) -> bytes:
+        return bytes.fromhex(self.boundaries[i].state_hash[2:])
+
+    def merkle_proof(self, i: int) -> list[bytes]:
+        """Proof of boundary i's (i, h_i) leaf against ``merkle_root`` (for a dispute)."""
+        from arledger.merkle import merkle_proof
+
+        return merkle_proof(leaf_hashes(self.boundaries), i)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["boundaries"] = [asdict(b) for b in self.boundaries]
+        return d
+
+    def to_bytes(self) -> bytes:
+        return canonical_bytes(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Manifest":
+        d = dict(d)
+        d["boundaries"] = tuple(Boundary(**b) for b in d["boundaries"])
+        d["evaluation"] = Evaluation(**d["evaluation"])
+        return cls(**d)
+
+
+def to_micro(x: float) -> int:
+    """Fixed-point micro-units, as on chain: round(x * 1e6)."""
+    return int(round(float(x) * MICRO))
+
+
+def canonical_bytes(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    text = resources.files("arledger").joinpath("schemas/manifest.schema.json").read_text()
+    return json.loads(text)
+
+
+def _pointer(path) -> str:
+    return "/" + "/".join(str(p) for p in path)
+
+
+def leaf_hashes(boundaries) -> list[bytes]:
+    return [bytes.fromhex(b.state_hash[2:]) for b in boundaries]
+
+
+def compute_merkle_root(boundaries) -> str:
+    from arledger.merkle import merkle_root
+
+    return "0x" + merkle_root(leaf_hashes(boundaries)).hex()
+
+
+def validate_dict(d: Any) -> Manifest:
+    """Schema + consistency checks of a parsed manifest; returns the typed Manifest."""
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(d), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        err = errors[0]
+        raise ManifestError(f"{_pointer(err.absolute_path)}: {err.message}")
+    steps, k = d["steps"], d["segment_steps"]
+    if steps % k:
+        raise ManifestError(f"/segment_steps: {k} does not divide steps {steps}")
+    expected = steps // k + 1
+    if len(d["boundaries"]) != expected:
+        raise ManifestError(f"/boundaries: {len(d['boundaries'])} entries, expected steps/segment_steps+1 = {expected}")
+    for i, b in enumerate(d["boundaries"]):
+        if b["index"] != i:
+            raise ManifestError(f"/boundaries/{i}/index: {b['index']} out of order, expected {i}")
+        if b["step"] != i * k:
+            raise ManifestError(f"/boundaries/{i}/step: {b['step']}, expected {i * k}")
+    if d["evaluation"]["metric"] != d["experiment"]["metric"]:
+        raise ManifestError("/evaluation/metric: differs from /experiment/metric")
+    m = Manifest.from_dict(d)
+    root = compute_merkle_root(m.boundaries)
+    if root != m.merkle_root:
+        raise ManifestError(f"/merkle_root: {m.merkle_root} does not match the boundaries' root {root}")
+    return m
+
+
+def loads(data: bytes, source: str = "manifest") -> Manifest:
+    """Parse and validate manifest bytes (the only way a manifest enters the program)."""
+    if len(data) > MAX_BYTES:
+        raise ManifestError(f"{source}: {len(data)} bytes exceeds the {MAX_BYTES}-byte limit (one IPFS block)")
+    try:
+        d = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{source}: not valid JSON ({exc})") from exc
+    try:
+        return validate_dict(d)
+    except ManifestError as exc:
+        raise ManifestError(f"{source}: {exc}") from None
+
+
+def load(path: Path | str) -> Manifest:
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read ({exc.strerror})") from exc
+    if size > MAX_BYTES:
+        raise ManifestError(f"{path}: {size} bytes exceeds the {MAX_BYTES}-byte limit (one IPFS block)")
+    return loads(path.read_bytes(), str(path))
+
+
+def dumps(m: Manifest) -> bytes:
+    """Canonical bytes, validated (so a writer can never publish what a reader rejects)."""
+    data = m.to_bytes()
+    loads(data)
+    return data

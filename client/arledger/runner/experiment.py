@@ -1,0 +1,152 @@
+"""The experiment interface: what a ``train.py`` supplies, and how the runner loads it.
+
+An experiment directory holds exactly two files that matter:
+
+- ``experiment.json``: name, primary metric, hyper-parameters (``config``), the dataset
+  reference (``datasets``: a deterministic builder module and/or pinned CIDs) and
+  default budget (``defaults.steps``, ``defaults.segment_steps``).
+- ``train.py``: module-level functions (the runner owns the loop, RNGs, data order
+  and checkpoints; train.py only says what one step is):
+
+    load_data(paths: dict[str, Path], config: dict) -> Any          (optional)
+    build(config: dict, data) -> (torch.nn.Module, torch.optim.Optimizer)
+    batch(data, rng: torch.Generator, step: int) -> Any
+    train_step(model, optimizer, batch) -> float                      (the loss)
+    evaluate(model, data) -> dict[str, float]                         (has the metric)
+
+See docs/experiment-interface.md for a complete minimal example.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from arledger.errors import ExperimentError
+
+TRAIN_FILE = "train.py"
+SPEC_FILE = "experiment.json"
+REQUIRED = ("build", "batch", "train_step", "evaluate")
+CODE_FILES = (TRAIN_FILE, SPEC_FILE)
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """Where the data comes from: a builder module (``build() -> {name: bytes}``) and/or CIDs."""
+
+    builder: str | None
+    cids: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """The parsed ``experiment.json``."""
+
+    name: str
+    metric: str
+    config: dict[str, Any]
+    datasets: DatasetRef
+    default_steps: int | None
+    default_segment_steps: int | None
+
+
+@dataclass
+class Experiment:
+    """A loaded experiment: its spec plus the train.py functions."""
+
+    directory: Path
+    spec: ExperimentSpec
+    module: ModuleType
+
+    def load_data(self, paths: dict[str, Path]) -> Any:
+        fn: Callable | None = getattr(self.module, "load_data", None)
+        return fn(paths, self.spec.config) if fn else dict(paths)
+
+    def build(self, data: Any):
+        out = self.module.build(self.spec.config, data)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise ExperimentError(f"{self.directory / TRAIN_FILE}: build() must return (model, optimizer)")
+        return out
+
+    def batch(self, data: Any, rng, step: int) -> Any:
+        return self.module.batch(data, rng, step)
+
+    def train_step(self, model, optimizer, batch) -> float:
+        return float(self.module.train_step(model, optimizer, batch))
+
+    def evaluate(self, model, data) -> dict[str, float]:
+        metrics = self.module.evaluate(model, data)
+        if not isinstance(metrics, dict) or self.spec.metric not in metrics:
+            raise ExperimentError(
+                f"{self.directory / TRAIN_FILE}: evaluate() must return a dict with the metric {self.spec.metric!r}"
+            )
+        return {str(k): float(v) for k, v in metrics.items()}
+
+
+def parse_spec(raw: Any, source: str = SPEC_FILE) -> ExperimentSpec:
+    """Validate experiment.json's structure; errors name the field."""
+    if not isinstance(raw, dict):
+        raise ExperimentError(f"{source}: must be a JSON object")
+
+    def need(key: str, typ: type | tuple, where: dict = raw, prefix: str = ""):
+        if key not in where:
+            raise ExperimentError(f"{source}: missing field '{prefix}{key}'")
+        if not isinstance(where[key], typ) or isinstance(where[key], bool) and typ is int:
+            raise ExperimentError(f"{source}: field '{prefix}{key}' has the wrong type")
+        return where[key]
+
+    name = need("name", str)
+    metric = need("metric", str)
+    config = need("config", dict)
+    ds = need("datasets", dict)
+    builder = ds.get("builder")
+    if builder is not None and not isinstance(builder, str):
+        raise ExperimentError(f"{source}: field 'datasets.builder' must be a module name")
+    cids = ds.get("cids") or {}
+    if not isinstance(cids, dict) or not all(isinstance(v, str) for v in cids.values()):
+        raise ExperimentError(f"{source}: field 'datasets.cids' must map names to CID strings")
+    if builder is None and not cids:
+        raise ExperimentError(f"{source}: field 'datasets' needs a 'builder' or 'cids'")
+    defaults = raw.get("defaults") or {}
+    for key in ("steps", "segment_steps"):
+        if key in defaults and (not isinstance(defaults[key], int) or defaults[key] < 1):
+            raise ExperimentError(f"{source}: field 'defaults.{key}' must be a positive integer")
+    return ExperimentSpec(
+        name=name,
+        metric=metric,
+        config=config,
+        datasets=DatasetRef(builder=builder, cids=dict(cids)),
+        default_steps=defaults.get("steps"),
+        default_segment_steps=defaults.get("segment_steps"),
+    )
+
+
+def load_experiment(directory: Path | str) -> Experiment:
+    """Load ``experiment.json`` and import ``train.py`` from ``directory`` (no sys.path change)."""
+    directory = Path(directory)
+    spec_path, train_path = directory / SPEC_FILE, directory / TRAIN_FILE
+    for p in (spec_path, train_path):
+        if not p.is_file():
+            raise ExperimentError(f"{p}: missing (an experiment dir needs {TRAIN_FILE} and {SPEC_FILE})")
+    try:
+        raw = json.loads(spec_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ExperimentError(f"{spec_path}: invalid JSON ({exc})") from exc
+    spec = parse_spec(raw, str(spec_path))
+    digest = hashlib.sha256(train_path.read_bytes()).hexdigest()[:16]
+    mod_name = f"arledger_experiment_{digest}"
+    ispec = importlib.util.spec_from_file_location(mod_name, train_path)
+    module = importlib.util.module_from_spec(ispec)
+    try:
+        ispec.loader.exec_module(module)
+    except Exception as exc:
+        raise ExperimentError(f"{train_path}: import failed ({type(exc).__name__}: {exc})") from exc
+    missing = [f for f in REQUIRED if not callable(getattr(module, f, None))]
+    if missing:
+        raise ExperimentError(f"{train_path}: missing function(s) {', '.join(missing)}")
+    return Experiment(directory=directory, spec=spec, module=module)

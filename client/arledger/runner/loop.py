@@ -1,0 +1,198 @@
+"""The segmented training run: train N steps in segments of K, checkpoint every boundary,
+pin everything, evaluate, write the manifest.
+
+Run directory layout (``out``):
+
+    code/                     train.py + experiment.json exactly as run (-> code_cid)
+    data/<cid>                datasets fetched by CID
+    checkpoints/ckpt_0000.safetensors ... ckpt_<N/K>.safetensors
+    final.safetensors         params + buffers only (-> final_weights_cid)
+    progress.json             boundaries so far (resume point); removed at the end
+    manifest.json             written last, atomically: its presence means "run complete"
+
+A crash leaves no manifest and a consistent progress.json; running the same command
+again resumes from the last checkpoint (its hash is checked before it is trusted).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from arledger import checkpoint, manifest as mf
+from arledger.errors import ExperimentError
+from arledger.runner import artifacts, determinism
+from arledger.runner.experiment import load_experiment
+from arledger.runner.session import Session
+
+ProgressCallback = Callable[[int, float, int, int], None]  # (step, loss, segment, total steps)
+# (session, segment index, steps, per-step callback) -> None. The default trains honestly;
+# adversarial tests pass their own to forge one segment (a faked jump, other data).
+SegmentTrainer = Callable[[Session, int, int, Callable | None], None]
+
+
+def train_segment_honestly(session: Session, i: int, k: int, on_step: Callable | None) -> None:
+    session.train_steps(k, on_step=on_step)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    experiment_dir: Path
+    out: Path
+    steps: int | None = None
+    segment_steps: int | None = None
+    seed: int = 0
+    threads: int = 1
+    store_spec: str | None = None
+    task_id: int | None = None
+    parent: int | None = None
+    trainer: str | None = None
+    hypothesis: str = ""
+    notes: str = ""
+
+
+@dataclass
+class RunResult:
+    manifest: mf.Manifest
+    manifest_path: Path
+    manifest_cid: str
+    resumed_from: int | None
+    timings_ms: dict[str, int] = field(default_factory=dict)
+
+
+def ckpt_path(out: Path, i: int) -> Path:
+    return out / "checkpoints" / f"ckpt_{i:04d}.safetensors"
+
+
+def _ms(seconds: float) -> int:
+    return int(round(seconds * 1000))
+
+
+def _budget(opts: RunOptions, default_steps: int | None, default_k: int | None) -> tuple[int, int]:
+    steps = opts.steps or default_steps
+    k = opts.segment_steps or default_k or steps
+    if not steps or steps < 1:
+        raise ExperimentError("steps: give --steps or defaults.steps in experiment.json")
+    if k < 1 or steps % k:
+        raise ExperimentError(f"segment_steps: {k} must be >= 1 and divide steps {steps}")
+    if steps // k > 1024:
+        raise ExperimentError(f"segment_steps: {steps // k} segments exceeds 1024 (manifest size)")
+    return steps, k
+
+
+def _check_claim_fields(opts: RunOptions) -> None:
+    """Reject manifest fields the schema would refuse before training, not after."""
+    if opts.trainer is not None and not re.fullmatch(r"0x[0-9a-fA-F]{40}", opts.trainer):
+        raise ExperimentError(f"trainer: {opts.trainer!r} is not a 0x-prefixed 20-byte address")
+    for name in ("hypothesis", "notes"):
+        if len(getattr(opts, name)) > 16384:
+            raise ExperimentError(f"{name}: longer than 16384 characters")
+
+
+def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None, store=None,
+                   train_segment: SegmentTrainer = train_segment_honestly) -> RunResult:
+    """Train, checkpoint, pin and evaluate; returns the validated manifest and its CID."""
+    t_start = time.perf_counter()
+    out = Path(opts.out)
+    exp = load_experiment(opts.experiment_dir)
+    steps, k = _budget(opts, exp.spec.default_steps, exp.spec.default_segment_steps)
+    _check_claim_fields(opts)
+    store = store or artifacts.open_store(opts.store_spec)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.json").unlink(missing_ok=True)  # a re-run invalidates the old result
+
+    code_dir = artifacts.snapshot_code(exp, out / "code")
+    code_cid = str(store.add_dir(code_dir))
+    dataset_cids = artifacts.resolve_datasets(exp, store)
+    data_paths = artifacts.fetch_datasets(dataset_cids, store, out / "data")
+
+    session = Session(load_experiment(code_dir), data_paths, opts.seed, opts.threads)
+    params = {
+        "code_cid": code_cid, "datasets": dataset_cids, "seed": opts.seed, "steps": steps,
+        "segment_steps": k, "threads": opts.threads,
+    }
+    timings = {"train_ms": 0, "checkpoint_ms": 0, "pin_ms": 0}
+    boundaries, resumed_from = _resume(out, params, session, timings)
+
+    def boundary(i: int) -> None:
+        t0 = time.perf_counter()
+        data = session.capture()
+        h = checkpoint.state_hash(data)
+        path = ckpt_path(out, i)
+        checkpoint.atomic_write(path, data)
+        t1 = time.perf_counter()
+        cid = str(store.add_file(path))
+        store.pin(cid)
+        t2 = time.perf_counter()
+        timings["checkpoint_ms"] += _ms(t1 - t0)
+        timings["pin_ms"] += _ms(t2 - t1)
+        boundaries.append(mf.Boundary(index=i, step=session.step, checkpoint_cid=cid, state_hash=h))
+        _write_progress(out, params, boundaries, timings)
+
+    if not boundaries:  # fresh start: no checkpoint of an older run may survive next to this one
+        for stale in (out / "checkpoints").glob("ckpt_*.safetensors"):
+            stale.unlink()
+        boundary(0)
+    for seg in range(len(boundaries) - 1, steps // k):  # segment seg: boundary seg -> seg + 1
+        t0 = time.perf_counter()
+        train_segment(session, seg, k, (lambda s, loss, seg=seg: on_progress(s, loss, seg, steps)) if on_progress else None)
+        timings["train_ms"] += _ms(time.perf_counter() - t0)
+        boundary(seg + 1)
+
+    t0 = time.perf_counter()
+    metrics = session.evaluate()
+    timings["eval_ms"] = _ms(time.perf_counter() - t0)
+    weights_path = out / "final.safetensors"
+    checkpoint.atomic_write(weights_path, session.weights())
+    final_cid = str(store.add_file(weights_path))
+    store.pin(final_cid)
+    metric = exp.spec.metric
+    timings["total_ms"] = _ms(time.perf_counter() - t_start)
+    m = mf.Manifest(
+        schema_version=mf.SCHEMA_VERSION, task_id=opts.task_id, parent=opts.parent, trainer=opts.trainer,
+        code_cid=code_cid, experiment={"name": exp.spec.name, "metric": metric},
+        hypothesis=opts.hypothesis, notes=opts.notes, seed=opts.seed, steps=steps, segment_steps=k,
+        datasets=dataset_cids, environment=determinism.environment(opts.threads),
+        boundaries=tuple(boundaries), merkle_root=mf.compute_merkle_root(boundaries),
+        final_weights_cid=final_cid,
+        evaluation=mf.Evaluation(metric=metric, value_micro=mf.to_micro(metrics[metric]),
+                                 metrics_micro={n: mf.to_micro(v) for n, v in sorted(metrics.items())}),
+        timings=dict(sorted(timings.items())),
+    )
+    data = mf.dumps(m)
+    manifest_path = out / "manifest.json"
+    checkpoint.atomic_write(manifest_path, data)
+    manifest_cid = str(store.add_bytes(data))
+    store.pin(manifest_cid)
+    (out / "progress.json").unlink(missing_ok=True)
+    return RunResult(m, manifest_path, manifest_cid, resumed_from, timings)
+
+
+def _write_progress(out: Path, params: dict, boundaries: list, timings: dict) -> None:
+    doc = {"params": params, "boundaries": [b.__dict__ for b in boundaries], "timings": timings}
+    checkpoint.atomic_write(out / "progress.json", json.dumps(doc, sort_keys=True).encode())
+
+
+def _resume(out: Path, params: dict, session: Session, timings: dict) -> tuple[list, int | None]:
+    """Boundaries already done by an interrupted run with the same parameters (else [])."""
+    path = out / "progress.json"
+    if not path.exists():
+        return [], None
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return [], None
+    if doc.get("params") != params or not doc.get("boundaries"):
+        return [], None  # different run: start over (old checkpoints get overwritten)
+    boundaries = [mf.Boundary(**b) for b in doc["boundaries"]]
+    last = boundaries[-1]
+    data = ckpt_path(out, last.index).read_bytes() if ckpt_path(out, last.index).exists() else b""
+    if checkpoint.state_hash(data) != last.state_hash:
+        return [], None  # damaged resume point: start over rather than trust it
+    session.restore(data, str(ckpt_path(out, last.index)))
+    timings.update({k: int(v) for k, v in doc.get("timings", {}).items() if k in timings})
+    return boundaries, last.index
