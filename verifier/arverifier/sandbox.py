@@ -252,6 +252,22 @@ class Sandbox:
                              wall, self.backend, violation,
                              extra={"process_limit": "cgroup" if cgroup else "rlimit"})
 
+    def executor(self):
+        """An ``execute(argv, workdir, readable) -> (rc, stdout, stderr)`` for the replay runner.
+
+        A broken limit becomes a ``ReplayError`` naming it: for the verifier that is a
+        failed replay of the segment, not a crash of the verifier.
+        """
+        from arledger.runner.replay import ReplayError
+
+        def execute(argv, workdir, readable):
+            res = self.run(argv, scratch=Path(workdir), readable=list(readable))
+            if res.violation:
+                raise ReplayError(f"sandbox: {res.describe()}")
+            return res.returncode, res.stdout, res.stderr
+
+        return execute
+
     @staticmethod
     def _kill_group(proc: subprocess.Popen) -> None:
         try:
