@@ -25,3 +25,39 @@ class ExperimentError(ArledgerError):
 
 class ReplayMismatch(ArledgerError):
     """A replayed segment did not reproduce the claimed end state."""
+
+
+class ChainError(ArledgerError):
+    """Something went wrong talking to the chain (base of the chain-side errors)."""
+
+
+class ChainUnavailable(ChainError, ConfigError):
+    """The JSON-RPC endpoint cannot be reached; the message names the URL."""
+
+
+class ContractRevert(ChainError):
+    """A contract call reverted. Subclasses named after the contract's custom errors
+    (``LedgerWrongClaimState`` ...) are generated from the ABI by ``arledger.chain.errors``;
+    ``.error_args`` maps each ABI argument name to its decoded value."""
+
+    error_name: str = "ContractRevert"
+
+    def __init__(self, message: str, error_args: dict | None = None, data: bytes = b""):
+        super().__init__(message)
+        self.error_args: dict = dict(error_args or {})
+        self.data: bytes = bytes(data)
+
+    def __getattr__(self, name: str):
+        # Allows exc.claimId / exc.expected for each named argument of the custom error.
+        args = self.__dict__.get("error_args") or {}
+        if name in args:
+            return args[name]
+        raise AttributeError(name)
+
+
+class TransactionFailed(ChainError):
+    """A transaction was mined but failed (status 0) although its gas estimate passed."""
+
+
+class DevnetError(ArledgerError):
+    """The local development chain cannot be started, found, or stopped."""

@@ -1,0 +1,563 @@
+"""``Ledger``: every transaction, view and event of TrainingLedger, typed, over web3.py.
+
+Why a thick class: every command (trainer, verifier, demo) talks to the contract
+through here, so argument encoding, gas, nonces, receipts and error decoding live in
+one place. Rules:
+
+- Every transaction is estimated first; a call that would revert raises the typed
+  exception named after the contract's custom error (``LedgerWrongClaimState`` ...)
+  and nothing is sent ("nothing half-written on chain").
+- A mined transaction with status 0 raises ``TransactionFailed``.
+- Amounts are wei; losses micro-units; CIDs on chain are digests or binary CIDs.
+- Nothing here assumes anvil, except ``mine_if_dev_chain`` which is only used when a
+  dev chain with automine has no other traffic (see ``wait_for_block``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from eth_abi import encode
+from eth_utils import keccak, to_checksum_address
+from web3 import Web3
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+
+from arledger.chain.artifact import ContractArtifact, load_artifact
+from arledger.chain.errors import RevertDecoder
+from arledger.errors import ChainUnavailable, ConfigError, ContractRevert, TransactionFailed
+
+CLAIM_STATES = ("None", "Open", "Disputed", "Finalizable", "Accepted", "Rejected", "Expired")
+DISPUTE_STATES = ("None", "Voting", "Resolvable", "Upheld", "Dismissed", "Inconclusive")
+CHALLENGE_KINDS = ("Segment", "Artifact", "FinalEvaluation")
+ZERO32 = b"\x00" * 32
+
+
+# -- typed views ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    spec_digest: bytes
+    reward_per_improvement: int
+    verifier_fee: int
+    min_trainer_stake: int
+    min_verifier_stake: int
+    challenge_bond: int
+    quorum: int
+    reveal_window: int
+    challenge_window: int
+    voting_window: int
+    min_improvement: int
+    baseline_loss: int
+
+    def as_tuple(self) -> tuple:
+        return (self.spec_digest, self.reward_per_improvement, self.verifier_fee, self.min_trainer_stake,
+                self.min_verifier_stake, self.challenge_bond, self.quorum, self.reveal_window,
+                self.challenge_window, self.voting_window, self.min_improvement, self.baseline_loss)
+
+
+@dataclass(frozen=True)
+class Task:
+    task_id: int
+    sponsor: str
+    spec_digest: bytes
+    pool: int
+    reward_per_improvement: int
+    verifier_fee: int
+    min_trainer_stake: int
+    min_verifier_stake: int
+    challenge_bond: int
+    quorum: int
+    reveal_window: int
+    challenge_window: int
+    voting_window: int
+    min_improvement: int
+    baseline_loss: int
+    best_claim_id: int
+    best_loss: int
+    claim_count: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    claim_id: int
+    trainer: str
+    task_id: int
+    parent_id: int
+    num_segments: int
+    state: str
+    confirmations: int
+    merkle_root: bytes
+    stake: int
+    claimed_loss: int
+    challenge_deadline: int
+    seed: bytes
+    open_dispute: str | None
+
+
+@dataclass(frozen=True)
+class Dispute:
+    dispute_id: str
+    claim_id: int
+    kind: str
+    segment: int
+    state: str
+    challenger: str
+    votes_uphold: int
+    votes_dismiss: int
+    opened_at: int
+    voting_deadline: int
+    per_voter_share: int
+
+
+@dataclass(frozen=True)
+class VerifierInfo:
+    registered: bool
+    stake: int
+    bindings: int
+
+
+@dataclass(frozen=True)
+class CommitmentInfo:
+    block_number: int
+    timestamp: int
+    revealed: bool
+
+
+@dataclass(frozen=True)
+class Event:
+    """A decoded contract event with what a follower needs (block hash, log index)."""
+
+    name: str
+    args: dict
+    block_number: int
+    block_hash: str
+    log_index: int
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class RevealInfo:
+    """What only the ClaimRevealed event carries (not stored by the contract, for gas)."""
+
+    claim_id: int
+    code_cid: str
+    manifest_digest: bytes
+    commitment: bytes
+    block_number: int
+    timestamp: int
+    tx_hash: str
+
+
+@dataclass
+class TxResult:
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    events: list[Event] = field(default_factory=list)
+
+    def event(self, name: str) -> dict:
+        for ev in self.events:
+            if ev.name == name:
+                return ev.args
+        raise KeyError(f"transaction {self.tx_hash} emitted no {name} event")
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + bytes(b).hex()
+
+
+def _b32(value: Any) -> bytes:
+    if isinstance(value, str):
+        value = bytes.fromhex(value[2:] if value.startswith("0x") else value)
+    value = bytes(value)
+    if len(value) != 32:
+        raise ConfigError(f"expected 32 bytes, got {len(value)}")
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "items"):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def compute_commitment(trainer: str, task_id: int, parent_id: int, code_cid: bytes, manifest_digest: bytes,
+                       merkle_root: bytes, num_segments: int, claimed_loss: int, salt: bytes) -> bytes:
+    """keccak256(abi.encode(trainer, taskId, parentId, keccak256(codeCid), manifestDigest,
+    merkleRoot, numSegments, claimedLoss, salt)) — the same as the contract's ``commitmentOf``."""
+    return keccak(encode(
+        ["address", "uint32", "uint32", "bytes32", "bytes32", "bytes32", "uint16", "uint64", "bytes32"],
+        [to_checksum_address(trainer), task_id, parent_id, keccak(bytes(code_cid)), _b32(manifest_digest),
+         _b32(merkle_root), num_segments, claimed_loss, _b32(salt)]))
+
+
+# -- the ledger -----------------------------------------------------------------------------
+
+
+class Ledger:
+    """One deployed TrainingLedger, seen through one web3 connection and (optionally) one account."""
+
+    def __init__(self, w3: Web3, address: str, account: Any = None, artifact: ContractArtifact | None = None):
+        self.w3 = w3
+        self.artifact = artifact or load_artifact()
+        self.address = to_checksum_address(address)
+        self.account = account
+        self.contract = w3.eth.contract(address=self.address, abi=self.artifact.abi)
+        self.decoder = RevertDecoder(self.artifact.abi)
+        self._events = {e["name"]: getattr(self.contract.events, e["name"])
+                        for e in self.artifact.entries("event")}
+        self._topic_to_event = {}
+        for e in self.artifact.entries("event"):
+            sig = f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})"
+            self._topic_to_event[keccak(text=sig)] = e["name"]
+
+    # -- construction ----------------------------------------------------------------
+
+    @staticmethod
+    def connect_rpc(rpc_url: str, timeout: float = 30) -> Web3:
+        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        try:
+            w3.eth.chain_id
+        except Exception as exc:  # connection refused, DNS, HTTP errors...
+            raise ChainUnavailable(f"cannot reach the JSON-RPC endpoint {rpc_url} ({type(exc).__name__}: {exc})") from None
+        return w3
+
+    @classmethod
+    def deploy(cls, w3: Web3, account: Any, artifact: ContractArtifact | None = None) -> "Ledger":
+        artifact = artifact or load_artifact()
+        factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        tx = factory.constructor().build_transaction(_base_tx(w3, account.address))
+        tx["gas"] = int(w3.eth.estimate_gas(tx) * 1.2)
+        receipt = _send_signed(w3, account, tx)
+        return cls(w3, receipt["contractAddress"], account, artifact)
+
+    def with_account(self, account: Any) -> "Ledger":
+        return Ledger(self.w3, self.address, account, self.artifact)
+
+    @property
+    def account_address(self) -> str:
+        if self.account is None:
+            raise ConfigError("no account configured: set ARLEDGER_KEY or ARLEDGER_KEYSTORE (or pass --key)")
+        return self.account.address
+
+    @property
+    def chain_id(self) -> int:
+        return self.w3.eth.chain_id
+
+    # -- sending ---------------------------------------------------------------------
+
+    def _transact(self, fn_name: str, *args: Any, value: int = 0) -> TxResult:
+        sender = self.account_address
+        fn = getattr(self.contract.functions, fn_name)(*args)
+        tx = _base_tx(self.w3, sender, value)
+        try:
+            tx = fn.build_transaction(tx)
+            tx["gas"] = int(self.w3.eth.estimate_gas(tx) * 1.25) + 10_000
+        except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+            raise self._revert(exc, fn_name) from None
+        except ValueError as exc:  # some nodes answer reverts as plain RPC errors
+            raise self._revert(exc, fn_name) from None
+        receipt = _send_signed(self.w3, self.account, tx)
+        result = TxResult(_hex(receipt["transactionHash"]), receipt["blockNumber"], receipt["gasUsed"],
+                          self._decode_receipt(receipt))
+        if receipt["status"] != 1:
+            raise TransactionFailed(f"{fn_name}: transaction {result.tx_hash} failed in block {result.block_number}")
+        return result
+
+    def _call(self, fn_name: str, *args: Any) -> Any:
+        try:
+            return getattr(self.contract.functions, fn_name)(*args).call()
+        except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+            raise self._revert(exc, fn_name) from None
+
+    def _revert(self, exc: Exception, context: str) -> ContractRevert:
+        data = getattr(exc, "data", None)
+        if data is None and exc.args and isinstance(exc.args[0], dict):
+            data = exc.args[0].get("data")
+        if isinstance(data, dict):
+            data = data.get("data")
+        if data is None and exc.args and isinstance(exc.args[-1], str) and exc.args[-1].startswith("0x"):
+            data = exc.args[-1]
+        err = self.decoder.decode(data, context)
+        if not err.data and "revert" in str(exc).lower():
+            err = type(err)(f"{context}: {exc}", err.error_args, err.data)
+        return err
+
+    def _decode_receipt(self, receipt) -> list[Event]:
+        out = []
+        for log in receipt["logs"]:
+            ev = self._decode_log(log)
+            if ev is not None:
+                out.append(ev)
+        return out
+
+    def _decode_log(self, log) -> Event | None:
+        if to_checksum_address(log["address"]) != self.address or not log["topics"]:
+            return None
+        name = self._topic_to_event.get(bytes(log["topics"][0]))
+        if name is None:
+            return None
+        decoded = self._events[name]().process_log(log)
+        return Event(name, _plain(dict(decoded["args"])), log["blockNumber"], _hex(log["blockHash"]),
+                     log["logIndex"], _hex(log["transactionHash"]))
+
+    # -- tasks -----------------------------------------------------------------------
+
+    def create_task(self, params: TaskParams, value: int = 0) -> TxResult:
+        return self._transact("createTask", params.as_tuple(), value=value)
+
+    def fund_task(self, task_id: int, value: int) -> TxResult:
+        return self._transact("fundTask", task_id, value=value)
+
+    def task(self, task_id: int) -> Task:
+        t = self._call("task", task_id)
+        return Task(task_id, t[0], bytes(t[1]), *t[2:])
+
+    def task_count(self) -> int:
+        return self._call("taskCount")
+
+    # -- claims ----------------------------------------------------------------------
+
+    def compute_commitment(self, *args: Any) -> bytes:
+        return compute_commitment(*args)
+
+    def commitment_of(self, trainer, task_id, parent_id, code_cid, manifest_digest, merkle_root,
+                      num_segments, claimed_loss, salt) -> bytes:
+        return bytes(self._call("commitmentOf", to_checksum_address(trainer), task_id, parent_id, bytes(code_cid),
+                                _b32(manifest_digest), _b32(merkle_root), num_segments, claimed_loss, _b32(salt)))
+
+    def commit(self, commitment: bytes) -> TxResult:
+        return self._transact("commit", _b32(commitment))
+
+    def commitment_info(self, commitment: bytes) -> CommitmentInfo:
+        return CommitmentInfo(*self._call("commitmentInfo", _b32(commitment)))
+
+    def reveal(self, task_id: int, parent_id: int, code_cid: bytes, manifest_digest: bytes, merkle_root: bytes,
+               num_segments: int, claimed_loss: int, salt: bytes, value: int) -> TxResult:
+        return self._transact("reveal", task_id, parent_id, bytes(code_cid), _b32(manifest_digest),
+                              _b32(merkle_root), num_segments, claimed_loss, _b32(salt), value=value)
+
+    def claim(self, claim_id: int) -> Claim:
+        c = self._call("claim", claim_id)
+        open_dispute = bytes(c[11])
+        return Claim(claim_id, c[0], c[1], c[2], c[3], CLAIM_STATES[c[4]], c[5], bytes(c[6]), c[7], c[8], c[9],
+                     bytes(c[10]), None if open_dispute == ZERO32 else _hex(open_dispute))
+
+    def claim_state(self, claim_id: int) -> str:
+        return CLAIM_STATES[self._call("claimState", claim_id)]
+
+    def confirmations(self, claim_id: int) -> int:
+        return self.claim(claim_id).confirmations
+
+    def best_claim(self, task_id: int) -> tuple[int, int]:
+        claim_id, loss = self._call("bestClaim", task_id)
+        return claim_id, loss
+
+    def task_claims(self, task_id: int, offset: int = 0, limit: int = 100) -> list[int]:
+        return list(self._call("taskClaims", task_id, offset, limit))
+
+    def claim_count(self, task_id: int) -> int:
+        return self._call("claimCount", task_id)
+
+    def total_claims(self) -> int:
+        return self._call("totalClaims")
+
+    def sample_seed(self, claim_id: int) -> bytes:
+        return bytes(self._call("sampleSeed", claim_id))
+
+    def finalize(self, claim_id: int) -> TxResult:
+        return self._transact("finalize", claim_id)
+
+    def report(self, task_id: int, code_cid: bytes, manifest_digest: bytes, loss: int, note: str) -> TxResult:
+        return self._transact("report", task_id, bytes(code_cid), _b32(manifest_digest), loss, note)
+
+    # -- verifiers -------------------------------------------------------------------
+
+    def register_verifier(self, value: int) -> TxResult:
+        return self._transact("registerVerifier", value=value)
+
+    def unregister_verifier(self) -> TxResult:
+        return self._transact("unregisterVerifier")
+
+    def verifier_info(self, account: str) -> VerifierInfo:
+        return VerifierInfo(*self._call("verifierInfo", to_checksum_address(account)))
+
+    def confirm(self, claim_id: int, segments: Sequence[int], measured_loss: int) -> TxResult:
+        return self._transact("confirm", claim_id, [int(s) for s in segments], int(measured_loss))
+
+    def has_confirmed(self, claim_id: int, account: str) -> bool:
+        return self._call("hasConfirmed", claim_id, to_checksum_address(account))
+
+    def challenge(self, claim_id: int, kind: str | int, segment: int, claimed_start=ZERO32, claimed_end=ZERO32,
+                  start_proof: Iterable = (), end_proof: Iterable = (), observed=ZERO32,
+                  value: int | None = None) -> TxResult:
+        kind_i = CHALLENGE_KINDS.index(kind) if isinstance(kind, str) else int(kind)
+        if value is None:
+            value = self.task(self.claim(claim_id).task_id).challenge_bond
+        return self._transact("challenge", claim_id, kind_i, segment, _b32(claimed_start), _b32(claimed_end),
+                              [_b32(p) for p in start_proof], [_b32(p) for p in end_proof], _b32(observed),
+                              value=value)
+
+    def dispute_id(self, claim_id: int, kind: str | int, segment: int) -> str:
+        kind_i = CHALLENGE_KINDS.index(kind) if isinstance(kind, str) else int(kind)
+        return _hex(keccak(encode(["uint32", "uint8", "uint16"], [claim_id, kind_i, segment])))
+
+    def dispute(self, dispute_id: str | bytes) -> Dispute:
+        d = self._call("dispute", _b32(dispute_id))
+        return Dispute(_hex(_b32(dispute_id)), d[0], CHALLENGE_KINDS[d[1]], d[2], DISPUTE_STATES[d[3]], d[4],
+                       d[5], d[6], d[7], d[8], d[9])
+
+    def dispute_state(self, dispute_id: str | bytes) -> str:
+        return DISPUTE_STATES[self._call("disputeState", _b32(dispute_id))]
+
+    def vote(self, dispute_id: str | bytes, uphold: bool) -> TxResult:
+        return self._transact("vote", _b32(dispute_id), bool(uphold))
+
+    def has_voted(self, dispute_id: str | bytes, account: str) -> bool:
+        return self._call("hasVoted", _b32(dispute_id), to_checksum_address(account))
+
+    def resolve_dispute(self, dispute_id: str | bytes) -> TxResult:
+        return self._transact("resolveDispute", _b32(dispute_id))
+
+    def settle(self, claim_id: int) -> TxResult:
+        return self._transact("settle", claim_id)
+
+    def settle_vote(self, dispute_id: str | bytes) -> TxResult:
+        return self._transact("settleVote", _b32(dispute_id))
+
+    # -- money -----------------------------------------------------------------------
+
+    def balance_of(self, account: str) -> int:
+        return self._call("balanceOf", to_checksum_address(account))
+
+    def withdraw(self) -> TxResult:
+        return self._transact("withdraw")
+
+    # -- Merkle helpers on chain -----------------------------------------------------
+
+    def leaf_hash(self, index: int, state_hash: bytes) -> bytes:
+        return bytes(self._call("leafHash", index, _b32(state_hash)))
+
+    def verify_boundary(self, claim_id: int, index: int, state_hash: bytes, proof: Sequence[bytes]) -> bool:
+        return self._call("verifyBoundary", claim_id, index, _b32(state_hash), [_b32(p) for p in proof])
+
+    # -- blocks and events -----------------------------------------------------------
+
+    def block_number(self) -> int:
+        return self.w3.eth.block_number
+
+    def block_hash(self, number: int) -> str:
+        block = self.w3.eth.get_block(number)
+        return _hex(block["hash"])
+
+    def block_timestamp(self, number: int | str = "latest") -> int:
+        return int(self.w3.eth.get_block(number)["timestamp"])
+
+    def events(self, from_block: int, to_block: int, names: Iterable[str] | None = None,
+               topics: list | None = None) -> list[Event]:
+        """Decoded events of this contract in [from_block, to_block], in chain order."""
+        if to_block < from_block:
+            return []
+        flt: dict[str, Any] = {"address": self.address, "fromBlock": from_block, "toBlock": to_block}
+        if topics:
+            flt["topics"] = topics
+        logs = self.w3.eth.get_logs(flt)
+        wanted = set(names) if names else None
+        out = []
+        for log in logs:
+            ev = self._decode_log(log)
+            if ev is not None and (wanted is None or ev.name in wanted):
+                out.append(ev)
+        return sorted(out, key=lambda e: (e.block_number, e.log_index))
+
+    def _event_topic(self, name: str) -> str:
+        for topic, n in self._topic_to_event.items():
+            if n == name:
+                return _hex(topic)
+        raise KeyError(name)
+
+    def claim_revealed_event(self, claim_id: int) -> RevealInfo:
+        """The ClaimRevealed event of a claim (code CID, manifest digest: not stored on chain)."""
+        from arstore import cid_from_bytes
+
+        topic_id = _hex(int(claim_id).to_bytes(32, "big"))
+        evs = self.events(0, self.block_number(), ["ClaimRevealed"],
+                          topics=[self._event_topic("ClaimRevealed"), topic_id])
+        if not evs:
+            raise ConfigError(f"claim {claim_id}: no ClaimRevealed event on this chain (unknown claim?)")
+        ev = evs[-1]
+        a = ev.args
+        return RevealInfo(claim_id, cid_from_bytes(a["codeCid"]), bytes(a["manifestDigest"]),
+                          bytes(a["commitment"]), ev.block_number, self.block_timestamp(ev.block_number), ev.tx_hash)
+
+    def find_reveal(self, commitment: bytes, trainer: str) -> Event:
+        topic_trainer = _hex(bytes(12) + bytes.fromhex(to_checksum_address(trainer)[2:]))
+        evs = self.events(0, self.block_number(), ["ClaimRevealed"],
+                          topics=[self._event_topic("ClaimRevealed"), None, None, topic_trainer])
+        for ev in evs:
+            if bytes(ev.args["commitment"]) == _b32(commitment):
+                return ev
+        raise ConfigError(f"commitment {_hex(_b32(commitment))}: revealed on chain but no ClaimRevealed event found")
+
+    def wait_for_block(self, number: int, timeout: float = 120.0) -> None:
+        """Wait until the chain head is at least ``number``.
+
+        On a dev chain that mines only on demand (anvil/hardhat automine) with no
+        other traffic the head would never move: after a short wait an empty block is
+        mined there (``evm_mine``); real chains are simply waited for.
+        """
+        deadline = time.monotonic() + timeout
+        tried_mine = False
+        while self.block_number() < number:
+            if time.monotonic() > deadline:
+                raise ChainUnavailable(f"block {number} did not arrive within {timeout:.0f}s")
+            if not tried_mine and time.monotonic() > deadline - timeout + 1.0:
+                tried_mine = not self.mine_if_dev_chain()
+            time.sleep(0.2)
+
+    def mine_if_dev_chain(self) -> bool:
+        try:
+            self.w3.provider.make_request("evm_mine", [])
+            return True
+        except Exception:
+            return False
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _abi_type(inp: dict) -> str:
+    t = inp["type"]
+    if t.startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in inp["components"])
+        return f"({inner}){t[5:]}"
+    return t
+
+
+def _base_tx(w3: Web3, sender: str, value: int = 0) -> dict:
+    tx: dict[str, Any] = {"from": sender, "value": int(value), "chainId": w3.eth.chain_id,
+                          "nonce": w3.eth.get_transaction_count(sender, "pending")}
+    try:
+        base = w3.eth.get_block("latest").get("baseFeePerGas")
+    except Exception:
+        base = None
+    if base is not None:
+        tip = w3.to_wei(1, "gwei")
+        tx.update(maxPriorityFeePerGas=tip, maxFeePerGas=int(base) * 2 + tip)
+    else:
+        tx["gasPrice"] = w3.eth.gas_price
+    return tx
+
+
+def _send_signed(w3: Web3, account: Any, tx: dict, timeout: float = 120):
+    signed = account.sign_transaction(tx)
+    raw = getattr(signed, "raw_transaction", None) or getattr(signed, "rawTransaction")
+    tx_hash = w3.eth.send_raw_transaction(raw)
+    return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout, poll_latency=0.05)

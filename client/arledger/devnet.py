@@ -1,0 +1,251 @@
+"""A local development chain: anvil (the npm-shipped binary) with the ledger deployed.
+
+``up`` starts anvil detached on 127.0.0.1 with its state persisted in the data dir
+(``--state FILE``: ``down`` then ``up`` keeps every task and claim), deploys the
+ledger on first start, and writes the deployment file that every command reads by
+default. Nothing else in the project assumes anvil.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from eth_account import Account
+
+from arledger.checkpoint import atomic_write
+from arledger.errors import DevnetError
+
+MNEMONIC = "test test test test test test test test test test test junk"  # anvil's default dev mnemonic
+DEV_ACCOUNTS = 10
+DEV_BALANCE_ETH = 10_000
+
+
+def arledger_home() -> Path:
+    return Path(os.environ.get("ARLEDGER_HOME") or Path.home() / ".arledger")
+
+
+def default_data_dir() -> Path:
+    return arledger_home() / "devnet"
+
+
+def deployment_path() -> Path:
+    return arledger_home() / "deployment.json"
+
+
+def dev_keys(n: int = DEV_ACCOUNTS) -> list[str]:
+    """Private keys of anvil's default accounts (public test keys: never use them for real money)."""
+    Account.enable_unaudited_hdwallet_features()
+    return ["0x" + bytes(Account.from_mnemonic(MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key).hex()
+            for i in range(n)]
+
+
+def find_anvil() -> str:
+    """The anvil binary: $ARLEDGER_ANVIL, the npm package in this repo, or PATH."""
+    env = os.environ.get("ARLEDGER_ANVIL")
+    if env:
+        return env
+    here = Path(__file__).resolve()
+    for root in [Path.cwd(), *here.parents]:
+        cand = root / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+        if cand.is_file():
+            return str(cand)
+    found = shutil.which("anvil")
+    if found:
+        return found
+    raise DevnetError("anvil not found: run `make setup` (npm ci installs @foundry-rs/anvil-linux-amd64) "
+                      "or set ARLEDGER_ANVIL")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Deployment:
+    rpc_url: str
+    chain_id: int
+    ledger: str
+    deploy_block: int
+    pid: int | None = None
+    data_dir: str = ""
+    dev_keys: list[str] = field(default_factory=list)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=2, sort_keys=True).encode()
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> "Deployment":
+        from arledger.errors import ConfigError
+
+        path = path or deployment_path()
+        try:
+            return cls(**json.loads(Path(path).read_text()))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no deployment file (run `artrain devnet up`, or pass --rpc-url and "
+                              "--ledger / set ARLEDGER_RPC_URL and ARLEDGER_LEDGER)") from None
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise ConfigError(f"{path}: unreadable deployment file ({exc})") from None
+
+
+class AnvilProcess:
+    """An anvil process on 127.0.0.1 (used by devnet and by the test fixtures)."""
+
+    def __init__(self, port: int | None = None, state_file: Path | None = None, log_file: Path | None = None,
+                 chain_id: int = 31337, detach: bool = False):
+        self.port = port or free_port()
+        self.state_file = state_file
+        self.log_file = log_file
+        self.chain_id = chain_id
+        self.detach = detach
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> "AnvilProcess":
+        cmd = [find_anvil(), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(self.chain_id),
+               "--accounts", str(DEV_ACCOUNTS), "--balance", str(DEV_BALANCE_ETH), "--mnemonic", MNEMONIC,
+               "--hardfork", "cancun"]
+        if self.state_file:  # dumped every 2 s and at exit, loaded at start
+            cmd += ["--state", str(self.state_file), "--state-interval", "2"]
+        log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=self.detach)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise DevnetError(f"anvil exited with status {self.proc.returncode} on port {self.port}"
+                                  + (f"; see {self.log_file}" if self.log_file else ""))
+            if _rpc_ok(self.rpc_url):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise DevnetError(f"anvil did not answer on {self.rpc_url} within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # anvil writes --state on SIGTERM
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _rpc_ok(url: str) -> bool:
+    import urllib.request
+
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
+    req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=1) as resp:
+            return b"result" in resp.read()
+    except OSError:
+        return False
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return True
+
+
+def status(path: Path | None = None) -> dict:
+    """{'running': bool, ...deployment fields} for the deployment file, without starting anything."""
+    path = path or deployment_path()
+    if not Path(path).exists():
+        return {"running": False, "deployment": str(path), "reason": "no deployment file"}
+    dep = Deployment.load(path)
+    running = _pid_alive(dep.pid) and _rpc_ok(dep.rpc_url)
+    out = {"running": running, "deployment": str(path), **{k: v for k, v in asdict(dep).items() if k != "dev_keys"}}
+    if running:
+        from arledger.chain.ledger import Ledger
+
+        w3 = Ledger.connect_rpc(dep.rpc_url)
+        out["block"] = w3.eth.block_number
+        out["ledger_deployed"] = len(w3.eth.get_code(dep.ledger)) > 0
+    return out
+
+
+def up(data_dir: Path | None = None, port: int = 8545) -> tuple[Deployment, bool]:
+    """Start (or find running) the devnet; returns (deployment, started_now)."""
+    from arledger.chain.ledger import Ledger
+
+    data_dir = Path(data_dir or default_data_dir())
+    data_dir.mkdir(parents=True, exist_ok=True)
+    dep_path = deployment_path()
+    existing = status(dep_path) if dep_path.exists() else {"running": False}
+    if existing.get("running") and existing.get("data_dir") == str(data_dir):
+        return Deployment.load(dep_path), False
+    if _port_busy(port):
+        raise DevnetError(f"127.0.0.1:{port} is in use by another process; pass --port")
+    anvil = AnvilProcess(port, data_dir / "state.json", data_dir / "anvil.log", detach=True).start()
+    keys = dev_keys()
+    w3 = Ledger.connect_rpc(anvil.rpc_url)
+    saved = data_dir / "ledger.json"
+    ledger_addr = None
+    if saved.exists():
+        info = json.loads(saved.read_text())
+        if len(w3.eth.get_code(info["ledger"])) > 0:
+            ledger_addr, block = info["ledger"], info["deploy_block"]
+    if ledger_addr is None:
+        from eth_account import Account as A
+
+        ledger = Ledger.deploy(w3, A.from_key(keys[0]))
+        ledger_addr, block = ledger.address, w3.eth.block_number
+        atomic_write(saved, json.dumps({"ledger": ledger_addr, "deploy_block": block}).encode())
+    dep = Deployment(anvil.rpc_url, w3.eth.chain_id, ledger_addr, block, anvil.proc.pid, str(data_dir), keys)
+    atomic_write(dep_path, dep.to_json())
+    return dep, True
+
+
+def _port_busy(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def down(path: Path | None = None) -> bool:
+    """Stop the devnet (its state is kept); False if it was not running."""
+    path = path or deployment_path()
+    if not Path(path).exists():
+        return False
+    dep = Deployment.load(path)
+    if not _pid_alive(dep.pid):
+        return False
+    os.kill(dep.pid, signal.SIGTERM)
+    for _ in range(150):
+        if not _pid_alive(dep.pid):
+            return True
+        time.sleep(0.1)
+    os.kill(dep.pid, signal.SIGKILL)
+    return True
+
+
+def advance(seconds: int, rpc_url: str) -> int:
+    """Move chain time forward and mine a block; returns the new block timestamp."""
+    from arledger.chain.ledger import Ledger
+
+    w3 = Ledger.connect_rpc(rpc_url)
+    w3.provider.make_request("evm_increaseTime", [int(seconds)])
+    w3.provider.make_request("evm_mine", [])
+    return int(w3.eth.get_block("latest")["timestamp"])
