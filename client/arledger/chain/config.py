@@ -1,0 +1,138 @@
+"""Where the chain is and who we are: one precedence rule for every command.
+
+Precedence, field by field: command-line flags, then environment variables
+(``ARLEDGER_RPC_URL``, ``ARLEDGER_LEDGER``, ``ARLEDGER_KEY`` / ``ARLEDGER_KEYSTORE``
+with ``ARLEDGER_KEYSTORE_PASSWORD`` or a prompt), then the deployment file
+(``$ARLEDGER_HOME/deployment.json``, written by ``artrain devnet up``). Works against
+any EVM JSON-RPC endpoint; only the deployment file is devnet-specific.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from eth_account import Account
+
+from arledger.chain.ledger import Ledger
+from arledger.errors import ConfigError
+
+
+@dataclass
+class Context:
+    ledger: Ledger
+    rpc_url: str
+    source: dict  # which setting came from where (flag / env / deployment file)
+
+    @property
+    def address(self) -> str | None:
+        return self.ledger.account.address if self.ledger.account else None
+
+
+def load_account(key: str | None = None, keystore: str | None = None,
+                 password: str | None = None, prompt: Callable[[str], str] = getpass.getpass) -> Any:
+    """A signing account from a private key or an encrypted keystore file (None if neither)."""
+    if key:
+        try:
+            return Account.from_key(key.strip())
+        except Exception:
+            raise ConfigError("key: not a valid private key (expected 0x + 64 hex digits)") from None
+    if keystore:
+        path = Path(keystore).expanduser()
+        try:
+            blob = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: keystore file not found") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not a keystore JSON file ({exc})") from None
+        if password is None:
+            password = os.environ.get("ARLEDGER_KEYSTORE_PASSWORD")
+        if password is None:
+            password = prompt(f"password for {path}: ")
+        try:
+            return Account.from_key(Account.decrypt(blob, password))
+        except ValueError:
+            raise ConfigError(f"{path}: wrong password or damaged keystore") from None
+    return None
+
+
+def load_context(rpc_url: str | None = None, ledger: str | None = None, key: str | None = None,
+                 keystore: str | None = None, dev_account: int | None = None,
+                 deployment: Path | None = None, need_account: bool = True) -> Context:
+    """Resolve the settings, connect, and return a Ledger bound to the account."""
+    from arledger.devnet import Deployment, deployment_path
+
+    source: dict[str, str] = {}
+    dep = None
+    dep_file = Path(deployment) if deployment else deployment_path()
+
+    def from_dep(field: str):
+        nonlocal dep
+        if dep is None:
+            dep = Deployment.load(dep_file)
+        return getattr(dep, field)
+
+    def pick(name: str, flag: Any, env: str, dep_field: str | None):
+        if flag:
+            source[name] = "flag"
+            return flag
+        if os.environ.get(env):
+            source[name] = f"${env}"
+            return os.environ[env]
+        if dep_field:
+            source[name] = str(dep_file)
+            return from_dep(dep_field)
+        return None
+
+    rpc = pick("rpc_url", rpc_url, "ARLEDGER_RPC_URL", "rpc_url")
+    address = pick("ledger", ledger, "ARLEDGER_LEDGER", "ledger")
+    key = key or os.environ.get("ARLEDGER_KEY")
+    keystore = keystore or os.environ.get("ARLEDGER_KEYSTORE")
+    if not key and not keystore and dev_account is not None:
+        keys = from_dep("dev_keys")
+        if not 0 <= dev_account < len(keys):
+            raise ConfigError(f"dev-account: {dev_account} is not one of the devnet's {len(keys)} accounts")
+        key = keys[dev_account]
+        source["account"] = f"devnet account {dev_account}"
+    account = load_account(key, keystore)
+    if account is None and need_account:
+        raise ConfigError("no account: pass --key/--keystore (or --dev-account N on a devnet), "
+                          "or set ARLEDGER_KEY / ARLEDGER_KEYSTORE")
+    w3 = Ledger.connect_rpc(rpc)
+    try:
+        deployed = len(w3.eth.get_code(address)) > 0
+    except Exception as exc:
+        raise ConfigError(f"ledger: {address!r} is not a valid contract address ({exc})") from None
+    if not deployed:
+        raise ConfigError(f"ledger: no contract at {address} on {rpc} (chain id {w3.eth.chain_id})")
+    return Context(Ledger(w3, address, account), rpc, source)
+
+
+# -- shared click options -------------------------------------------------------------------
+
+
+def chain_options(fn: Callable) -> Callable:
+    """--rpc-url --ledger --key --keystore --dev-account for every command that talks to the chain."""
+    opts = [
+        click.option("--rpc-url", envvar=None, help="JSON-RPC endpoint [env ARLEDGER_RPC_URL, else deployment file]"),
+        click.option("--ledger", "ledger_address", help="ledger contract address [env ARLEDGER_LEDGER, else deployment file]"),
+        click.option("--key", help="private key (prefer the env var ARLEDGER_KEY: flags show up in `ps`)"),
+        click.option("--keystore", type=click.Path(dir_okay=False),
+                     help="encrypted keystore JSON [env ARLEDGER_KEYSTORE; password: ARLEDGER_KEYSTORE_PASSWORD or prompt]"),
+        click.option("--dev-account", type=int, default=None, help="use devnet dev account N (local devnet only)"),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def context_from(kwargs: dict, need_account: bool = True) -> Context:
+    """Pop the chain options from a command's kwargs and load the context."""
+    return load_context(rpc_url=kwargs.pop("rpc_url", None), ledger=kwargs.pop("ledger_address", None),
+                        key=kwargs.pop("key", None), keystore=kwargs.pop("keystore", None),
+                        dev_account=kwargs.pop("dev_account", None), need_account=need_account)
