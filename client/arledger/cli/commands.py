@@ -11,6 +11,13 @@ _COMMANDS = [
     ("arledger.cli.devnet_cmd", "devnet"),
     ("arledger.cli.run_cmd", "run"),
     ("arledger.cli.run_cmd", "replay"),
+    ("arledger.cli.ledger_cmds", "task"),
+    ("arledger.cli.ledger_cmds", "submit"),
+    ("arledger.cli.ledger_cmds", "best"),
+    ("arledger.cli.ledger_cmds", "status"),
+    ("arledger.cli.ledger_cmds", "claims"),
+    ("arledger.cli.ledger_cmds", "report"),
+    ("arledger.cli.ledger_cmds", "withdraw"),
 ]
 
 

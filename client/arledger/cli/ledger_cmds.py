@@ -1,0 +1,265 @@
+"""Trainer commands that talk to the ledger: task, submit, best, status, claims, report, withdraw."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from arledger.chain.config import chain_options, context_from
+from arledger.chain.units import format_amount, parse_amount
+
+MICRO = 1_000_000
+
+
+def _store(spec: str | None):
+    from arstore import open_store
+
+    return open_store(spec)
+
+
+def _emit(data, as_json: bool, human) -> None:
+    if as_json:
+        click.echo(json.dumps(data, sort_keys=True, default=str))
+    else:
+        for line in human(data):
+            click.echo(line)
+
+
+def _amount(ctx, param, value):
+    return None if value is None else parse_amount(value, param.name)
+
+
+store_option = click.option("--store", "store_spec", help="Artifact store: embedded:/path or http://host:5001 "
+                            "[env ARLEDGER_IPFS, else $ARLEDGER_HOME/store].")
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+# -- task ------------------------------------------------------------------------------------
+
+
+@click.group("task")
+def task() -> None:
+    """Create and inspect tasks (the sponsor's side)."""
+
+
+@task.command("create")
+@click.option("--spec", "spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Task request JSON (see docs/usage.md); flags below override it.")
+@click.option("--template", help="Template name or experiment dir, when no --spec is given (charlm, digits).")
+@click.option("--reward", callback=_amount, help="Reward per accepted improvement, e.g. 1eth.")
+@click.option("--pool", callback=_amount, help="Initial reward pool sent with the transaction.")
+@click.option("--steps", type=click.IntRange(min=1), help="Budget in optimizer steps.")
+@click.option("--segment-steps", type=click.IntRange(min=1), help="Segment length in steps.")
+@click.option("--quorum", type=click.IntRange(1, 16), help="Confirmations needed.")
+@click.option("--challenge-window", type=click.IntRange(min=1), help="Seconds after reveal for confirm/challenge.")
+@click.option("--voting-window", type=click.IntRange(min=1), help="Seconds a dispute is open for votes.")
+@store_option
+@chain_options
+@json_option
+def task_create(spec_file, template, reward, pool, steps, segment_steps, quorum, challenge_window,
+                voting_window, store_spec, as_json, **chain):
+    """Build and pin the data set and TaskSpec, then create the task on chain; prints its id.
+
+    \b
+    Examples:
+      artrain task create --template charlm --reward 1eth --pool 3eth --dev-account 0
+      artrain task create --spec task.json --json
+    """
+    from arledger import tasks
+
+    if spec_file:
+        req = tasks.load_request(spec_file)
+    elif template:
+        req = tasks.TaskRequest(experiment_dir=tasks.experiment_dir_of(template))
+    else:
+        raise click.UsageError("give --spec FILE or --template NAME")
+    req = tasks.with_overrides(req, reward=reward, pool=pool, quorum=quorum, challenge_window=challenge_window,
+                               voting_window=voting_window, steps=steps, segment_steps=segment_steps)
+    ctx = context_from(chain)
+    task_id, spec, spec_cid, tx = tasks.create_task(ctx.ledger, _store(store_spec), req)
+    data = {"task_id": task_id, "spec_cid": spec_cid, "tx": tx.tx_hash, "gas": tx.gas_used,
+            "baseline_loss": spec.baseline_loss_micro / MICRO, "metric": spec.evaluation["metric"],
+            "steps": spec.steps, "segment_steps": spec.segment_steps, "datasets": spec.datasets,
+            "baseline_code_cid": spec.baseline_code_cid}
+    _emit(data, as_json, lambda d: [f"task {d['task_id']} created (tx {d['tx']}, gas {d['gas']})",
+                                    f"spec {d['spec_cid']}  baseline {d['metric']} = {d['baseline_loss']:.4f}",
+                                    f"budget {d['steps']} steps in segments of {d['segment_steps']}"])
+
+
+@task.command("show")
+@click.argument("task_id", type=click.IntRange(min=1))
+@store_option
+@chain_options
+@json_option
+def task_show(task_id, store_spec, as_json, **chain):
+    """A task's terms, pool, best claim and TaskSpec."""
+    from dataclasses import asdict
+
+    from arledger import taskspec
+
+    ctx = context_from(chain, need_account=False)
+    t = ctx.ledger.task(task_id)
+    spec = taskspec.fetch(_store(store_spec), t.spec_digest)
+    data = {**asdict(t), "spec_digest": "0x" + t.spec_digest.hex(), "spec": json.loads(spec.to_bytes())}
+    _emit(data, as_json, lambda d: [
+        f"task {task_id}: {spec.name} ({spec.evaluation['metric']}, {spec.evaluation['units']})",
+        f"pool {format_amount(t.pool)}  reward {format_amount(t.reward_per_improvement)}  quorum {t.quorum}",
+        f"best claim {t.best_claim_id or '-'} loss {t.best_loss / MICRO:.6f} (baseline {t.baseline_loss / MICRO:.6f})",
+        f"budget {spec.steps} steps / segments of {spec.segment_steps}; claims so far {t.claim_count}"])
+
+
+# -- submit ----------------------------------------------------------------------------------
+
+
+@click.command("submit")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--task", "task_id", type=click.IntRange(min=1), required=True, help="Task id.")
+@click.option("--parent", "parent_id", type=click.IntRange(min=0), help="Claim this improves on [default: current best].")
+@click.option("--stake", callback=_amount, help="Stake [default: the task's minimum].")
+@store_option
+@chain_options
+@json_option
+def submit(run_dir, task_id, parent_id, stake, store_spec, as_json, **chain):
+    """Pin a finished run's artifacts, commit, wait a block, reveal. Safe to re-run after a crash.
+
+    Refuses a run that does not meet the task (steps, segment length, data, environment)
+    before any gas is spent.
+
+    \b
+    Examples:
+      artrain submit runs/a --task 1 --dev-account 1
+      artrain submit runs/a --task 1 --stake 0.2eth --json
+    """
+    from arledger.submit import submit_run
+
+    ctx = context_from(chain)
+    progress = (lambda msg: None) if as_json else (lambda msg: click.echo(f"  {msg}", err=True))
+    s = submit_run(ctx.ledger, _store(store_spec), run_dir, task_id, parent_id=parent_id, stake=stake,
+                   progress=progress)
+    _emit(s.to_dict(), as_json, lambda d: [
+        f"claim {d['claim_id']} revealed on task {d['task_id']} (loss {d['claimed_loss'] / MICRO:.6f}, "
+        f"stake {format_amount(d['stake'])}){' [resumed]' if d['resumed'] else ''}",
+        f"manifest {d['manifest_cid']}", f"commit {d['commit_tx']}  reveal {d['reveal_tx']}  gas {d['gas']}"])
+
+
+# -- queries ---------------------------------------------------------------------------------
+
+
+@click.command("best")
+@click.option("--task", "task_id", type=click.IntRange(min=1), required=True)
+@click.option("--download", type=click.Path(file_okay=False, path_type=Path),
+              help="Fetch and verify the best model's code and weights into this dir.")
+@store_option
+@chain_options
+@json_option
+def best(task_id, download, store_spec, as_json, **chain):
+    """The task's on-chain best claim: loss, trainer, code, manifest and weights CIDs.
+
+    \b
+    Examples:
+      artrain best --task 1
+      artrain best --task 1 --download best/ --json
+    """
+    from arledger import queries
+
+    ctx = context_from(chain, need_account=False)
+    store = _store(store_spec)
+    info = (queries.download_best(ctx.ledger, store, task_id, download) if download
+            else queries.best_model(ctx.ledger, store, task_id))
+    _emit(info, as_json, lambda d: [
+        f"task {task_id} best: claim {d['claim_id'] or '- (baseline)'}  {d['metric']} = {d['loss']:.6f} "
+        f"{d['units']} (baseline {d['baseline_loss']:.6f})",
+        f"trainer {d['trainer'] or '-'}", f"code     {d['code_cid']}", f"manifest {d['manifest_cid'] or '-'}",
+        f"weights  {d['weights_cid'] or '-'}"] + ([f"downloaded to {download}"] if download else []))
+
+
+@click.command("status")
+@click.argument("claim_id", type=click.IntRange(min=1))
+@chain_options
+@json_option
+def status(claim_id, as_json, **chain):
+    """One claim: state, confirmations, deadline, open dispute."""
+    from arledger import queries
+
+    ctx = context_from(chain, need_account=False)
+    info = queries.claim_status(ctx.ledger, claim_id)
+    _emit(info, as_json, lambda d: [
+        f"claim {claim_id} (task {d['task_id']}): {d['state']}  confirmations {d['confirmations']}/{d['quorum']}",
+        f"loss {d['claimed_loss']:.6f}  trainer {d['trainer']}  stake {format_amount(d['stake'])}",
+        f"challenge deadline in {max(0, d['challenge_deadline'] - d['now'])}s  manifest {d['manifest_cid']}"]
+        + ([f"dispute {d['dispute']['kind']} segment {d['dispute']['segment']}: {d['dispute']['state']} "
+            f"(uphold {d['dispute']['votes_uphold']} / dismiss {d['dispute']['votes_dismiss']})"]
+           if d.get("dispute") else []))
+
+
+@click.command("claims")
+@click.option("--task", "task_id", type=click.IntRange(min=1), required=True)
+@chain_options
+@json_option
+def claims(task_id, as_json, **chain):
+    """A task's history: every claim (with its outcome) and every experiment report."""
+    from arledger import queries
+
+    ctx = context_from(chain, need_account=False)
+    rows = queries.history(ctx.ledger, task_id)
+
+    def human(rows):
+        yield f"{'kind':7} {'id':>4} {'state':11} {'loss':>10}  {'trainer':42} note"
+        for r in rows:
+            if r["kind"] == "claim":
+                note = ("improved" if r["improved"] else "") + (f" challenged x{r['challenges']}" if r["challenges"] else "")
+                yield f"claim   {r['claim_id']:>4} {r['state']:11} {r['claimed_loss']:>10.6f}  {r['trainer']:42} {note}"
+            else:
+                yield f"report  {'-':>4} {'-':11} {r['loss']:>10.6f}  {r['reporter']:42} {r['note'][:60]}"
+    _emit(rows, as_json, human)
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--task", "task_id", type=click.IntRange(min=1), required=True)
+@click.option("--note", default="", help="What was tried and what happened (max 1024 chars).")
+@store_option
+@chain_options
+@json_option
+def report(run_dir, task_id, note, store_spec, as_json, **chain):
+    """Publish an unstaked experiment report (failed or non-improving runs belong in the record too).
+
+    \b
+    Example:
+      artrain report runs/failed --task 1 --note "lr 3e-2 diverged after 150 steps"
+    """
+    import hashlib
+
+    from arledger import manifest as mf
+    from arstore import cid_to_bytes
+
+    ctx = context_from(chain)
+    m = mf.load(run_dir / "manifest.json")
+    store = _store(store_spec)
+    data = mf.dumps(m)
+    cid = str(store.add_bytes(data))
+    store.add_dir(run_dir / "code")
+    tx = ctx.ledger.report(task_id, cid_to_bytes(m.code_cid), hashlib.sha256(data).digest(),
+                           m.evaluation.value_micro, note or m.notes or m.hypothesis)
+    _emit({"task_id": task_id, "manifest_cid": cid, "loss": m.evaluation.value, "tx": tx.tx_hash,
+           "gas": tx.gas_used}, as_json,
+          lambda d: [f"report published on task {task_id}: loss {d['loss']:.6f} manifest {d['manifest_cid']} "
+                     f"(tx {d['tx']}, gas {d['gas']})"])
+
+
+@click.command("withdraw")
+@chain_options
+@json_option
+def withdraw(as_json, **chain):
+    """Pay out everything the ledger owes this account (rewards, returned stakes, fees)."""
+    ctx = context_from(chain)
+    owed = ctx.ledger.balance_of(ctx.address)
+    if owed == 0:
+        _emit({"account": ctx.address, "withdrawn": 0}, as_json,
+              lambda d: [f"nothing to withdraw for {ctx.address}"])
+        return
+    tx = ctx.ledger.withdraw()
+    _emit({"account": ctx.address, "withdrawn": owed, "tx": tx.tx_hash, "gas": tx.gas_used}, as_json,
+          lambda d: [f"withdrew {format_amount(owed)} to {ctx.address} (tx {tx.tx_hash})"])
