@@ -1,0 +1,1 @@
+"""arledger.chain: the contract seen from Python (Ledger, artifact, typed reverts, config, units)."""

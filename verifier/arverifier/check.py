@@ -1,0 +1,332 @@
+"""Verify one claim (or one dispute) off chain: the verdict a verifier acts on.
+
+The order is cheapest first, and the first failure decides:
+
+1. the manifest: fetched by the digest on chain, validated (schema, size, Merkle root);
+2. its consistency with the claim (task, trainer, code CID, root, segment count, loss)
+   and with the TaskSpec (budget, segment length, data CIDs, metric, environment);
+3. the environment: in ``exact`` mode a verifier whose environment differs from the
+   claim's abstains instead of accusing anyone;
+4. every checkpoint: available and hashing to its h_i (also gives the update norms
+   for the suspicious-segment picks);
+5. the sampled segments, replayed in the sandbox from checkpoint i;
+6. the final weights, re-evaluated in the sandbox.
+
+Nothing here sends a transaction; ``arverifier.node`` turns the verdict into one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arledger import checkpoint, manifest as mf, merkle, taskspec
+from arledger.errors import ArledgerError, ManifestError
+from arledger.runner import determinism
+from arledger.runner.replay import ArtifactSource, ReplayError, evaluate_final, replay_segment
+from arledger.runner.replay import _ArtifactMismatch  # noqa: PLC2701 - the replay module's own signal
+from arstore.errors import StoreError
+from arverifier.sampling import SamplingPolicy, sample_segments
+from arverifier.sandbox import Sandbox, SandboxLimits
+
+log = logging.getLogger("arverify.check")
+
+ZERO32 = b"\x00" * 32
+
+
+@dataclass(frozen=True)
+class ClaimInfo:
+    """What the chain says about a claim (from `claim` and its `ClaimRevealed` event)."""
+
+    claim_id: int
+    task_id: int
+    trainer: str
+    parent_id: int
+    code_cid: str
+    manifest_digest: bytes
+    merkle_root: bytes
+    num_segments: int
+    claimed_loss: int  # micro-units
+    seed: bytes
+
+
+@dataclass
+class Challenge:
+    kind: str  # Segment | Artifact | FinalEvaluation
+    segment: int = 0
+    claimed_start: bytes = ZERO32
+    claimed_end: bytes = ZERO32
+    start_proof: list[bytes] = field(default_factory=list)
+    end_proof: list[bytes] = field(default_factory=list)
+    observed: bytes = ZERO32
+
+
+@dataclass
+class Verdict:
+    claim_id: int
+    decision: str  # confirm | challenge | abstain
+    reason: str
+    segments: list[int] = field(default_factory=list)
+    measured_loss: int | None = None
+    challenge: Challenge | None = None
+    replays: list[dict] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if self.challenge:
+            c = d["challenge"]
+            for k in ("claimed_start", "claimed_end", "observed"):
+                c[k] = "0x" + c[k].hex()
+            c["start_proof"] = ["0x" + p.hex() for p in c["start_proof"]]
+            c["end_proof"] = ["0x" + p.hex() for p in c["end_proof"]]
+        return d
+
+
+class _Decided(Exception):
+    """Internal: a step reached the verdict early."""
+
+    def __init__(self, verdict: Verdict):
+        self.verdict = verdict
+
+
+def loss_to_bytes32(loss_micro: int) -> bytes:
+    return int(loss_micro).to_bytes(32, "big")
+
+
+def _hex_to_bytes(h: str) -> bytes:
+    return bytes.fromhex(h[2:] if h.startswith("0x") else h)
+
+
+class ClaimChecker:
+    """Checks claims with one store, one sandbox policy and one verifier identity."""
+
+    def __init__(self, store: Any, verifier: str, *, workdir: Path | None = None,
+                 sandbox_backend: str = "auto", keep_workdirs: bool = False):
+        self.store = store
+        self.verifier = verifier
+        self.workdir = Path(workdir) if workdir else Path(tempfile.gettempdir()) / "arverify-work"
+        self.sandbox_backend = sandbox_backend
+        self.keep = keep_workdirs
+
+    # -- the pieces ------------------------------------------------------------------
+
+    def sandbox(self, spec: taskspec.TaskSpec) -> Sandbox:
+        lim = spec.limits
+        return Sandbox(SandboxLimits(cpu_seconds=lim["cpu_seconds"], wall_seconds=lim["wall_seconds"],
+                                     memory_bytes=lim["memory_bytes"], file_size_bytes=lim["file_size_bytes"],
+                                     max_processes=lim["max_processes"]), backend=self.sandbox_backend)
+
+    def fetch_manifest(self, info: ClaimInfo) -> mf.Manifest:
+        from arstore import digest_to_cid
+
+        cid = digest_to_cid(info.manifest_digest)
+        return mf.loads(bytes(self.store.cat(cid, max_size=mf.MAX_BYTES)), f"manifest {cid}")
+
+    @staticmethod
+    def inconsistencies(m: mf.Manifest, info: ClaimInfo, spec: taskspec.TaskSpec) -> list[str]:
+        out = []
+        if m.task_id != info.task_id:
+            out.append(f"task_id: manifest says {m.task_id}, claim is for task {info.task_id}")
+        if (m.trainer or "").lower() != info.trainer.lower():
+            out.append(f"trainer: manifest names {m.trainer}, claim was revealed by {info.trainer}")
+        if m.code_cid != info.code_cid:
+            out.append(f"code_cid: manifest has {m.code_cid}, claim has {info.code_cid}")
+        if _hex_to_bytes(m.merkle_root) != info.merkle_root:
+            out.append(f"merkle_root: manifest has {m.merkle_root}, claim has 0x{info.merkle_root.hex()}")
+        if m.segments != info.num_segments:
+            out.append(f"segments: manifest has {m.segments}, claim has {info.num_segments}")
+        if m.evaluation.value_micro != info.claimed_loss:
+            out.append(f"loss: manifest reports {m.evaluation.value_micro}, claim says {info.claimed_loss}")
+        return out + taskspec.problems_with(m, spec)
+
+    def update_norms(self, src: ArtifactSource, m: mf.Manifest) -> list[float]:
+        """||θ_{i+1} − θ_i|| / ||θ_i|| per segment, from the checkpoints (no training)."""
+        norms = []
+        prev = checkpoint.model_params(src.checkpoint(0).read_bytes())
+        for i in range(1, m.segments + 1):
+            cur = checkpoint.model_params(src.checkpoint(i).read_bytes())
+            if cur.keys() != prev.keys():
+                norms.append(math.inf)
+            else:
+                num = math.sqrt(sum(float(((cur[k].double() - prev[k].double()) ** 2).sum()) for k in cur))
+                den = math.sqrt(sum(float((prev[k].double() ** 2).sum()) for k in cur)) or 1.0
+                norms.append(num / den)
+            prev = cur
+        return norms
+
+    def segment_challenge(self, m: mf.Manifest, i: int, observed: bytes) -> Challenge:
+        leaves = mf.leaf_hashes(m.boundaries)
+        return Challenge("Segment", i, leaves[i], leaves[i + 1], merkle.merkle_proof(leaves, i),
+                         merkle.merkle_proof(leaves, i + 1), observed)
+
+    def _execute(self, spec: taskspec.TaskSpec):
+        return self.sandbox(spec).executor()
+
+    # -- a claim ---------------------------------------------------------------------
+
+    def check(self, info: ClaimInfo, spec: taskspec.TaskSpec) -> Verdict:
+        t0 = time.perf_counter()
+        work = Path(tempfile.mkdtemp(prefix=f"claim{info.claim_id}-", dir=self._workroot()))
+        try:
+            verdict = self._check(info, spec, work)
+        except _Decided as d:
+            verdict = d.verdict
+        finally:
+            if not self.keep:
+                shutil.rmtree(work, ignore_errors=True)
+        verdict.seconds["total"] = round(time.perf_counter() - t0, 3)
+        return verdict
+
+    def _workroot(self) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        return self.workdir
+
+    def _check(self, info: ClaimInfo, spec: taskspec.TaskSpec, work: Path) -> Verdict:
+        cid = info.claim_id
+
+        def challenge(reason: str, ch: Challenge) -> _Decided:
+            return _Decided(Verdict(cid, "challenge", reason, challenge=ch))
+
+        try:
+            m = self.fetch_manifest(info)
+        except StoreError as exc:
+            raise challenge(f"manifest unavailable: {exc}", Challenge("Artifact", 0))
+        except ManifestError as exc:
+            raise challenge(f"manifest invalid: {exc}", Challenge("Artifact", 0))
+        problems = self.inconsistencies(m, info, spec)
+        if problems:
+            raise challenge("manifest inconsistent: " + "; ".join(problems), Challenge("Artifact", 0))
+
+        mine = determinism.environment(int(m.environment["threads"]))
+        diffs = determinism.differences(m.environment, mine)
+        if spec.mode == "exact" and diffs:
+            return Verdict(cid, "abstain", f"environment differs from the claim's: {', '.join(diffs)}")
+
+        src = ArtifactSource(m, work, store=self.store)
+        t = time.perf_counter()
+        try:
+            src.code_dir()
+            src.data_paths()
+            norms = self.update_norms(src, m)
+        except _ArtifactMismatch as exc:
+            raise challenge(str(exc), Challenge("Artifact", exc.index))
+        except StoreError as exc:
+            raise challenge(f"artifact unavailable: {exc}", Challenge("Artifact", _boundary_of(exc, m)))
+        fetch_s = time.perf_counter() - t
+
+        policy = SamplingPolicy(spec.sampling["random_segments"], spec.sampling["suspicious_segments"])
+        sample = sample_segments(cid, self.verifier, info.seed, m.segments, norms, policy)
+        execute = self._execute(spec)
+        replays = []
+        t = time.perf_counter()
+        for i in sample.segments:
+            try:
+                r = replay_segment(m, i, store=self.store, workdir=work / f"seg{i}", mode=spec.mode,
+                                   threshold=spec.threshold, execute=execute, artifacts=src)
+            except ReplayError as exc:
+                replays.append({"segment": i, "status": "failed", "detail": str(exc)})
+                v = Verdict(cid, "challenge", f"segment {i} failed to replay: {exc}",
+                            challenge=self.segment_challenge(m, i, ZERO32), replays=replays)
+                raise _Decided(v)
+            replays.append(r.to_dict())
+            if r.status == "environment_differs":
+                return Verdict(cid, "abstain", f"segment {i}: environment differs", replays=replays)
+            if r.status == "artifact_mismatch":
+                raise challenge(r.detail, Challenge("Artifact", i))
+            if not r.ok:
+                observed = _hex_to_bytes(r.produced_hash) if r.produced_hash else ZERO32
+                v = Verdict(cid, "challenge", f"segment {i} does not reproduce: produced {r.produced_hash}, "
+                            f"claimed {r.expected_hash}" + (f", distance {r.distance:.3g}" if r.distance else ""),
+                            challenge=self.segment_challenge(m, i, observed), replays=replays)
+                raise _Decided(v)
+        replay_s = time.perf_counter() - t
+
+        t = time.perf_counter()
+        try:
+            metrics = evaluate_final(m, store=self.store, execute=execute, artifacts=src)
+        except ReplayError as exc:
+            raise challenge(f"final evaluation failed: {exc}", Challenge("FinalEvaluation", 0, observed=ZERO32))
+        measured = mf.to_micro(metrics[m.experiment["metric"]])
+        eval_s = time.perf_counter() - t
+        if not _losses_agree(measured, info.claimed_loss, spec):
+            raise challenge(f"final evaluation gives {measured}, claim says {info.claimed_loss}",
+                            Challenge("FinalEvaluation", 0, observed=loss_to_bytes32(measured)))
+        return Verdict(cid, "confirm", f"{len(sample.segments)} segment(s) reproduce; loss {measured} confirmed",
+                       segments=list(sample.segments), measured_loss=measured, replays=replays,
+                       seconds={"fetch": round(fetch_s, 3), "replay": round(replay_s, 3), "eval": round(eval_s, 3)})
+
+    # -- a dispute -------------------------------------------------------------------
+
+    def judge(self, info: ClaimInfo, spec: taskspec.TaskSpec, kind: str, segment: int) -> tuple[str, str]:
+        """How this verifier votes on a dispute: ('uphold'|'dismiss'|'abstain', reason)."""
+        work = Path(tempfile.mkdtemp(prefix=f"dispute{info.claim_id}-", dir=self._workroot()))
+        try:
+            return self._judge(info, spec, kind, segment, work)
+        finally:
+            if not self.keep:
+                shutil.rmtree(work, ignore_errors=True)
+
+    def _judge(self, info, spec, kind, segment, work) -> tuple[str, str]:
+        try:
+            m = self.fetch_manifest(info)
+        except (StoreError, ManifestError) as exc:
+            return "uphold", f"manifest unusable: {exc}"
+        problems = self.inconsistencies(m, info, spec)
+        if problems:
+            return "uphold", "; ".join(problems)
+        diffs = determinism.differences(m.environment, determinism.environment(int(m.environment["threads"])))
+        if spec.mode == "exact" and diffs and kind != "Artifact":
+            return "abstain", f"environment differs: {', '.join(diffs)}"
+        src = ArtifactSource(m, work, store=self.store)
+        try:
+            src.code_dir()
+            src.data_paths()
+            if kind == "Artifact":
+                for i in range(m.segments + 1):
+                    src.checkpoint(i)
+                src.weights()
+                return "dismiss", "every artifact is available and matches the manifest"
+            execute = self._execute(spec)
+            if kind == "Segment":
+                r = replay_segment(m, segment, store=self.store, workdir=work / "seg", mode=spec.mode,
+                                   threshold=spec.threshold, execute=execute, artifacts=src)
+                if r.status == "environment_differs":
+                    return "abstain", "environment differs"
+                return ("dismiss", f"segment {segment} reproduces") if r.ok else (
+                    "uphold", f"segment {segment}: {r.status}")
+            metrics = evaluate_final(m, store=self.store, execute=execute, artifacts=src)
+            measured = mf.to_micro(metrics[m.experiment["metric"]])
+            if _losses_agree(measured, info.claimed_loss, spec):
+                return "dismiss", f"final loss {measured} matches the claim"
+            return "uphold", f"final loss {measured} differs from the claimed {info.claimed_loss}"
+        except _ArtifactMismatch as exc:
+            return "uphold", str(exc)
+        except StoreError as exc:
+            return "uphold", f"artifact unavailable: {exc}"
+        except ReplayError as exc:
+            return "uphold", f"replay failed: {exc}"
+
+
+def _losses_agree(measured: int, claimed: int, spec: taskspec.TaskSpec) -> bool:
+    if spec.mode == "exact":
+        return measured == claimed
+    # tolerance mode: the evaluation of near-identical weights may move in the 4th digit
+    return abs(measured - claimed) <= max(1000, claimed // 1000)
+
+
+def _boundary_of(exc: StoreError, m: mf.Manifest) -> int:
+    text = str(exc)
+    for b in m.boundaries:
+        if b.checkpoint_cid in text:
+            return b.index
+    return 0
+
+
+__all__ = ["ClaimChecker", "ClaimInfo", "Challenge", "Verdict", "ArledgerError"]

@@ -1,0 +1,173 @@
+"""`arverify`: the verifier's command line (a thin click layer over arverifier)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from arledger.chain.config import chain_options, context_from
+from arledger.chain.units import format_amount, parse_amount
+from arledger.cli import _Group
+
+
+def _emit(data, as_json: bool, lines) -> None:
+    if as_json:
+        click.echo(json.dumps(data, sort_keys=True, default=str))
+    else:
+        for line in lines(data):
+            click.echo(line)
+
+
+def _data_dir(value: Path | None, address: str) -> Path:
+    if value:
+        return value
+    home = Path(os.environ.get("ARLEDGER_HOME") or Path.home() / ".arledger")
+    return home / "verifier" / address.lower()
+
+
+store_option = click.option("--store", "store_spec", help="Artifact store: embedded:/path or http://host:5001 "
+                            "[env ARLEDGER_IPFS, else $ARLEDGER_HOME/store].")
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="autoresearch-ledger")
+def main() -> None:
+    """arverify: verify training claims by replaying segments, confirm or challenge on chain.
+
+    \b
+    Examples:
+      arverify register --stake 1eth --dev-account 3
+      arverify watch --dev-account 3                 # follow the ledger until Ctrl-C
+      arverify watch --once --json --dev-account 3   # handle what is pending, then exit
+      arverify check 7                               # verdict for claim 7, no transaction
+    """
+
+
+@main.command()
+@click.option("--stake", required=True, help="Stake to add, e.g. 1eth.")
+@chain_options
+@json_option
+def register(stake, as_json, **chain):
+    """Register as a verifier (or top up the stake)."""
+    ctx = context_from(chain)
+    tx = ctx.ledger.register_verifier(parse_amount(stake, "stake"))
+    info = ctx.ledger.verifier_info(ctx.address)
+    _emit({"verifier": ctx.address, "stake": info.stake, "tx": tx.tx_hash, "gas": tx.gas_used}, as_json,
+          lambda d: [f"verifier {d['verifier']} registered, stake {format_amount(d['stake'])} (tx {d['tx']})"])
+
+
+@main.command()
+@chain_options
+@json_option
+def unregister(as_json, **chain):
+    """Unregister; the stake becomes withdrawable (refused while bound to an open claim or dispute)."""
+    ctx = context_from(chain)
+    tx = ctx.ledger.unregister_verifier()
+    _emit({"verifier": ctx.address, "tx": tx.tx_hash, "balance": ctx.ledger.balance_of(ctx.address)}, as_json,
+          lambda d: [f"verifier {d['verifier']} unregistered; withdrawable {format_amount(d['balance'])} "
+                     "(arverify withdraw)"])
+
+
+@main.command()
+@chain_options
+@json_option
+def withdraw(as_json, **chain):
+    """Pay out fees, shares and returned stake owed to this verifier."""
+    ctx = context_from(chain)
+    owed = ctx.ledger.balance_of(ctx.address)
+    if not owed:
+        _emit({"withdrawn": 0}, as_json, lambda d: ["nothing to withdraw"])
+        return
+    tx = ctx.ledger.withdraw()
+    _emit({"withdrawn": owed, "tx": tx.tx_hash}, as_json,
+          lambda d: [f"withdrew {format_amount(owed)} (tx {tx.tx_hash})"])
+
+
+def _checker(address: str, store_spec, data_dir: Path, sandbox: str):
+    from arstore import open_store
+    from arverifier.check import ClaimChecker
+
+    store = open_store(store_spec)
+    return store, ClaimChecker(store, address, workdir=data_dir / "work", sandbox_backend=sandbox)
+
+
+sandbox_option = click.option("--sandbox", type=click.Choice(["auto", "bwrap", "rlimit"]), default="auto",
+                              show_default=True, help="Sandbox backend for claim code.")
+
+
+@main.command()
+@click.argument("claim_id", type=click.IntRange(min=1))
+@store_option
+@sandbox_option
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path))
+@chain_options
+@json_option
+def check(claim_id, store_spec, sandbox, data_dir, as_json, **chain):
+    """Verify one claim as a verifier would (sampled segments, final evaluation); sends nothing.
+
+    Without an account the sample is drawn for the zero address.
+    """
+    from arledger import taskspec
+    from arverifier.node import claim_info
+
+    ctx = context_from(chain, need_account=False)
+    me = ctx.address or "0x" + "00" * 20
+    store, checker = _checker(me, store_spec, _data_dir(data_dir, me), sandbox)
+    info = claim_info(ctx.ledger, claim_id)
+    verdict = checker.check(info, taskspec.fetch(store, ctx.ledger.task(info.task_id).spec_digest))
+    _emit(verdict.to_dict(), as_json, lambda d: [
+        f"claim {claim_id}: {d['decision'].upper()}  {d['reason']}",
+        f"segments {d['segments'] or '-'}  measured loss {d['measured_loss'] / 1e6 if d['measured_loss'] else '-'}",
+        f"time {d['seconds']}"])
+    if verdict.decision == "challenge":
+        sys.exit(3)  # scripts can tell "this claim is bad" from "the tool failed" (1)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Process everything pending, then exit.")
+@click.option("--confirmations", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Act only on events this many blocks deep.")
+@click.option("--poll-interval", type=float, default=2.0, show_default=True)
+@click.option("--from-block", type=click.IntRange(min=0), help="First block for a fresh data dir [default: 0].")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Cursor and state [default: $ARLEDGER_HOME/verifier/<address>].")
+@click.option("--no-finalize", is_flag=True, help="Don't finalize claims or resolve disputes for others.")
+@store_option
+@sandbox_option
+@chain_options
+@json_option
+def watch(once, confirmations, poll_interval, from_block, data_dir, no_finalize, store_spec, sandbox, as_json,
+          **chain):
+    """Follow the ledger: verify revealed claims, confirm or challenge, vote on disputes, finalize.
+
+    One log line per decision: claim, decision, segments, result, time. State (cursor,
+    decisions, sent transactions) lives in SQLite under --data-dir, so a restart
+    resumes without missing a claim or repeating a transaction.
+    """
+    from arverifier.node import NodeConfig, VerifierNode
+    from arverifier.state import WatcherState
+
+    ctx = context_from(chain)
+    data_dir = _data_dir(data_dir, ctx.address)
+    store, checker = _checker(ctx.address, store_spec, data_dir, sandbox)
+    state = WatcherState(data_dir / "state.sqlite")
+    state.bind(chain_id=str(ctx.ledger.chain_id), ledger=ctx.ledger.address, verifier=ctx.address)
+    emit = (lambda rec: click.echo(json.dumps(rec, sort_keys=True))) if as_json else None
+    if not as_json:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
+                            stream=sys.stderr)
+    node = VerifierNode(ctx.ledger, store, state, checker,
+                        NodeConfig(confirmations=confirmations, start_block=from_block or 0,
+                                   finalize=not no_finalize), emit=emit)
+    try:
+        node.run(once=once, poll_interval=poll_interval)
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+    finally:
+        state.close()
