@@ -18,6 +18,7 @@ _COMMANDS = [
     ("arledger.cli.ledger_cmds", "claims"),
     ("arledger.cli.ledger_cmds", "report"),
     ("arledger.cli.ledger_cmds", "withdraw"),
+    ("arledger.cli.demo_cmd", "demo"),
 ]
 
 

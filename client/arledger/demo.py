@@ -1,0 +1,288 @@
+"""The local end-to-end demo (`artrain demo`, the README's main command).
+
+On one machine, with no node or key configured: a fresh anvil with the ledger, the
+embedded artifact store, a sponsor who creates a task from the charlm template, an
+honest trainer who improves on the baseline, a cheater whose last segment is forged
+(its end state comes from a run with more steps), and three verifiers. The cheater
+is challenged and slashed, the honest claim is accepted, the best pointer moves,
+everyone withdraws, and it ends with a summary table and a chart of the best loss.
+
+Everything is real: the contract runs on anvil, artifacts are content-addressed,
+verifiers replay sampled segments in the bubblewrap sandbox. Only time is fast-
+forwarded (``evm_increaseTime``) past the challenge and voting windows.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from eth_account import Account
+
+MICRO = 1_000_000
+ETH = 10**18
+
+
+@dataclass
+class DemoConfig:
+    out: Path = Path("demo-out")
+    template: str = "charlm"
+    steps: int = 200  # optimizer steps per run (the task's budget)
+    segment_steps: int = 25  # 8 segments
+    threads: int = 1
+    forge_extra: int = 4  # the cheater's last segment really trains 4x the steps
+    quorum: int = 2
+    challenge_window: int = 600
+    voting_window: int = 300
+
+
+@dataclass
+class Actor:
+    name: str
+    role: str
+    index: int  # dev account
+    address: str = ""
+    ledger: Any = None
+    withdrawn: int = 0
+    spent_gas_wei: int = 0
+
+
+@dataclass
+class DemoResult:
+    task_id: int
+    claims: list[dict] = field(default_factory=list)
+    actors: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=dict)
+    decisions: list[dict] = field(default_factory=list)
+    chart: str = ""
+    seconds: float = 0.0
+
+
+class Demo:
+    def __init__(self, cfg: DemoConfig, say: Callable[[str], None] = print):
+        self.cfg = cfg
+        self.say = say
+        self.out = Path(cfg.out)
+
+    # -- the story -----------------------------------------------------------------------
+
+    def run(self) -> DemoResult:
+        from arledger.devnet import AnvilProcess, dev_keys
+
+        t0 = time.perf_counter()
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        (self.out / "runs").mkdir(parents=True)
+        self.say(f"[1/7] devnet: starting anvil and deploying TrainingLedger")
+        anvil = AnvilProcess(log_file=self.out / "anvil.log").start()
+        try:
+            return self._story(anvil, dev_keys(), t0)
+        finally:
+            anvil.stop()
+
+    def _story(self, anvil, keys, t0) -> DemoResult:
+        from arledger import tasks
+        from arledger.attacks import forged_jump
+        from arledger.chain.ledger import Ledger
+        from arledger.submit import submit_run
+        from arstore import EmbeddedStore
+
+        cfg = self.cfg
+        w3 = Ledger.connect_rpc(anvil.rpc_url)
+        deployer = Ledger.deploy(w3, Account.from_key(keys[0]))
+        store = self.store = EmbeddedStore(self.out / "store")
+        actors = [Actor("sponsor", "creates the task", 0), Actor("alice", "honest trainer", 1),
+                  Actor("mallory", "cheater (forged last segment)", 2), Actor("v1", "verifier", 3),
+                  Actor("v2", "verifier", 4), Actor("v3", "verifier", 5)]
+        for a in actors:
+            a.ledger = deployer.with_account(Account.from_key(keys[a.index]))
+            a.address = a.ledger.account_address
+        by = {a.name: a for a in actors}
+        self.say(f"      ledger {deployer.address} on {anvil.rpc_url}; artifacts in {store.root}")
+
+        self.say(f"[2/7] sponsor: building the {cfg.template} data set and TaskSpec, creating the task")
+        req = tasks.TaskRequest(experiment_dir=tasks.experiment_dir_of(cfg.template), steps=cfg.steps,
+                                segment_steps=cfg.segment_steps, threads=cfg.threads, min_improvement=0.01,
+                                terms=tasks.TaskTerms(quorum=cfg.quorum, challenge_window=cfg.challenge_window,
+                                                      voting_window=cfg.voting_window))
+        task_id, spec, spec_cid, _ = tasks.create_task(by["sponsor"].ledger, store, req)
+        self.say(f"      task {task_id}: {spec.evaluation['metric']} ({spec.evaluation['units']}), "
+                 f"baseline {spec.baseline_loss_micro / MICRO:.4f}, budget {spec.steps} steps in "
+                 f"{spec.segments} segments, reward 1 ETH, quorum {cfg.quorum}")
+
+        self.say("[3/7] verifiers v1, v2, v3 register with 1 ETH stake each")
+        for name in ("v1", "v2", "v3"):
+            by[name].ledger.register_verifier(ETH)
+
+        alice_run = self._train("alice", seed=1)
+        s = submit_run(by["alice"].ledger, store, alice_run, task_id)
+        self.say(f"      alice: claim {s.claim_id} revealed, {spec.evaluation['metric']} "
+                 f"{s.claimed_loss / MICRO:.4f} (commit {s.gas['commit']} gas, reveal {s.gas['reveal']} gas)")
+        last = spec.segments - 1
+        mallory_run = self._train("mallory", seed=2, train_segment=forged_jump([last], cfg.forge_extra),
+                                  note=f"segment {last} secretly trained {cfg.forge_extra}x the steps")
+        s = submit_run(by["mallory"].ledger, store, mallory_run, task_id)
+        self.say(f"      mallory: claim {s.claim_id} revealed, {spec.evaluation['metric']} "
+                 f"{s.claimed_loss / MICRO:.4f} — better than alice's, thanks to the forged segment {last}")
+
+        self.say("[5/7] verifiers: sampling segments from the chain seed, replaying them in the sandbox")
+        nodes = self._nodes(by, store)
+        decisions = self._until_quiet(nodes)
+
+        self.say(f"[6/7] time passes: voting window ({cfg.voting_window}s), then challenge window "
+                 f"({cfg.challenge_window}s); disputes resolve, claims finalize, fees settle")
+        self._advance(w3, cfg.voting_window + 1)
+        decisions += self._until_quiet(nodes)
+        self._advance(w3, cfg.challenge_window + 1)
+        decisions += self._until_quiet(nodes)
+
+        self.say("[7/7] everyone withdraws what the ledger owes them")
+        for a in actors:
+            owed = a.ledger.balance_of(a.address)
+            if owed:
+                tx = a.ledger.withdraw()
+                a.withdrawn = owed
+                self.say(f"      {a.name:8} withdrew {owed / ETH:.4f} ETH (tx {tx.tx_hash[:12]}…)")
+        for n in nodes:
+            n.state.close()
+        return self._summary(task_id, by, store, decisions, t0)
+
+    # -- pieces --------------------------------------------------------------------------
+
+    def _train(self, who: str, seed: int, train_segment=None, note: str = "") -> Path:
+        from arledger import tasks
+        from arledger.runner import RunOptions, run_experiment
+
+        cfg = self.cfg
+        self.say(f"[4/7] {who}: training {cfg.template} for {cfg.steps} steps (seed {seed})"
+                 + (f" — {note}" if note else ""))
+        out = self.out / "runs" / who
+        last_seg = [-1]
+
+        def progress(step, loss, segment, total):
+            if segment != last_seg[0] and step % cfg.segment_steps == 0:
+                last_seg[0] = segment
+                self.say(f"      {who}: step {step:4d}/{total}  segment {segment}  loss {loss:.3f}")
+
+        kwargs = {"train_segment": train_segment} if train_segment else {}
+        run_experiment(RunOptions(experiment_dir=tasks.experiment_dir_of(cfg.template), out=out, steps=cfg.steps,
+                                  segment_steps=cfg.segment_steps, seed=seed, threads=cfg.threads,
+                                  hypothesis=f"{who}'s run", notes=note),
+                       on_progress=progress, store=self.store, **kwargs)
+        return out
+
+    def _nodes(self, by: dict, store) -> list:
+        from arverifier.check import ClaimChecker
+        from arverifier.node import NodeConfig, VerifierNode
+        from arverifier.state import WatcherState
+
+        nodes = []
+        for name in ("v1", "v2", "v3"):
+            a = by[name]
+            d = self.out / "verifiers" / name
+            checker = ClaimChecker(store, a.address, workdir=d / "work")
+            node = VerifierNode(a.ledger, store, WatcherState(d / "state.sqlite"), checker,
+                                NodeConfig(confirmations=0), emit=lambda rec, name=name: self._decision(name, rec))
+            node.name = name
+            nodes.append(node)
+        return nodes
+
+    def _decision(self, name: str, rec: dict) -> None:
+        what = rec["decision"].upper()
+        target = f"claim {rec['claim']}" if "dispute" not in rec else f"dispute on claim {rec['claim']}"
+        segs = ",".join(map(str, rec.get("segments") or [])) or str((rec.get("challenge") or {}).get("segment", "-"))
+        self.say(f"      {name}: {target}: {what:14} segments [{segs}]  {rec['reason'][:90]}  ({rec['seconds']}s)")
+        rec["verifier"] = name
+
+    def _until_quiet(self, nodes, rounds: int = 6) -> list[dict]:
+        decisions: list[dict] = []
+        for _ in range(rounds):
+            busy = False
+            for node in nodes:
+                rep = node.step()
+                for rec in rep.decisions:
+                    rec["verifier"] = node.name
+                decisions += rep.decisions
+                for tx in rep.transactions:
+                    busy = True
+                    what = " ".join(f"{k} {v}" for k, v in tx.items() if k in ("claim", "action"))
+                    if "dispute" in tx and "claim" not in tx:
+                        what = f"dispute {tx['dispute'][:10]}… {tx['action']}"
+                    self.say(f"      {node.name}: tx {what} (gas {tx['gas']})")
+            if not busy:
+                break
+        return decisions
+
+    @staticmethod
+    def _advance(w3, seconds: int) -> None:
+        w3.provider.make_request("evm_increaseTime", [int(seconds)])
+        w3.provider.make_request("evm_mine", [])
+
+    # -- the ending ----------------------------------------------------------------------
+
+    def _summary(self, task_id, by, store, decisions, t0) -> DemoResult:
+        from arledger import queries
+
+        ledger = by["sponsor"].ledger
+        claims = queries.history(ledger, task_id)
+        best = queries.best_model(ledger, store, task_id)
+        names = {a.address.lower(): a.name for a in by.values()}
+        for c in claims:
+            c["trainer_name"] = names.get(c.get("trainer", "").lower(), "?")
+        actors = [{"name": a.name, "role": a.role, "address": a.address, "withdrawn_eth": a.withdrawn / ETH}
+                  for a in by.values()]
+        chart = self._chart(claims, best, self.out / "best-loss.png")
+        result = DemoResult(task_id, claims, actors, best, decisions, str(chart), round(time.perf_counter() - t0, 1))
+        (self.out / "summary.json").write_text(json.dumps(result.__dict__, indent=2, default=str))
+        return result
+
+    def _chart(self, claims: list[dict], best: dict, path: Path) -> Path:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+        xs = list(range(len(claims) + 1))
+        running = [best["baseline_loss"]]
+        for c in claims:
+            ok = c["state"] == "Accepted" and c.get("improved")
+            running.append(min(running[-1], c["claimed_loss"]) if ok else running[-1])
+        ax.step(xs, running, where="post", color="tab:blue", lw=2, label="on-chain best loss")
+        colors = {"Accepted": "tab:green", "Rejected": "tab:red", "Expired": "tab:gray"}
+        for i, c in enumerate(claims, start=1):
+            ax.scatter(i, c["claimed_loss"], s=80, zorder=3, color=colors.get(c["state"], "tab:orange"))
+            ax.annotate(f"#{c['claim_id']} {c['trainer_name']}\n{c['state']}", (i, c["claimed_loss"]),
+                        textcoords="offset points", xytext=(8, 6), fontsize=8)
+        ax.scatter([0], [best["baseline_loss"]], s=60, color="tab:blue", zorder=3)
+        ax.annotate("baseline", (0, best["baseline_loss"]), textcoords="offset points", xytext=(8, -12), fontsize=8)
+        ax.set_xlim(-0.4, len(claims) + 0.8)
+        ax.set_xticks(xs, ["baseline"] + [f"claim {c['claim_id']}" for c in claims])
+        ax.set_ylabel(f"{best['metric']} ({best['units']})")
+        ax.set_title("Best model on the ledger, claim by claim")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper right")
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+        return path
+
+
+def format_summary(r: DemoResult) -> list[str]:
+    lines = ["", "claims:", f"  {'id':>3}  {'trainer':8} {'claimed loss':>12}  {'state':9} {'improved':8} reward"]
+    for c in r.claims:
+        lines.append(f"  {c['claim_id']:>3}  {c['trainer_name']:8} {c['claimed_loss']:>12.4f}  {c['state']:9} "
+                     f"{str(bool(c['improved'])):8} {c['reward'] / ETH:.2f} ETH")
+    lines += ["", "money out of the ledger:"]
+    for a in r.actors:
+        lines.append(f"  {a['name']:8} {a['role']:32} {a['withdrawn_eth']:.4f} ETH")
+    b = r.best
+    lines += ["", f"best model of task {r.task_id}: claim {b['claim_id']} by {b['trainer']}, "
+                  f"{b['metric']} {b['loss']:.4f} {b['units']} (baseline {b['baseline_loss']:.4f})",
+              f"  code {b['code_cid']}", f"  weights {b['weights_cid']}",
+              f"chart: {r.chart}    summary: {Path(r.chart).parent / 'summary.json'}    ({r.seconds}s)"]
+    return lines
