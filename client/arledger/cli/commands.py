@@ -23,13 +23,4 @@ _COMMANDS = [
 
 
 def all_commands() -> list[click.Command]:
-    out = []
-    for module, attr in _COMMANDS:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue  # not built yet
-        out.append(getattr(mod, attr))
-    return out
+    return [getattr(importlib.import_module(module), attr) for module, attr in _COMMANDS]
