@@ -120,8 +120,12 @@ class AnvilProcess:
         if self.state_file:  # dumped every 2 s and at exit, loaded at start
             cmd += ["--state", str(self.state_file), "--state-interval", "2"]
         log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=self.detach)
+        try:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=self.detach)
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()  # the child holds its own copy of the descriptor
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -170,13 +174,22 @@ def _pid_alive(pid: int | None) -> bool:
         return True
 
 
+def _is_anvil(pid: int) -> bool:
+    """Whether pid runs anvil (True where /proc can't tell)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return b"anvil" in cmdline
+
+
 def status(path: Path | None = None) -> dict:
     """{'running': bool, ...deployment fields} for the deployment file, without starting anything."""
     path = path or deployment_path()
     if not Path(path).exists():
         return {"running": False, "deployment": str(path), "reason": "no deployment file"}
     dep = Deployment.load(path)
-    running = _pid_alive(dep.pid) and _rpc_ok(dep.rpc_url)
+    running = _pid_alive(dep.pid) and _is_anvil(dep.pid) and _rpc_ok(dep.rpc_url)
     out = {"running": running, "deployment": str(path), **{k: v for k, v in asdict(dep).items() if k != "dev_keys"}}
     if running:
         from arledger.chain.ledger import Ledger
@@ -200,22 +213,29 @@ def up(data_dir: Path | None = None, port: int = 8545) -> tuple[Deployment, bool
     if _port_busy(port):
         raise DevnetError(f"127.0.0.1:{port} is in use by another process; pass --port")
     anvil = AnvilProcess(port, data_dir / "state.json", data_dir / "anvil.log", detach=True).start()
-    keys = dev_keys()
-    w3 = Ledger.connect_rpc(anvil.rpc_url)
-    saved = data_dir / "ledger.json"
-    ledger_addr = None
-    if saved.exists():
-        info = json.loads(saved.read_text())
-        if len(w3.eth.get_code(info["ledger"])) > 0:
-            ledger_addr, block = info["ledger"], info["deploy_block"]
-    if ledger_addr is None:
-        from eth_account import Account as A
+    try:
+        keys = dev_keys()
+        w3 = Ledger.connect_rpc(anvil.rpc_url)
+        saved = data_dir / "ledger.json"
+        ledger_addr = None
+        if saved.exists():
+            try:
+                info = json.loads(saved.read_text())
+                if len(w3.eth.get_code(info["ledger"])) > 0:  # the state file kept it
+                    ledger_addr, block = info["ledger"], int(info["deploy_block"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                ledger_addr = None  # unreadable record: deploy afresh below
+        if ledger_addr is None:
+            from eth_account import Account as A
 
-        ledger = Ledger.deploy(w3, A.from_key(keys[0]))
-        ledger_addr, block = ledger.address, w3.eth.block_number
-        atomic_write(saved, json.dumps({"ledger": ledger_addr, "deploy_block": block}).encode())
-    dep = Deployment(anvil.rpc_url, w3.eth.chain_id, ledger_addr, block, anvil.proc.pid, str(data_dir), keys)
-    atomic_write(dep_path, dep.to_json())
+            ledger = Ledger.deploy(w3, A.from_key(keys[0]))
+            ledger_addr, block = ledger.address, w3.eth.block_number
+            atomic_write(saved, json.dumps({"ledger": ledger_addr, "deploy_block": block}).encode())
+        dep = Deployment(anvil.rpc_url, w3.eth.chain_id, ledger_addr, block, anvil.proc.pid, str(data_dir), keys)
+        atomic_write(dep_path, dep.to_json())
+    except BaseException:
+        anvil.stop()  # no half-started devnet without a deployment file pointing at it
+        raise
     return dep, True
 
 
@@ -231,6 +251,8 @@ def down(path: Path | None = None) -> bool:
         return False
     dep = Deployment.load(path)
     if not _pid_alive(dep.pid):
+        return False
+    if not _is_anvil(dep.pid):  # a stale file (after a reboot) must not kill a reused pid
         return False
     os.kill(dep.pid, signal.SIGTERM)
     for _ in range(150):

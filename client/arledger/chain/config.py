@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import click
 from eth_account import Account
+from eth_utils import is_hex_address, to_checksum_address
 
 from arledger.chain.ledger import Ledger
 from arledger.errors import ConfigError
@@ -91,8 +92,14 @@ def load_context(rpc_url: str | None = None, ledger: str | None = None, key: str
 
     rpc = pick("rpc_url", rpc_url, "ARLEDGER_RPC_URL", "rpc_url")
     address = pick("ledger", ledger, "ARLEDGER_LEDGER", "ledger")
-    key = key or os.environ.get("ARLEDGER_KEY")
-    keystore = keystore or os.environ.get("ARLEDGER_KEYSTORE")
+    address = _checksummed_ledger(address)
+    if key or keystore:
+        source["account"] = "flag"
+    elif os.environ.get("ARLEDGER_KEY") or os.environ.get("ARLEDGER_KEYSTORE"):
+        source["account"] = "$ARLEDGER_KEY" if os.environ.get("ARLEDGER_KEY") else "$ARLEDGER_KEYSTORE"
+    if not key and not keystore:  # a flag of either kind beats both env vars
+        key = os.environ.get("ARLEDGER_KEY")
+        keystore = None if key else os.environ.get("ARLEDGER_KEYSTORE")
     if not key and not keystore and dev_account is not None:
         keys = from_dep("dev_keys")
         if not 0 <= dev_account < len(keys):
@@ -104,13 +111,20 @@ def load_context(rpc_url: str | None = None, ledger: str | None = None, key: str
         raise ConfigError("no account: pass --key/--keystore (or --dev-account N on a devnet), "
                           "or set ARLEDGER_KEY / ARLEDGER_KEYSTORE")
     w3 = Ledger.connect_rpc(rpc)
-    try:
-        deployed = len(w3.eth.get_code(address)) > 0
-    except Exception as exc:
-        raise ConfigError(f"ledger: {address!r} is not a valid contract address ({exc})") from None
+    deployed = len(w3.eth.get_code(address)) > 0
     if not deployed:
         raise ConfigError(f"ledger: no contract at {address} on {rpc} (chain id {w3.eth.chain_id})")
     return Context(Ledger(w3, address, account), rpc, source)
+
+
+def _checksummed_ledger(address: Any) -> str:
+    """Accept any case of a 20-byte hex address (env vars are often lowercase); reject the rest."""
+    text = str(address or "").strip()
+    if not is_hex_address(text):
+        raise ConfigError(f"ledger: {text!r} is not a contract address (expected 0x + 40 hex digits)")
+    if text != text.lower() and text != "0x" + text[2:].upper() and to_checksum_address(text) != text:
+        raise ConfigError(f"ledger: {text!r} has a wrong EIP-55 checksum (mistyped?)")
+    return to_checksum_address(text)
 
 
 # -- shared click options -------------------------------------------------------------------

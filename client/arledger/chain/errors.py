@@ -16,7 +16,7 @@ import threading
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 from eth_utils.abi import abi_to_signature, get_abi_input_types
 
 from arledger.errors import ContractRevert
@@ -100,11 +100,12 @@ class RevertDecoder:
         if selector in self._by_selector:
             entry, cls = self._by_selector[selector]
             names = [i.get("name") or f"arg{n}" for n, i in enumerate(entry.get("inputs", []))]
+            types = get_abi_input_types(entry)
             try:
-                values = abi_decode(get_abi_input_types(entry), body)
+                values = abi_decode(types, body)
             except Exception:  # malformed payload: still name the error
                 return cls(f"{where}{entry['name']} (undecodable arguments 0x{body.hex()})", {}, raw)
-            args = {n: _plain(v) for n, v in zip(names, values)}
+            args = {n: _plain(v, t) for n, v, t in zip(names, values, types)}
             shown = ", ".join(f"{k}={_show(v)}" for k, v in args.items())
             return cls(f"{where}{entry['name']}({shown})", args, raw)
         if selector == _ERROR_SELECTOR:
@@ -139,12 +140,16 @@ def _to_bytes(data: Any) -> bytes:
         return b""
 
 
-def _plain(value: Any) -> Any:
-    """bytes stay bytes, tuples become lists; addresses are already checksummed strings."""
+def _plain(value: Any, abi_type: str = "") -> Any:
+    """bytes stay bytes, tuples become lists; addresses are checksummed (eth_abi gives
+    lowercase), so they compare equal to ``account.address``."""
     if isinstance(value, tuple):
-        return [_plain(v) for v in value]
+        inner = abi_type[: abi_type.rindex("[")] if abi_type.endswith("]") else ""
+        return [_plain(v, inner) for v in value]
     if isinstance(value, bytearray):
         return bytes(value)
+    if abi_type == "address" and isinstance(value, str):
+        return to_checksum_address(value)
     return value
 
 

@@ -16,17 +16,20 @@ one place. Rules:
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
-from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
+from requests.exceptions import ConnectionError as HTTPConnectionError
+from requests.exceptions import Timeout as HTTPTimeout
+from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, TimeExhausted, Web3RPCError
 
 from arledger.chain.artifact import ContractArtifact, load_artifact
 from arledger.chain.errors import RevertDecoder
-from arledger.errors import ChainUnavailable, ConfigError, ContractRevert, TransactionFailed
+from arledger.errors import ChainError, ChainUnavailable, ConfigError, ContractRevert, TransactionFailed
 
 CLAIM_STATES = ("None", "Open", "Disputed", "Finalizable", "Accepted", "Rejected", "Expired")
 DISPUTE_STATES = ("None", "Voting", "Resolvable", "Upheld", "Dismissed", "Inconclusive")
@@ -169,12 +172,16 @@ def _hex(b: bytes) -> str:
     return "0x" + bytes(b).hex()
 
 
-def _b32(value: Any) -> bytes:
-    if isinstance(value, str):
-        value = bytes.fromhex(value[2:] if value.startswith("0x") else value)
-    value = bytes(value)
+def _b32(value: Any, field: str = "value") -> bytes:
+    """32 bytes from bytes or hex text; a ConfigError naming ``field`` otherwise."""
+    try:
+        if isinstance(value, str):
+            value = bytes.fromhex(value[2:] if value.startswith("0x") else value)
+        value = bytes(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{field}: expected 32 bytes (or 64 hex digits), got {value!r}") from None
     if len(value) != 32:
-        raise ConfigError(f"expected 32 bytes, got {len(value)}")
+        raise ConfigError(f"{field}: expected 32 bytes, got {len(value)}")
     return value
 
 
@@ -194,8 +201,9 @@ def compute_commitment(trainer: str, task_id: int, parent_id: int, code_cid: byt
     merkleRoot, numSegments, claimedLoss, salt)) — the same as the contract's ``commitmentOf``."""
     return keccak(encode(
         ["address", "uint32", "uint32", "bytes32", "bytes32", "bytes32", "uint16", "uint64", "bytes32"],
-        [to_checksum_address(trainer), task_id, parent_id, keccak(bytes(code_cid)), _b32(manifest_digest),
-         _b32(merkle_root), num_segments, claimed_loss, _b32(salt)]))
+        [to_checksum_address(trainer), task_id, parent_id, keccak(bytes(code_cid)),
+         _b32(manifest_digest, "manifest_digest"), _b32(merkle_root, "merkle_root"), num_segments, claimed_loss,
+         _b32(salt, "salt")]))
 
 
 # -- the ledger -----------------------------------------------------------------------------
@@ -222,11 +230,13 @@ class Ledger:
 
     @staticmethod
     def connect_rpc(rpc_url: str, timeout: float = 30) -> Web3:
+        if not rpc_url or not str(rpc_url).startswith(("http://", "https://")):
+            raise ConfigError(f"rpc-url: {rpc_url!r} is not an http(s):// JSON-RPC URL")
         w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
         try:
             w3.eth.chain_id
-        except Exception as exc:  # connection refused, DNS, HTTP errors...
-            raise ChainUnavailable(f"cannot reach the JSON-RPC endpoint {rpc_url} ({type(exc).__name__}: {exc})") from None
+        except Exception as exc:  # connection refused, DNS, HTTP errors, not JSON-RPC...
+            raise ChainUnavailable(f"cannot reach the JSON-RPC endpoint {rpc_url}: {_why_unreachable(exc)}") from None
         return w3
 
     @classmethod
@@ -256,15 +266,20 @@ class Ledger:
     def _transact(self, fn_name: str, *args: Any, value: int = 0) -> TxResult:
         sender = self.account_address
         fn = getattr(self.contract.functions, fn_name)(*args)
-        tx = _base_tx(self.w3, sender, value)
-        try:
-            tx = fn.build_transaction(tx)
-            tx["gas"] = int(self.w3.eth.estimate_gas(tx) * 1.25) + 10_000
-        except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
-            raise self._revert(exc, fn_name) from None
-        except ValueError as exc:  # some nodes answer reverts as plain RPC errors
-            raise self._revert(exc, fn_name) from None
-        receipt = _send_signed(self.w3, self.account, tx)
+        with self._rpc_errors(fn_name):
+            tx = _base_tx(self.w3, sender, value)
+            try:
+                tx = fn.build_transaction(tx)
+                tx["gas"] = int(self.w3.eth.estimate_gas(tx) * 1.25) + 10_000
+            except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+                raise self._revert(exc, fn_name) from None
+            except (Web3RPCError, ValueError) as exc:
+                # Some nodes answer reverts as plain RPC errors (with data); without revert
+                # data it is the node refusing the call (insufficient funds, bad nonce...).
+                if _revert_data(exc) is None:
+                    raise ChainError(f"{fn_name}: the node refused the transaction: {_rpc_message(exc)}") from None
+                raise self._revert(exc, fn_name) from None
+            receipt = _send_signed(self.w3, self.account, tx)
         result = TxResult(_hex(receipt["transactionHash"]), receipt["blockNumber"], receipt["gasUsed"],
                           self._decode_receipt(receipt))
         if receipt["status"] != 1:
@@ -272,20 +287,25 @@ class Ledger:
         return result
 
     def _call(self, fn_name: str, *args: Any) -> Any:
+        with self._rpc_errors(fn_name):
+            try:
+                return getattr(self.contract.functions, fn_name)(*args).call()
+            except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
+                raise self._revert(exc, fn_name) from None
+
+    @contextmanager
+    def _rpc_errors(self, context: str):
+        """Transport failures in the middle of a call become one clear ChainError naming the URL."""
+        url = getattr(self.w3.provider, "endpoint_uri", "the JSON-RPC endpoint")
         try:
-            return getattr(self.contract.functions, fn_name)(*args).call()
-        except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
-            raise self._revert(exc, fn_name) from None
+            yield
+        except (HTTPConnectionError, HTTPTimeout) as exc:
+            raise ChainUnavailable(f"{context}: lost the JSON-RPC endpoint {url}: {_why_unreachable(exc)}") from None
+        except TimeExhausted as exc:
+            raise ChainError(f"{context}: no receipt from {url} in time ({exc})") from None
 
     def _revert(self, exc: Exception, context: str) -> ContractRevert:
-        data = getattr(exc, "data", None)
-        if data is None and exc.args and isinstance(exc.args[0], dict):
-            data = exc.args[0].get("data")
-        if isinstance(data, dict):
-            data = data.get("data")
-        if data is None and exc.args and isinstance(exc.args[-1], str) and exc.args[-1].startswith("0x"):
-            data = exc.args[-1]
-        err = self.decoder.decode(data, context)
+        err = self.decoder.decode(_revert_data(exc), context)
         if not err.data and "revert" in str(exc).lower():
             err = type(err)(f"{context}: {exc}", err.error_args, err.data)
         return err
@@ -331,18 +351,20 @@ class Ledger:
     def commitment_of(self, trainer, task_id, parent_id, code_cid, manifest_digest, merkle_root,
                       num_segments, claimed_loss, salt) -> bytes:
         return bytes(self._call("commitmentOf", to_checksum_address(trainer), task_id, parent_id, bytes(code_cid),
-                                _b32(manifest_digest), _b32(merkle_root), num_segments, claimed_loss, _b32(salt)))
+                                _b32(manifest_digest, "manifest_digest"), _b32(merkle_root, "merkle_root"),
+                                num_segments, claimed_loss, _b32(salt, "salt")))
 
     def commit(self, commitment: bytes) -> TxResult:
-        return self._transact("commit", _b32(commitment))
+        return self._transact("commit", _b32(commitment, "commitment"))
 
     def commitment_info(self, commitment: bytes) -> CommitmentInfo:
-        return CommitmentInfo(*self._call("commitmentInfo", _b32(commitment)))
+        return CommitmentInfo(*self._call("commitmentInfo", _b32(commitment, "commitment")))
 
     def reveal(self, task_id: int, parent_id: int, code_cid: bytes, manifest_digest: bytes, merkle_root: bytes,
                num_segments: int, claimed_loss: int, salt: bytes, value: int) -> TxResult:
-        return self._transact("reveal", task_id, parent_id, bytes(code_cid), _b32(manifest_digest),
-                              _b32(merkle_root), num_segments, claimed_loss, _b32(salt), value=value)
+        return self._transact("reveal", task_id, parent_id, bytes(code_cid),
+                              _b32(manifest_digest, "manifest_digest"), _b32(merkle_root, "merkle_root"),
+                              num_segments, claimed_loss, _b32(salt, "salt"), value=value)
 
     def claim(self, claim_id: int) -> Claim:
         c = self._call("claim", claim_id)
@@ -376,7 +398,7 @@ class Ledger:
         return self._transact("finalize", claim_id)
 
     def report(self, task_id: int, code_cid: bytes, manifest_digest: bytes, loss: int, note: str) -> TxResult:
-        return self._transact("report", task_id, bytes(code_cid), _b32(manifest_digest), loss, note)
+        return self._transact("report", task_id, bytes(code_cid), _b32(manifest_digest, "manifest_digest"), loss, note)
 
     # -- verifiers -------------------------------------------------------------------
 
@@ -401,8 +423,9 @@ class Ledger:
         kind_i = CHALLENGE_KINDS.index(kind) if isinstance(kind, str) else int(kind)
         if value is None:
             value = self.task(self.claim(claim_id).task_id).challenge_bond
-        return self._transact("challenge", claim_id, kind_i, segment, _b32(claimed_start), _b32(claimed_end),
-                              [_b32(p) for p in start_proof], [_b32(p) for p in end_proof], _b32(observed),
+        return self._transact("challenge", claim_id, kind_i, segment, _b32(claimed_start, "claimed_start"),
+                              _b32(claimed_end, "claimed_end"), [_b32(p, "start_proof") for p in start_proof],
+                              [_b32(p, "end_proof") for p in end_proof], _b32(observed, "observed"),
                               value=value)
 
     def dispute_id(self, claim_id: int, kind: str | int, segment: int) -> str:
@@ -410,27 +433,27 @@ class Ledger:
         return _hex(keccak(encode(["uint32", "uint8", "uint16"], [claim_id, kind_i, segment])))
 
     def dispute(self, dispute_id: str | bytes) -> Dispute:
-        d = self._call("dispute", _b32(dispute_id))
-        return Dispute(_hex(_b32(dispute_id)), d[0], CHALLENGE_KINDS[d[1]], d[2], DISPUTE_STATES[d[3]], d[4],
-                       d[5], d[6], d[7], d[8], d[9])
+        d = self._call("dispute", _b32(dispute_id, "dispute_id"))
+        return Dispute(_hex(_b32(dispute_id, "dispute_id")), d[0], CHALLENGE_KINDS[d[1]], d[2], DISPUTE_STATES[d[3]],
+                       d[4], d[5], d[6], d[7], d[8], d[9])
 
     def dispute_state(self, dispute_id: str | bytes) -> str:
-        return DISPUTE_STATES[self._call("disputeState", _b32(dispute_id))]
+        return DISPUTE_STATES[self._call("disputeState", _b32(dispute_id, "dispute_id"))]
 
     def vote(self, dispute_id: str | bytes, uphold: bool) -> TxResult:
-        return self._transact("vote", _b32(dispute_id), bool(uphold))
+        return self._transact("vote", _b32(dispute_id, "dispute_id"), bool(uphold))
 
     def has_voted(self, dispute_id: str | bytes, account: str) -> bool:
-        return self._call("hasVoted", _b32(dispute_id), to_checksum_address(account))
+        return self._call("hasVoted", _b32(dispute_id, "dispute_id"), to_checksum_address(account))
 
     def resolve_dispute(self, dispute_id: str | bytes) -> TxResult:
-        return self._transact("resolveDispute", _b32(dispute_id))
+        return self._transact("resolveDispute", _b32(dispute_id, "dispute_id"))
 
     def settle(self, claim_id: int) -> TxResult:
         return self._transact("settle", claim_id)
 
     def settle_vote(self, dispute_id: str | bytes) -> TxResult:
-        return self._transact("settleVote", _b32(dispute_id))
+        return self._transact("settleVote", _b32(dispute_id, "dispute_id"))
 
     # -- money -----------------------------------------------------------------------
 
@@ -443,10 +466,11 @@ class Ledger:
     # -- Merkle helpers on chain -----------------------------------------------------
 
     def leaf_hash(self, index: int, state_hash: bytes) -> bytes:
-        return bytes(self._call("leafHash", index, _b32(state_hash)))
+        return bytes(self._call("leafHash", index, _b32(state_hash, "state_hash")))
 
     def verify_boundary(self, claim_id: int, index: int, state_hash: bytes, proof: Sequence[bytes]) -> bool:
-        return self._call("verifyBoundary", claim_id, index, _b32(state_hash), [_b32(p) for p in proof])
+        return self._call("verifyBoundary", claim_id, index, _b32(state_hash, "state_hash"),
+                          [_b32(p, "proof") for p in proof])
 
     # -- blocks and events -----------------------------------------------------------
 
@@ -498,39 +522,81 @@ class Ledger:
                           bytes(a["commitment"]), ev.block_number, self.block_timestamp(ev.block_number), ev.tx_hash)
 
     def find_reveal(self, commitment: bytes, trainer: str) -> Event:
+        wanted = _b32(commitment, "commitment")
         topic_trainer = _hex(bytes(12) + bytes.fromhex(to_checksum_address(trainer)[2:]))
         evs = self.events(0, self.block_number(), ["ClaimRevealed"],
                           topics=[self._event_topic("ClaimRevealed"), None, None, topic_trainer])
         for ev in evs:
-            if bytes(ev.args["commitment"]) == _b32(commitment):
+            if bytes(ev.args["commitment"]) == wanted:
                 return ev
-        raise ConfigError(f"commitment {_hex(_b32(commitment))}: revealed on chain but no ClaimRevealed event found")
+        raise ConfigError(f"commitment {_hex(wanted)}: revealed on chain but no ClaimRevealed event found")
 
-    def wait_for_block(self, number: int, timeout: float = 120.0) -> None:
+    def wait_for_block(self, number: int, timeout: float = 120.0, poll: float = 0.2) -> None:
         """Wait until the chain head is at least ``number``.
 
-        On a dev chain that mines only on demand (anvil/hardhat automine) with no
-        other traffic the head would never move: after a short wait an empty block is
-        mined there (``evm_mine``); real chains are simply waited for.
+        On a dev chain that mines only on demand (anvil/hardhat automine) with no other
+        traffic the head would never move, so empty blocks are mined there (``evm_mine``)
+        until it arrives; a real chain refuses ``evm_mine`` and is simply waited for.
         """
         deadline = time.monotonic() + timeout
-        tried_mine = False
+        can_mine = True
         while self.block_number() < number:
+            if can_mine:
+                can_mine = self.mine_if_dev_chain()
+                if can_mine:
+                    continue
             if time.monotonic() > deadline:
-                raise ChainUnavailable(f"block {number} did not arrive within {timeout:.0f}s")
-            if not tried_mine and time.monotonic() > deadline - timeout + 1.0:
-                tried_mine = not self.mine_if_dev_chain()
-            time.sleep(0.2)
+                raise ChainUnavailable(f"block {number} did not arrive within {timeout:.0f}s "
+                                       f"(head is {self.block_number()})")
+            time.sleep(poll)
 
     def mine_if_dev_chain(self) -> bool:
+        """Mine one empty block if the node allows it (anvil, hardhat); False on a real chain."""
         try:
-            self.w3.provider.make_request("evm_mine", [])
-            return True
+            resp = self.w3.provider.make_request("evm_mine", [])
         except Exception:
             return False
+        return not (isinstance(resp, dict) and resp.get("error"))
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _revert_data(exc: Exception) -> Any:
+    """The revert payload carried by a web3 exception, however the node shaped it (None if none)."""
+    data = getattr(exc, "data", None)
+    if data is None:
+        data = getattr(exc, "rpc_response", None) or None
+        if isinstance(data, dict):
+            data = data.get("error", {}).get("data")
+    if data is None and exc.args and isinstance(exc.args[0], dict):
+        data = exc.args[0].get("data")
+    if isinstance(data, dict):
+        data = data.get("data")
+    if data is None and exc.args and isinstance(exc.args[-1], str) and exc.args[-1].startswith("0x"):
+        data = exc.args[-1]
+    return data
+
+
+def _rpc_message(exc: Exception) -> str:
+    if exc.args and isinstance(exc.args[0], dict) and "message" in exc.args[0]:
+        return str(exc.args[0]["message"])
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _why_unreachable(exc: Exception) -> str:
+    """A short reason for a failed connection instead of urllib3's nested repr."""
+    text = str(exc)
+    if isinstance(exc, HTTPTimeout) or "timed out" in text.lower():
+        return "timed out"
+    if "Connection refused" in text:
+        return "connection refused (is the node running?)"
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "unknown host name"
+    if isinstance(exc, HTTPConnectionError):
+        return "connection failed"
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
 
 
 def _abi_type(inp: dict) -> str:
@@ -559,5 +625,8 @@ def _base_tx(w3: Web3, sender: str, value: int = 0) -> dict:
 def _send_signed(w3: Web3, account: Any, tx: dict, timeout: float = 120):
     signed = account.sign_transaction(tx)
     raw = getattr(signed, "raw_transaction", None) or getattr(signed, "rawTransaction")
-    tx_hash = w3.eth.send_raw_transaction(raw)
+    try:
+        tx_hash = w3.eth.send_raw_transaction(raw)
+    except Web3RPCError as exc:  # nonce too low, underpriced, insufficient funds...
+        raise ChainError(f"the node rejected the transaction from {account.address}: {_rpc_message(exc)}") from None
     return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout, poll_latency=0.05)
