@@ -27,6 +27,13 @@ user namespace does not change that), else by RLIMIT_NPROC.
 
 A run that breaks a limit is reported (``violation``), never raised: for the
 verifier it is a failed replay of that segment, and the watcher carries on.
+
+Long-lived sandboxed processes (``popen``, ``replay_pool``): the replay zygote
+(``arledger.runner.replay_zygote``) is started once inside the same namespaces,
+read-only root, pids cgroup and rlimits, with a scratch ROOT under which each request
+gets its own directory, and read-only ``readable`` roots (the verifier's work dir for
+claims) whose later contents stay reachable. Each forked child sets the per-run limits
+for itself; the zygote kills it on the wall clock (docs/replay.md).
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from arledger.errors import ArledgerError
 
@@ -268,6 +275,66 @@ class Sandbox:
 
         return execute
 
+    def popen(self, argv: Sequence[str], *, scratch: Path, readable: Sequence[Path] = (),
+              env: Mapping[str, str] | None = None, stderr: Any = subprocess.DEVNULL,
+              python_guard: bool = True) -> "SandboxPopen":
+        """Start ``argv`` sandboxed and long-lived; stdin and stdout are pipes to talk to it.
+
+        The same namespaces, read-only root, pids cgroup and rlimits as ``run`` (no wall
+        clock: the caller owns the process's life, and must call ``close()`` on it).
+        ``scratch`` is the only writable directory (a root for per-request dirs);
+        ``readable`` are bound read-only, directories with whatever appears in them later.
+        ``python_guard=False`` (rlimit backend only) leaves out the audit-hook guard,
+        which refuses fork: for a program that installs it in each child itself
+        (``replay_zygote --guard arverifier.sandbox_guard``).
+        """
+        scratch = Path(scratch)
+        scratch.mkdir(parents=True, exist_ok=True)
+        os.chmod(scratch, 0o777)
+        cgroup = self._make_pids_cgroup()
+        if self.backend == "bwrap":
+            cmd = self.wrap(argv, scratch, readable)
+        elif python_guard:
+            cmd = [sys.executable, "-m", "arverifier.sandbox_guard", str(scratch.resolve()), *argv]
+        else:
+            cmd = list(argv)
+        try:
+            proc = SandboxPopen(cmd, cwd=scratch, env=_scrubbed_env(env, scratch), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=stderr,
+                                preexec_fn=lambda: self._preexec(cgroup))
+        except BaseException:
+            if cgroup is not None:
+                _remove_cgroup(cgroup)
+            raise
+        proc.cgroup, proc.backend = cgroup, self.backend
+        return proc
+
+    def replay_pool(self, scratch: Path | None = None, readable: Sequence[Path] = ()):
+        """A ``ReplayPool`` whose zygote runs in this sandbox, children under ``self.limits``.
+
+        ``readable``: directories the replays' inputs live under (the verifier's work
+        root for claims), created if missing and bound read-only; a request with an
+        input elsewhere is refused by the pool. ``scratch``: the root of the
+        per-request dirs (default a fresh temp dir, removed on close).
+        """
+        from arledger.runner.replay_pool import ZYGOTE_LOG, ReplayPool
+
+        roots = [Path(r) for r in readable]
+        for r in roots:
+            if not r.exists():
+                r.mkdir(parents=True, exist_ok=True)
+
+        def launch(argv: list[str], root: Path) -> subprocess.Popen:
+            with open(root / ZYGOTE_LOG, "ab") as log:
+                return self.popen(argv, scratch=root, readable=roots, stderr=log, python_guard=False)
+
+        guard = "arverifier.sandbox_guard" if self.backend == "rlimit" else None
+        return ReplayPool(scratch, limits=self.limits, launch=launch, guard=guard, roots=roots)
+
+    def pool_executor(self, scratch: Path | None = None, readable: Sequence[Path] = ()):
+        """Alias of ``replay_pool`` (the name the design notes use)."""
+        return self.replay_pool(scratch, readable)
+
     @staticmethod
     def _kill_group(proc: subprocess.Popen) -> None:
         try:
@@ -288,6 +355,25 @@ class Sandbox:
         resource.setrlimit(resource.RLIMIT_AS, (lim.memory_bytes, lim.memory_bytes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (lim.file_size_bytes, lim.file_size_bytes))
         resource.setrlimit(resource.RLIMIT_NPROC, (lim.max_processes, lim.max_processes))
+
+
+class SandboxPopen(subprocess.Popen):
+    """A sandboxed long-lived process; ``close()`` kills what is left and frees its cgroup."""
+
+    cgroup: Path | None = None
+    backend: str = ""
+
+    def close(self) -> None:
+        Sandbox._kill_group(self)
+        if self.cgroup is not None:
+            _kill_cgroup(self.cgroup)
+            _remove_cgroup(self.cgroup)
+            self.cgroup = None
+        try:
+            self.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.wait()
 
 
 def _read(path: Path) -> str:

@@ -4,6 +4,13 @@ Shared by the trainer (``artrain replay``) and the verifier, which imports
 ``replay_segment`` and may pass ``wrap`` to run the worker inside a sandbox:
 ``wrap(argv) -> argv`` receives exactly ``worker_argv(request_path)``.
 
+Two ways to get the fresh process (docs/replay.md):
+
+- default: ``python -m arledger.runner.replay_worker REQ.json`` per replay (~2.7 s of
+  interpreter + torch start-up every time);
+- ``pool=ReplayPool(...)``: one warm zygote (``arledger.runner.replay_zygote``) forks a
+  child per replay that runs the same worker code; start-up is paid once per pool.
+
 Outcomes (``ReplayResult.status``):
 
 - ``match``               produced state hash == h_{i+1}
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -75,15 +83,19 @@ def _readable(request: dict) -> list[Path]:
 
 
 def run_worker(request: dict, workdir: Path, wrap: Wrap | None = None, timeout: float | None = None,
-               execute: Execute | None = None) -> dict:
+               execute: Execute | None = None, pool: "ReplayPool | None" = None) -> dict:
     """Write the request, run the worker in a fresh process, parse its one-line JSON answer.
 
     ``execute(argv, workdir, readable) -> (returncode, stdout, stderr)`` replaces the
     plain subprocess (the verifier's sandbox: ``workdir`` is the only writable place,
     ``readable`` the inputs); ``wrap`` only rewrites argv for the plain subprocess.
+    ``pool``: a child forked by the pool's zygote instead (``workdir`` must then be one
+    of ``pool.request_dir()``; ``wrap`` and ``execute`` are not used).
     """
     req_path = workdir / "request.json"
     checkpoint.atomic_write(req_path, json.dumps(request, sort_keys=True).encode())
+    if pool is not None:
+        return pool.run(req_path, workdir, _readable(request), timeout=timeout)
     argv = worker_argv(req_path)
     if execute is not None:
         returncode, stdout, stderr = execute(argv, workdir, _readable(request))
@@ -212,8 +224,13 @@ def replay_segment(
     timeout: float | None = None,
     execute: Execute | None = None,
     artifacts: "ArtifactSource | None" = None,
+    pool: "ReplayPool | None" = None,
 ) -> ReplayResult:
-    """Replay segment i (steps i*K .. (i+1)*K) from checkpoint i; compare with h_{i+1}."""
+    """Replay segment i (steps i*K .. (i+1)*K) from checkpoint i; compare with h_{i+1}.
+
+    With ``pool`` the worker is a child of the pool's zygote, working in a fresh
+    ``pool.request_dir()`` (removed afterwards); else a new process per call.
+    """
     if not 0 <= i < manifest.segments:
         raise ReplayError(f"segment: {i} out of range 0..{manifest.segments - 1}")
     if mode not in ("exact", "tolerance"):
@@ -230,39 +247,57 @@ def replay_segment(
             start = src.checkpoint(i)
         except _ArtifactMismatch as exc:
             return ReplayResult(i, "artifact_mismatch", expected, None, detail=str(exc))
-        out_ckpt = work / f"replay_{i + 1:04d}.safetensors"
-        request = {
-            "mode": "segment", "code_dir": str(src.code_dir()),
-            "data": {k: str(v) for k, v in src.data_paths().items()},
-            "seed": manifest.seed, "threads": threads, "start_checkpoint": str(start),
-            "steps": manifest.segment_steps, "out_checkpoint": str(out_ckpt),
-        }
-        t0 = time.perf_counter()
-        answer = run_worker(request, work, wrap, timeout, execute)
-        wall = time.perf_counter() - t0
-        produced = answer["state_hash"]
-        diffs = determinism.differences(manifest.environment, answer["environment"])
-        common = dict(wall_s=round(wall, 3), startup_s=round(wall - answer["work_ms"] / 1000, 3), work_s=answer["work_ms"] / 1000,
-                      environment_differences=diffs, threshold=threshold)
-        if produced == expected:
-            return ReplayResult(i, "match", expected, produced, distance=0.0 if mode == "tolerance" else None, **common)
+        req_dir = pool.request_dir() if pool is not None else work
         try:
-            claimed = src.checkpoint(i + 1)
-        except _ArtifactMismatch as exc:
-            return ReplayResult(i, "artifact_mismatch", expected, produced, detail=str(exc), **common)
-        dist = normalized_distance(out_ckpt, claimed, start)
-        if mode == "tolerance":
-            status = "within_tolerance" if dist <= threshold else "mismatch"
-        else:
-            status = "environment_differs" if diffs else "mismatch"
-        return ReplayResult(i, status, expected, produced, distance=dist, **common)
+            return _replay_in(req_dir, manifest, i, src, start, expected, threads, mode, threshold,
+                              wrap, timeout, execute, pool)
+        finally:
+            if pool is not None:
+                shutil.rmtree(req_dir, ignore_errors=True)
+
+
+def _replay_in(req_dir: Path, manifest: mf.Manifest, i: int, src: ArtifactSource, start: Path, expected: str,
+               threads: int, mode: str, threshold: float | None, wrap: Wrap | None, timeout: float | None,
+               execute: Execute | None, pool: "ReplayPool | None") -> ReplayResult:
+    out_ckpt = req_dir / f"replay_{i + 1:04d}.safetensors"
+    request = {
+        "mode": "segment", "code_dir": str(src.code_dir()),
+        "data": {k: str(v) for k, v in src.data_paths().items()},
+        "seed": manifest.seed, "threads": threads, "start_checkpoint": str(start),
+        "steps": manifest.segment_steps, "out_checkpoint": str(out_ckpt),
+    }
+    t0 = time.perf_counter()
+    answer = run_worker(request, req_dir, wrap, timeout, execute, pool)
+    wall = time.perf_counter() - t0
+    produced = answer["state_hash"]
+    try:
+        written = checkpoint.file_state_hash(out_ckpt)
+    except OSError as exc:
+        raise ReplayError(f"out_checkpoint: {out_ckpt} unreadable after the replay: {exc}") from None
+    if written != produced:  # the answer is claim code's word; the file is what counts
+        raise ReplayError(f"state_hash: worker reported {produced}, its checkpoint {out_ckpt.name} hashes to {written}")
+    diffs = determinism.differences(manifest.environment, answer["environment"])
+    common = dict(wall_s=round(wall, 3), startup_s=round(wall - answer["work_ms"] / 1000, 3), work_s=answer["work_ms"] / 1000,
+                  environment_differences=diffs, threshold=threshold)
+    if produced == expected:
+        return ReplayResult(i, "match", expected, produced, distance=0.0 if mode == "tolerance" else None, **common)
+    try:
+        claimed = src.checkpoint(i + 1)
+    except _ArtifactMismatch as exc:
+        return ReplayResult(i, "artifact_mismatch", expected, produced, detail=str(exc), **common)
+    dist = normalized_distance(out_ckpt, claimed, start)
+    if mode == "tolerance":
+        status = "within_tolerance" if dist <= threshold else "mismatch"
+    else:
+        status = "environment_differs" if diffs else "mismatch"
+    return ReplayResult(i, status, expected, produced, distance=dist, **common)
 
 
 def evaluate_final(manifest: mf.Manifest, *, run_dir: Path | None = None, store: Any = None,
                    store_spec: str | None = None, threads: int | None = None, wrap: Wrap | None = None,
                    timeout: float | None = None, execute: Execute | None = None,
-                   artifacts: "ArtifactSource | None" = None) -> dict[str, float]:
-    """Re-evaluate the final weights in a fresh process; returns the metrics."""
+                   artifacts: "ArtifactSource | None" = None, pool: "ReplayPool | None" = None) -> dict[str, float]:
+    """Re-evaluate the final weights in a fresh process (or a child of ``pool``); returns the metrics."""
     threads = threads or int(manifest.environment["threads"])
     with tempfile.TemporaryDirectory(prefix="arledger-eval-") as tmp:
         work = Path(tmp)
@@ -272,5 +307,13 @@ def evaluate_final(manifest: mf.Manifest, *, run_dir: Path | None = None, store:
             "data": {k: str(v) for k, v in src.data_paths().items()},
             "seed": manifest.seed, "threads": threads, "weights": str(src.weights()),
         }
-        return run_worker(request, work, wrap, timeout, execute)["metrics"]
+        req_dir = pool.request_dir() if pool is not None else work
+        try:
+            return run_worker(request, req_dir, wrap, timeout, execute, pool)["metrics"]
+        finally:
+            if pool is not None:
+                shutil.rmtree(req_dir, ignore_errors=True)
+
+
+from arledger.runner.replay_pool import ReplayPool  # noqa: E402 - re-exported; it needs ReplayError above
 

@@ -1,0 +1,305 @@
+"""The replay zygote: a warm parent that forks one fresh replay worker per request.
+
+    python -m arledger.runner.replay_zygote [--guard MODULE]
+
+Why: a fresh ``python -m arledger.runner.replay_worker`` pays ~2.7 s before its first
+step (1.5 s importing torch, 1.3 s for torch._dynamo, which the optimizer constructors
+import), which alone made a 50-step replay cost 3x its training. The zygote pays that
+once: it imports torch and the runner, builds a throw-away optimizer on a one-element
+tensor (so torch._dynamo is loaded) and runs a tiny single-threaded forward/backward,
+then forks a child per request. The child is exactly today's worker (``_run(req)`` of
+``arledger.runner.replay_worker``), started from a process that has never seen claim
+code, never trained, and never started an intra-op thread pool; it sets its own limits
+after the fork, so one request's hostile code dies alone.
+
+Protocol (one JSON object per line; the zygote's stdout carries nothing else):
+
+    ready   zygote -> {"ready": true, "pid": int, "warm_ms": int}
+    request parent -> {"id": any, "request": PATH of request.json, "workdir": PATH,
+                       "limits": {"cpu_seconds", "wall_seconds", "memory_bytes",
+                                  "file_size_bytes", "max_processes"} | null}
+    answer  zygote -> {"id": ..., "answer": {worker answer} | null, "violation": str | null,
+                       "exit": int | null, "signal": str | null, "detail": str, "child_ms": int}
+
+``violation`` names a broken limit: ``wall-time``, ``cpu-time``, ``memory``,
+``process-count`` or ``file-size``. The child's stdout and stderr go to
+``WORKDIR/worker.log`` (its stdin is /dev/null), its answer through a private pipe.
+After the child ends the zygote kills its process group and, being a child
+subreaper, every orphan the child left behind, before it reads the next request.
+``--guard MODULE``: the child calls ``MODULE.install(workdir)`` before loading any
+claim code (the verifier's rlimit backend passes ``arverifier.sandbox_guard``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import json
+import os
+import resource
+import select
+import signal
+import sys
+import time
+
+ANSWER_CAP = 1 << 20  # bytes of a child's answer kept; the rest is drained and dropped
+LOG_NAME = "worker.log"
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def warm() -> int:
+    """Import and touch what a replay needs, without parallel kernels; returns ms spent."""
+    t0 = time.perf_counter()
+    import torch
+
+    # One thread for the warm-up: no OpenMP / intra-op pool may exist before fork.
+    torch.set_num_threads(1)
+    import safetensors.torch  # noqa: F401
+
+    from arledger import checkpoint  # noqa: F401
+    from arledger.runner import determinism, experiment, replay_worker, session  # noqa: F401
+
+    F = torch.nn.functional
+    emb = torch.nn.Embedding(4, 4)
+    lin = torch.nn.Linear(4, 4)
+    for opt_cls in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW):
+        opt = opt_cls([*emb.parameters(), *lin.parameters()], lr=0.1)  # the constructor imports torch._dynamo
+        x = F.layer_norm(emb(torch.tensor([[0, 1], [2, 3]])), (4,))
+        x = F.dropout(F.gelu(lin(x)), 0.1) + torch.softmax(x @ x.transpose(-1, -2), -1) @ x
+        loss = F.cross_entropy(x.reshape(-1, 4), torch.tensor([0, 1, 2, 3]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return int((time.perf_counter() - t0) * 1000)
+
+
+# -- the child --------------------------------------------------------------------------
+
+
+def _set_limits(limits: dict) -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if limits.get("cpu_seconds"):
+        cpu = int(limits["cpu_seconds"])  # soft < hard: SIGXCPU names the violation
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    for key, res in (("memory_bytes", resource.RLIMIT_AS), ("file_size_bytes", resource.RLIMIT_FSIZE),
+                     ("max_processes", resource.RLIMIT_NPROC)):
+        if limits.get(key):
+            value = int(limits[key])
+            _, hard = resource.getrlimit(res)
+            if hard != resource.RLIM_INFINITY:
+                value = min(value, hard)
+            resource.setrlimit(res, (value, value))
+
+
+def _child(msg: dict, answer_fd: int, guard: str | None) -> None:  # pragma: no cover - forked
+    """Become a replay worker for one request; never returns."""
+    code = 1
+    try:
+        os.setpgid(0, 0)
+        workdir = msg["workdir"]
+        log = os.open(os.path.join(workdir, LOG_NAME), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(null)
+        os.close(log)
+        os.closerange(3, answer_fd)
+        os.closerange(answer_fd + 1, 1 << 16)
+        _set_limits(msg.get("limits") or {})
+        os.chdir(workdir)
+        os.environ.update(HOME=workdir, TMPDIR=workdir)
+        from arledger.runner import replay_worker
+
+        sys.argv = [replay_worker.__file__, msg["request"]]  # what a fresh worker would see
+        replay_worker.T0 = time.perf_counter()
+        if guard:
+            importlib.import_module(guard).install(workdir)
+        with open(msg["request"]) as fh:
+            req = json.load(fh)
+        result = replay_worker._run(req)
+        code = 0
+    except BaseException as exc:  # noqa: BLE001 - everything is an answer, never a traceback
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    try:
+        os.write(answer_fd, (json.dumps(result, sort_keys=True) + "\n").encode())
+    finally:
+        os._exit(code)
+
+
+# -- the parent -------------------------------------------------------------------------
+
+
+def _children() -> list[int]:
+    """PIDs whose parent is this process (orphans of a child land here: subreaper)."""
+    me, out = os.getpid(), []
+    path = f"/proc/self/task/{me}/children"
+    try:
+        with open(path) as fh:
+            return [int(p) for p in fh.read().split()]
+    except OSError:
+        pass
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+                out.append(int(name))
+    return out
+
+
+def _sweep(pgid: int) -> int:
+    """Kill the child's process group and every process it left behind; returns how many."""
+    killed = 0
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for _ in range(500):
+        kids = _children()
+        for pid in kids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+        _reap()
+        if not kids:
+            return killed
+        time.sleep(0.005)
+    return killed
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _log_tail(workdir: str, n: int = 4000) -> str:
+    try:
+        with open(os.path.join(workdir, LOG_NAME), "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - n))
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def classify(answer: dict | None, sig: int | None, log: str) -> str | None:
+    """Which limit a child broke, from its answer, how it ended and its last words."""
+    error = (answer or {}).get("error", "") if answer and not answer.get("ok") else ""
+    text = error + "\n" + log
+    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and "cpu" in log.lower()):
+        return "cpu-time"
+    if sig == signal.SIGXFSZ or "File too large" in text:
+        return "file-size"
+    if any(s in text for s in ("MemoryError", "std::bad_alloc", "DefaultCPUAllocator", "Cannot allocate memory")):
+        return "memory"
+    if any(s in text for s in ("Resource temporarily unavailable", "starting processes is refused")):
+        return "process-count"
+    return None
+
+
+def serve_one(msg: dict, guard: str | None) -> dict:
+    """Fork a child for one request, wait for it within its wall clock, clean up after it."""
+    t0 = time.perf_counter()
+    limits = msg.get("limits") or {}
+    wall = limits.get("wall_seconds")
+    deadline = time.monotonic() + float(wall) if wall else None
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        os.close(read_fd)
+        _child(msg, write_fd, guard)
+    os.close(write_fd)
+    pidfd = os.pidfd_open(pid)
+    buf, status, violation = bytearray(), None, None
+    watch = [read_fd, pidfd]
+    try:
+        while status is None:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select(watch, [], [], left)
+            if not ready:
+                violation = "wall-time"
+                os.kill(pid, signal.SIGKILL)
+                _, status = os.waitpid(pid, 0)
+                break
+            if read_fd in ready:
+                data = os.read(read_fd, 65536)
+                if data:
+                    buf += data[: max(0, ANSWER_CAP - len(buf))]
+                else:
+                    watch.remove(read_fd)
+            if pidfd in ready:
+                _, status = os.waitpid(pid, 0)
+        _sweep(pid)  # the group and every orphan: nothing of this request outlives it
+        os.set_blocking(read_fd, False)
+        try:
+            while len(buf) < ANSWER_CAP and (data := os.read(read_fd, 65536)):
+                buf += data
+        except BlockingIOError:
+            pass
+    finally:
+        os.close(read_fd)
+        os.close(pidfd)
+    answer = None
+    first = bytes(buf).split(b"\n", 1)[0]
+    try:
+        answer = json.loads(first) if first.strip() else None
+    except json.JSONDecodeError:
+        answer = None
+    sig = -os.waitstatus_to_exitcode(status) if os.WIFSIGNALED(status) else None
+    code = os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None
+    log = _log_tail(msg["workdir"])
+    violation = violation or (classify(answer, sig, log) if not (answer or {}).get("ok") else None)
+    detail = ""
+    if not (answer or {}).get("ok"):
+        detail = (answer or {}).get("error") or (log.strip().splitlines() or ["no output"])[-1][:300]
+    return {"id": msg.get("id"), "answer": answer, "violation": violation, "exit": code,
+            "signal": signal.Signals(sig).name if sig else None, "detail": detail,
+            "child_ms": int((time.perf_counter() - t0) * 1000)}
+
+
+def _emit(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str]) -> int:
+    guard = None
+    if argv[:1] == ["--guard"] and len(argv) == 2:
+        guard = argv[1]
+    elif argv:
+        print("usage: python -m arledger.runner.replay_zygote [--guard MODULE]", file=sys.stderr)
+        return 2
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans of a child come back to us
+    warm_ms = warm()
+    _emit({"ready": True, "pid": os.getpid(), "warm_ms": warm_ms})
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            msg = json.loads(line)
+            if not isinstance(msg, dict) or not {"request", "workdir"} <= msg.keys():
+                raise ValueError("request line needs 'request' and 'workdir'")
+        except ValueError as exc:
+            _emit({"id": None, "answer": None, "violation": None, "exit": None, "signal": None,
+                   "detail": f"bad request line: {exc}", "child_ms": 0})
+            continue
+        _emit(serve_one(msg, guard))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

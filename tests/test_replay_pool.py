@@ -1,0 +1,242 @@
+"""Replays through the zygote pool: same bits as a fresh process, hostile code dies alone.
+
+Real parts only: real training runs of the templates, the real zygote, real bubblewrap
+and the rlimit fallback. Asserted:
+
+- a pooled replay produces the trainer's h_{i+1}, and so does the fresh-process path
+  (digits and charlm), and the final evaluation gives the manifest's metrics;
+- each attack of tests/test_hostile_code.py, replayed through a sandboxed pool, is
+  contained and reported (a ReplayError naming the limit), and the SAME zygote then
+  serves an honest replay that matches;
+- what a child leaves behind (a setsid daemon) is killed; a child past its wall clock
+  is killed and reported; a worker lying about its state hash is caught;
+- a crash of the zygote is reported and the pool restarts it once; a zygote that cannot
+  come back breaks the pool with a clear error.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from arledger.runner import RunOptions, evaluate_final, replay_segment, run_experiment
+from arledger.runner.replay import ReplayError, ReplayPool
+from arledger.templates import template_dir
+from arstore import EmbeddedStore
+from arverifier.sandbox import Sandbox, SandboxLimits
+from tests.test_hostile_code import ATTACKS, _hostile_experiment, listener  # noqa: F401 - fixture
+
+LIMITS = SandboxLimits(cpu_seconds=5, wall_seconds=20, memory_bytes=3 << 29, file_size_bytes=64 << 20,
+                       max_processes=32)
+
+
+def _train(exp: Path, out: Path, store, steps: int = 2, segment_steps: int = 2):
+    return run_experiment(RunOptions(experiment_dir=exp, out=out, steps=steps, segment_steps=segment_steps,
+                                     seed=1, threads=1), store=store).manifest
+
+
+def _with_attack(tmp: Path, code: str) -> Path:
+    """The digits template with ``code`` run inside a replay's train_step (not the trainer's)."""
+    return _hostile_experiment(tmp, code)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return EmbeddedStore(tmp_path_factory.mktemp("store"))
+
+
+@pytest.fixture(scope="module")
+def honest(tmp_path_factory, store):
+    """A 2-segment digits run: the honest request every pool must still serve."""
+    base = tmp_path_factory.mktemp("honest")
+    return _train(template_dir("digits"), base / "run", store, steps=4, segment_steps=2), base / "run"
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with ReplayPool() as p:
+        yield p
+
+
+def _assert_serves(pool: ReplayPool, honest, store) -> None:
+    m, run_dir = honest
+    r = replay_segment(m, 1, run_dir=run_dir, store=store, pool=pool)
+    assert r.status == "match", r
+    assert r.produced_hash == m.boundaries[2].state_hash
+
+
+# -- same bits ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("template,steps,seg", [("digits", 4, 2), ("charlm", 6, 3)])
+def test_pooled_replay_equals_fresh_process_and_trainer(template, steps, seg, tmp_path, store, pool):
+    m = _train(template_dir(template), tmp_path / "run", store, steps, seg)
+    pooled = replay_segment(m, 1, run_dir=tmp_path / "run", store=store, pool=pool)
+    fresh = replay_segment(m, 1, run_dir=tmp_path / "run", store=store)
+    assert pooled.status == fresh.status == "match"
+    assert pooled.produced_hash == fresh.produced_hash == m.boundaries[2].state_hash
+    # segment 0 too, through the same zygote: nothing carries over between children
+    assert replay_segment(m, 0, run_dir=tmp_path / "run", store=store, pool=pool).status == "match"
+    metrics = evaluate_final(m, run_dir=tmp_path / "run", store=store, pool=pool)
+    assert round(metrics[m.evaluation.metric] * 1e6) == m.evaluation.value_micro
+    assert pooled.startup_s < 1.0, "a forked child must not pay the interpreter + torch start-up"
+    assert not [d for d in pool.scratch.iterdir() if d.name.startswith("req-")], "request dirs are removed"
+
+
+# -- hostile code in a sandboxed pool ----------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["bwrap", "rlimit"])
+def box_pool(request, tmp_path_factory):
+    work = tmp_path_factory.mktemp(f"verifier-work-{request.param}")
+    with Sandbox(LIMITS, backend=request.param).replay_pool(readable=[work]) as p:
+        yield p, work
+
+
+@pytest.fixture(scope="module")
+def hostile_runs(tmp_path_factory, store):
+    """One trained run per attack (the attack fires only in replays), shared by both backends."""
+    cache: dict[str, object] = {}
+
+    def get(name: str, port: int, outside: Path):
+        if name not in cache:
+            base = tmp_path_factory.mktemp(f"hostile-{name}")
+            code = ATTACKS[name].replace("{port}", str(port)).replace("{outside!r}", repr(str(outside)))
+            cache[name] = _train(_hostile_experiment(base, code), base / "run", store)
+        return cache[name]
+
+    return get
+
+
+EXPECTED_LIMIT = {"fork_bomb": "process-count", "memory_bomb": "memory", "endless_loop": "cpu-time"}
+
+
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_hostile_request_dies_alone_and_zygote_serves_on(name, box_pool, hostile_runs, listener, store, honest,
+                                                         tmp_path):
+    pool, work = box_pool
+    port, received = listener
+    outside_dir = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    outside = outside_dir / "pwned.txt"
+    m = hostile_runs(name, port, outside)
+    zygote = pool.pid
+    t0 = time.monotonic()
+    try:
+        try:
+            outcome = replay_segment(m, 0, store=store, workdir=work / f"claim-{name}", pool=pool).status
+        except ReplayError as exc:
+            outcome = f"failed: {exc}"
+        took = time.monotonic() - t0
+        if name in EXPECTED_LIMIT:
+            assert outcome.startswith("failed") and EXPECTED_LIMIT[name] in outcome, outcome
+            assert took < LIMITS.wall_seconds, f"{name} took {took:.1f}s"
+        elif name == "network":
+            assert outcome == "match" and received == [], (outcome, received)
+        else:
+            assert outcome == "match" and not outside.exists(), outcome
+    finally:
+        shutil.rmtree(outside_dir, ignore_errors=True)
+    assert pool.pid == zygote and pool.restarts == 0, "the zygote itself must survive its child"
+    honest_m, honest_dir = honest
+    mine = work / f"honest-after-{name}"
+    r = replay_segment(honest_m, 1, store=store, workdir=mine, pool=pool)
+    assert r.status == "match", r
+
+
+# -- what children leave behind ----------------------------------------------------------
+
+
+def test_orphans_of_a_child_are_killed(tmp_path, store, pool):
+    pidfile = tmp_path / "daemon.pid"
+    m = _train(_with_attack(tmp_path, f"""
+        import os, time
+        if os.fork() == 0:
+            os.setsid()  # leave the child's process group
+            open({str(pidfile)!r}, "w").write(str(os.getpid()))
+            time.sleep(600)
+            os._exit(0)
+        time.sleep(0.3)
+    """), tmp_path / "run", store)
+    r = replay_segment(m, 0, run_dir=tmp_path / "run", store=store, pool=pool)
+    assert r.status == "match"
+    daemon = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(daemon) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(daemon), f"pid {daemon} outlived its request"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_wall_clock_kills_a_sleeping_child(tmp_path, store, honest):
+    m = _train(_with_attack(tmp_path, "import time; time.sleep(60)"), tmp_path / "run", store)
+    with ReplayPool(limits={"wall_seconds": 1.5}) as p:
+        t0 = time.monotonic()
+        with pytest.raises(ReplayError, match="wall-time limit"):
+            replay_segment(m, 0, run_dir=tmp_path / "run", store=store, pool=p)
+        assert time.monotonic() - t0 < 6
+        _assert_serves(p, honest, store)
+
+
+def test_a_lying_state_hash_is_caught(tmp_path, store, pool):
+    m = _train(_with_attack(tmp_path, """
+        import arledger.checkpoint as c
+        c.state_hash = lambda data: "0" * 64
+    """), tmp_path / "run", store)
+    with pytest.raises(ReplayError, match="state_hash: worker reported 0000"):
+        replay_segment(m, 0, run_dir=tmp_path / "run", store=store, pool=pool)
+
+
+# -- the zygote itself -------------------------------------------------------------------
+
+
+def test_zygote_crash_is_reported_and_restarted_once_per_crash(tmp_path, store, honest):
+    m = _train(_with_attack(tmp_path, "import os, signal; os.kill(os.getppid(), signal.SIGKILL)"),
+               tmp_path / "run", store)
+    with ReplayPool() as p:
+        first = p.pid
+        # killed by the child it was serving: that request fails, naming the crash
+        with pytest.raises(ReplayError, match=r"crashed \(killed by signal 9\).*zygote restarted"):
+            replay_segment(m, 0, run_dir=tmp_path / "run", store=store, pool=p)
+        assert p.restarts == 1 and p.pid != first
+        _assert_serves(p, honest, store)
+        # killed while idle: noticed before the next request, which is then served
+        second = p.pid
+        os.kill(second, signal.SIGKILL)
+        p._proc.wait()
+        _assert_serves(p, honest, store)
+        assert p.restarts == 2 and p.pid not in (first, second)
+
+
+def test_zygote_that_cannot_come_back_breaks_the_pool(tmp_path, store, honest):
+    calls = []
+
+    def launch(argv, scratch):
+        calls.append(argv)
+        if len(calls) > 1:  # the restart: a "zygote" that dies before it is ready
+            argv = [sys.executable, "-c", "import sys; print('no torch today', file=sys.stderr); sys.exit(3)"]
+        with open(scratch / "zygote.log", "ab") as log:
+            return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+
+    with ReplayPool(launch=launch) as p:
+        os.kill(p.pid, signal.SIGKILL)
+        p._proc.wait()
+        with pytest.raises(ReplayError, match="restart failed: replay zygote: did not start \\(no torch today\\)"):
+            _assert_serves(p, honest, store)
+        with pytest.raises(ReplayError, match="pool unusable"):
+            _assert_serves(p, honest, store)
+    assert len(calls) == 2, "one restart per crash, not a loop"
