@@ -148,6 +148,7 @@ class Demo:
                 a.withdrawn = owed
                 self.say(f"      {a.name:8} withdrew {owed / ETH:.4f} ETH (tx {tx.tx_hash[:12]}…)")
         for n in nodes:
+            n.checker.close()
             n.state.close()
         return self._summary(task_id, by, store, decisions, t0)
 

@@ -108,12 +108,14 @@ class ClaimChecker:
     """Checks claims with one store, one sandbox policy and one verifier identity."""
 
     def __init__(self, store: Any, verifier: str, *, workdir: Path | None = None,
-                 sandbox_backend: str = "auto", keep_workdirs: bool = False):
+                 sandbox_backend: str = "auto", keep_workdirs: bool = False, use_pool: bool = True):
         self.store = store
         self.verifier = verifier
         self.workdir = Path(workdir) if workdir else Path(tempfile.gettempdir()) / "arverify-work"
         self.sandbox_backend = sandbox_backend
         self.keep = keep_workdirs
+        self.use_pool = use_pool
+        self._pools: dict[tuple, Any] = {}
 
     # -- the pieces ------------------------------------------------------------------
 
@@ -166,8 +168,22 @@ class ClaimChecker:
         return Challenge("Segment", i, leaves[i], leaves[i + 1], merkle.merkle_proof(leaves, i),
                          merkle.merkle_proof(leaves, i + 1), observed)
 
-    def _execute(self, spec: taskspec.TaskSpec):
-        return self.sandbox(spec).executor()
+    def _runner(self, spec: taskspec.TaskSpec) -> dict:
+        """How replays run: through a sandboxed zygote pool (one per limits policy, kept for
+        the checker's life: its start-up is paid once, not per replay), or one sandboxed
+        process per replay when ``use_pool`` is off."""
+        if not self.use_pool:
+            return {"execute": self.sandbox(spec).executor()}
+        key = tuple(sorted(spec.limits.items()))
+        if key not in self._pools:
+            self._pools[key] = self.sandbox(spec).replay_pool(readable=[self._workroot()])
+        return {"pool": self._pools[key]}
+
+    def close(self) -> None:
+        """Stop the replay pools (their zygotes)."""
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
 
     # -- a claim ---------------------------------------------------------------------
 
@@ -223,13 +239,13 @@ class ClaimChecker:
 
         policy = SamplingPolicy(spec.sampling["random_segments"], spec.sampling["suspicious_segments"])
         sample = sample_segments(cid, self.verifier, info.seed, m.segments, norms, policy)
-        execute = self._execute(spec)
+        run = self._runner(spec)
         replays = []
         t = time.perf_counter()
         for i in sample.segments:
             try:
                 r = replay_segment(m, i, store=self.store, workdir=work / f"seg{i}", mode=spec.mode,
-                                   threshold=spec.threshold, execute=execute, artifacts=src)
+                                   threshold=spec.threshold, artifacts=src, **run)
             except ReplayError as exc:
                 replays.append({"segment": i, "status": "failed", "detail": str(exc)})
                 v = Verdict(cid, "challenge", f"segment {i} failed to replay: {exc}",
@@ -250,7 +266,7 @@ class ClaimChecker:
 
         t = time.perf_counter()
         try:
-            metrics = evaluate_final(m, store=self.store, execute=execute, artifacts=src)
+            metrics = evaluate_final(m, store=self.store, artifacts=src, **run)
         except ReplayError as exc:
             raise challenge(f"final evaluation failed: {exc}", Challenge("FinalEvaluation", 0, observed=ZERO32))
         measured = mf.to_micro(metrics[m.experiment["metric"]])
@@ -293,15 +309,15 @@ class ClaimChecker:
                     src.checkpoint(i)
                 src.weights()
                 return "dismiss", "every artifact is available and matches the manifest"
-            execute = self._execute(spec)
+            run = self._runner(spec)
             if kind == "Segment":
                 r = replay_segment(m, segment, store=self.store, workdir=work / "seg", mode=spec.mode,
-                                   threshold=spec.threshold, execute=execute, artifacts=src)
+                                   threshold=spec.threshold, artifacts=src, **run)
                 if r.status == "environment_differs":
                     return "abstain", "environment differs"
                 return ("dismiss", f"segment {segment} reproduces") if r.ok else (
                     "uphold", f"segment {segment}: {r.status}")
-            metrics = evaluate_final(m, store=self.store, execute=execute, artifacts=src)
+            metrics = evaluate_final(m, store=self.store, artifacts=src, **run)
             measured = mf.to_micro(metrics[m.experiment["metric"]])
             if _losses_agree(measured, info.claimed_loss, spec):
                 return "dismiss", f"final loss {measured} matches the claim"

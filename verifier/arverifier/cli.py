@@ -120,7 +120,10 @@ def check(claim_id, store_spec, sandbox, data_dir, as_json, **chain):
     me = ctx.address or "0x" + "00" * 20
     store, checker = _checker(me, store_spec, _data_dir(data_dir, me), sandbox)
     info = claim_info(ctx.ledger, claim_id)
-    verdict = checker.check(info, taskspec.fetch(store, ctx.ledger.task(info.task_id).spec_digest))
+    try:
+        verdict = checker.check(info, taskspec.fetch(store, ctx.ledger.task(info.task_id).spec_digest))
+    finally:
+        checker.close()
     _emit(verdict.to_dict(), as_json, lambda d: [
         f"claim {claim_id}: {d['decision'].upper()}  {d['reason']}",
         f"segments {d['segments'] or '-'}  measured loss {d['measured_loss'] / 1e6 if d['measured_loss'] else '-'}",
@@ -170,4 +173,5 @@ def watch(once, confirmations, poll_interval, from_block, data_dir, no_finalize,
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
     finally:
+        checker.close()
         state.close()
