@@ -5,11 +5,15 @@ Two kinds of picks (as in Proof-of-Learning):
 - **random**: derived from ``keccak256(abi.encode(claimId, verifier, seed))`` where
   ``seed`` is the contract's ``sampleSeed(claimId)``, fixed by chain data after the
   reveal. Each verifier gets its own picks; anyone can recompute them from the chain;
-- **suspicious**: the segments with the largest parameter update
-  ``||theta_{i+1} - theta_i|| / ||theta_i||`` measured by the verifier itself from the
-  published checkpoints (cheap: no training). A segment whose end state was swapped
-  in from a longer run moves the weights further than honest training does, so it
-  tops this list whatever the seed.
+- **suspicious**: the segments whose parameter update grew most against the segment
+  before: ``u_i / u_{i-1}`` with ``u_i = ||theta_{i+1} - theta_i|| / ||theta_i||``,
+  measured by the verifier itself from the published checkpoints (cheap: no
+  training). Honest updates shrink or stay flat as training settles (ratios <= ~1);
+  a segment whose end state comes from more training than claimed jumps above its
+  predecessor (ratio 2-3 for 4x the steps), and one trained on other data moves
+  further than its neighbours. The raw update size is not the score: the first
+  segments of any run move the weights most, and would hide a late forgery.
+  Segment 0 has no predecessor (score 0): random picks cover it.
 
 The picks are disjoint; ties in the suspicion score break by segment index.
 """
@@ -66,9 +70,18 @@ def random_segments(vseed: bytes, num_segments: int, count: int,
     return picked
 
 
+def suspicion_scores(update_norms: Sequence[float]) -> list[float]:
+    """Per segment: its update over the previous segment's (0 for segment 0)."""
+    scores = [0.0]
+    for prev, cur in zip(update_norms, update_norms[1:]):
+        scores.append(float("inf") if prev == 0 and cur > 0 else (cur / prev if prev else 0.0))
+    return scores[:len(update_norms)]
+
+
 def most_suspicious(update_norms: Sequence[float], count: int) -> list[int]:
-    """The ``count`` segments with the largest relative update (ties: lower index first)."""
-    order = sorted(range(len(update_norms)), key=lambda i: (-update_norms[i], i))
+    """The ``count`` segments with the highest suspicion score (ties: lower index first)."""
+    scores = suspicion_scores(update_norms)
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     return order[:max(0, count)]
 
 

@@ -1,0 +1,417 @@
+"""Verification benchmark: what one verifier pays, what three verifiers catch, how fast they act.
+
+    python -m bench.verify_bench                    # charlm at its default budget, 2000 trials/attack
+    python -m bench.verify_bench --trials 500 --json
+    python -m bench.verify_bench --no-latency       # skip the anvil part
+
+Three figures, each against its target (docs/verification.md discusses them):
+
+- ``cost_per_verifier``: one verifier's work on an honest claim (``ClaimChecker.check``:
+  fetch + hash every checkpoint + update norms, the sampled replays in the sandbox, the
+  final evaluation in the sandbox) over the claim's training time (the manifest's
+  ``train_ms``). Target <= 0.25. The breakdown (fetch / replay / eval / rest, and the
+  replays' process start-up vs work) comes with it.
+- ``detection``: for each attack in ``arledger.attacks`` a few forged runs (different
+  seeds, random forged positions) are trained for real; each trial draws a fresh random
+  32-byte chain seed, claim id and 3 verifier addresses and asks whether at least one
+  verifier's sample (``sampling.sample_segments`` with the update norms measured from the
+  forged checkpoints by ``ClaimChecker.update_norms``) contains a forged segment. That
+  membership shortcut is then CONFIRMED on real replays: for a detecting trial of each
+  forged run ``ClaimChecker.check`` must challenge a forged segment (exact mode), and for
+  one missing trial (if any) it must confirm. Targets: >= 0.95 for ``forged_jump`` and
+  ``data_substitution`` with three verifiers; ``spread_small`` is reported.
+- ``latency_s``: on a real anvil, from the reveal transaction's receipt to the verifier's
+  confirm/challenge receipt, minus the replay + evaluation time its verdict reports, with
+  a ``VerifierNode`` (confirmations=0) polling every ``--poll-interval`` seconds in its own
+  thread, as ``arverify watch`` does. Target <= 5 s.
+
+The "alternatives" section reuses the same forged runs to show what other sampling
+policies (more random picks; more suspicious picks) would detect, with their cost
+estimated from the measured per-replay cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TARGETS = {"cost_per_verifier": 0.25, "detect_forged_jump": 0.95, "detect_data_substitution": 0.95,
+           "latency_s": 5.0}
+VERIFIERS = 3
+TRAINER = "0x" + "7a" * 20
+TASK_ID = 1
+ALTERNATIVE_POLICIES = ((1, 1), (2, 1), (3, 1), (1, 2), (2, 2))  # (random, suspicious)
+
+
+@dataclass
+class ForgedRun:
+    attack: str
+    seed: int
+    forged: tuple[int, ...]  # forged segment indices
+    run_dir: Path
+    manifest: Any
+    manifest_cid: str
+    norms: list[float]
+
+    def summary(self) -> dict:
+        ranked = sorted(range(len(self.norms)), key=lambda i: (-self.norms[i], i))
+        return {"seed": self.seed, "forged": list(self.forged), "loss_micro": self.manifest.evaluation.value_micro,
+                "update_norms": [round(u, 5) for u in self.norms],
+                "forged_norm_ranks": [ranked.index(i) + 1 for i in self.forged]}
+
+
+def _claim_info(manifest: Any, manifest_cid: str, claim_id: int, seed: bytes):
+    from arstore import cid_to_digest
+    from arverifier.check import ClaimInfo
+
+    return ClaimInfo(claim_id=claim_id, task_id=TASK_ID, trainer=TRAINER, parent_id=0,
+                     code_cid=manifest.code_cid, manifest_digest=cid_to_digest(manifest_cid),
+                     merkle_root=bytes.fromhex(manifest.merkle_root[2:]), num_segments=manifest.segments,
+                     claimed_loss=manifest.evaluation.value_micro, seed=seed)
+
+
+def _train(base: Path, store: Any, name: str, seed: int, steps: int | None, segment_steps: int | None,
+           hook=None):
+    from arledger.runner.loop import RunOptions, run_experiment
+    from arledger.templates import template_dir
+
+    kwargs = {"train_segment": hook} if hook else {}
+    return run_experiment(RunOptions(template_dir("charlm"), base / name, steps, segment_steps, seed, 1,
+                                     task_id=TASK_ID, trainer=TRAINER), store=store, **kwargs)
+
+
+def _norms(checker: Any, result: Any, work: Path) -> list[float]:
+    from arledger.runner.replay import ArtifactSource
+
+    return checker.update_norms(ArtifactSource(result.manifest, work, run_dir=result.manifest_path.parent),
+                                result.manifest)
+
+
+def _attack_hook(attack: str, rng: random.Random, segments: int):
+    """(train_segment hook, forged segment indices), positions drawn from ``rng``."""
+    from arledger import attacks
+
+    if attack == "spread_small":
+        every = 2
+        return attacks.spread_small(every=every, skipped_steps=1), tuple(range(0, segments, every))
+    pos = rng.randrange(segments)
+    return attacks.ATTACKS[attack]([pos]), (pos,)
+
+
+def _random_address(rng: random.Random) -> str:
+    from eth_utils import to_checksum_address
+
+    return to_checksum_address(rng.randbytes(20))
+
+
+def detection_trials(runs: list[ForgedRun], trials: int, rng: random.Random, policy=None) -> dict:
+    """Share of trials where >= 1 of 3 verifiers samples a forged segment (and the 1-verifier share)."""
+    from arverifier.sampling import SamplingPolicy, sample_segments
+
+    policy = policy or SamplingPolicy()
+    hit3 = hit1 = 0
+    examples: dict[int, dict] = {}  # per run index: one detecting and one missing trial
+    for t in range(trials):
+        ri = t % len(runs)
+        r = runs[ri]
+        seed, claim_id = rng.randbytes(32), rng.randrange(1, 1 << 32)
+        who = [_random_address(rng) for _ in range(VERIFIERS)]
+        samples = [sample_segments(claim_id, v, seed, len(r.norms), r.norms, policy) for v in who]
+        caught = [bool(set(s.segments) & set(r.forged)) for s in samples]
+        hit3 += any(caught)
+        hit1 += caught[0]
+        ex = examples.setdefault(ri, {})
+        if any(caught) and "hit" not in ex:
+            ex["hit"] = (claim_id, who[caught.index(True)], seed)
+        if not caught[0] and "miss" not in ex:
+            ex["miss"] = (claim_id, who[0], seed)
+    return {"trials": trials, "detected": hit3, "rate": hit3 / trials, "rate_one_verifier": hit1 / trials,
+            "_examples": examples}
+
+
+def _confirm(checker_for, spec, runs: list[ForgedRun], examples: dict, confirm_misses: bool) -> dict:
+    """Real replays: a detecting trial must end in a challenge of a forged segment; a miss in a confirm."""
+    out = {"hits_checked": 0, "hits_challenged": 0, "misses_checked": 0, "misses_confirmed": 0, "checks": []}
+    for ri, r in enumerate(runs):
+        ex = examples.get(ri, {})
+        want_miss = confirm_misses and not out["misses_checked"]  # one confirmed miss per attack is enough
+        kinds = [("hit", ex.get("hit"))] + ([("miss", ex.get("miss"))] if want_miss else [])
+        for kind, trial in kinds:
+            if trial is None:
+                continue
+            claim_id, verifier, seed = trial
+            v = checker_for(verifier).check(_claim_info(r.manifest, r.manifest_cid, claim_id, seed), spec)
+            rec = {"attack": r.attack, "run_seed": r.seed, "forged": list(r.forged), "trial": kind,
+                   "decision": v.decision, "reason": v.reason[:160], "seconds": v.seconds.get("total")}
+            if kind == "hit":
+                out["hits_checked"] += 1
+                ok = (v.decision == "challenge" and v.challenge is not None and v.challenge.kind == "Segment"
+                      and v.challenge.segment in r.forged)
+                out["hits_challenged"] += ok
+                rec["challenged_segment"] = v.challenge.segment if v.challenge else None
+            else:
+                out["misses_checked"] += 1
+                out["misses_confirmed"] += v.decision == "confirm"
+            out["checks"].append(rec)
+    return out
+
+
+def _warm_pool_cost(checker: Any, spec: Any, result: Any, segments: list[int], base: Path) -> dict:
+    """The same replays + evaluation through a warm sandboxed zygote (start-up paid once per node)."""
+    from arledger.runner.replay import evaluate_final, replay_segment
+
+    run_dir = result.manifest_path.parent
+    t = time.perf_counter()
+    with checker.sandbox(spec).replay_pool(readable=[base]) as pool:
+        started = time.perf_counter() - t
+        t = time.perf_counter()
+        reps = [replay_segment(result.manifest, i, run_dir=run_dir, pool=pool) for i in segments]
+        replay_s = time.perf_counter() - t
+        t = time.perf_counter()
+        evaluate_final(result.manifest, run_dir=run_dir, pool=pool)
+        eval_s = time.perf_counter() - t
+    if not all(r.ok for r in reps):
+        raise RuntimeError(f"warm-pool replay of the honest run failed: {[r.status for r in reps]}")
+    return {"warm": {"pool_start_s": round(started, 3), "replay_s": round(replay_s, 3), "eval_s": round(eval_s, 3),
+                     "replay_startup_s": round(sum(r.startup_s for r in reps), 3)}}
+
+
+def measure_latency(spec_req: dict, run_dir: Path, store: Any, base: Path, poll_interval: float) -> dict:
+    """A real anvil: reveal -> the verifier's confirm/challenge receipt, minus its replay + eval time."""
+    from eth_account import Account
+
+    from arledger import tasks
+    from arledger.chain.ledger import Ledger
+    from arledger.devnet import AnvilProcess, dev_keys
+    from arledger.submit import submit_run
+    from arverifier.check import ClaimChecker
+    from arverifier.node import NodeConfig, VerifierNode
+    from arverifier.state import WatcherState
+
+    anvil = AnvilProcess(log_file=base / "anvil.log").start()
+    try:
+        keys = dev_keys()
+        deployer = Ledger.deploy(Ledger.connect_rpc(anvil.rpc_url), Account.from_key(keys[0]))
+        sponsor, trainer = (deployer.with_account(Account.from_key(k)) for k in keys[:2])
+        task_id, spec, _, _ = tasks.create_task(sponsor, store, tasks.TaskRequest(**spec_req))
+        vledger = Ledger(Ledger.connect_rpc(anvil.rpc_url), deployer.address, Account.from_key(keys[3]))
+        vledger.register_verifier(10**18)
+
+        acted: dict[str, Any] = {}
+        verdicts: list = []
+        ready, stop = threading.Event(), threading.Event()
+
+        def watch() -> None:  # the node in its own thread (its SQLite connection lives here)
+            try:
+                checker = ClaimChecker(store, vledger.account_address, workdir=base / "verifier" / "work")
+                orig = checker.check
+                checker.check = lambda info, sp: verdicts.append(orig(info, sp)) or verdicts[-1]
+                node = VerifierNode(vledger, store, WatcherState(base / "verifier" / "state.sqlite"), checker,
+                                    NodeConfig(confirmations=0, finalize=False, settle=False))
+                node.step()
+                ready.set()
+                while not stop.is_set():
+                    t_step = time.perf_counter()
+                    rep = node.step()
+                    for tx in rep.transactions:
+                        if tx.get("action") in ("confirm", "challenge"):
+                            acted.update(tx, at=time.perf_counter())
+                            return
+                    stop.wait(max(0.0, poll_interval - (time.perf_counter() - t_step)))
+            except BaseException as exc:  # reported by the caller, never swallowed
+                acted["error"] = repr(exc)
+                ready.set()
+
+        th = threading.Thread(target=watch, daemon=True)
+        th.start()
+        ready.wait(60)
+        sub = submit_run(trainer, store, run_dir, task_id)
+        t_reveal = time.perf_counter()
+        th.join(300)
+        stop.set()
+        if "error" in acted or "at" not in acted:
+            raise RuntimeError(f"verifier node did not act on claim {sub.claim_id}: {acted.get('error', 'timeout')}")
+        v = verdicts[-1]
+        raw = acted["at"] - t_reveal
+        work = v.seconds.get("replay", 0.0) + v.seconds.get("eval", 0.0)
+        return {"claim_id": sub.claim_id, "action": acted["action"], "poll_interval_s": poll_interval,
+                "reveal_to_action_s": round(raw, 3), "replay_eval_s": round(work, 3),
+                "fetch_s": v.seconds.get("fetch"), "latency_s": round(raw - work, 3), "gas": acted.get("gas")}
+    finally:
+        anvil.stop()
+
+
+def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, segment_steps: int | None = None,
+        seed: int = 20240601, latency: bool = True, confirm_misses: bool = True, poll_interval: float = 1.0,
+        attacks: tuple[str, ...] = ("forged_jump", "data_substitution", "spread_small")) -> dict:
+    """Run the benchmark; returns every figure with its target (see the module docstring)."""
+    from arledger import taskspec
+    from arledger.templates import template_dir
+    from arstore import EmbeddedStore
+    from arverifier.check import ClaimChecker
+    from arverifier.sampling import SamplingPolicy
+
+    rng = random.Random(seed)
+    t_all = time.perf_counter()
+    out: dict[str, Any] = {"template": "charlm", "trials": trials, "runs_per_attack": runs_per_attack,
+                           "verifiers": VERIFIERS, "rng_seed": seed, "targets": TARGETS}
+    with tempfile.TemporaryDirectory(prefix="verify-bench-") as tmp:
+        base = Path(tmp)
+        store = EmbeddedStore(base / "store")
+        spec = taskspec.build_taskspec(template_dir("charlm"), store, steps=steps, segment_steps=segment_steps)
+        out.update(steps=spec.steps, segment_steps=spec.segment_steps, segments=spec.segments,
+                   sampling=dict(spec.sampling), mode=spec.mode)
+        checkers: dict[str, ClaimChecker] = {}
+
+        def checker_for(addr: str) -> ClaimChecker:
+            return checkers.setdefault(addr, ClaimChecker(store, addr, workdir=base / "work"))
+
+        # -- cost: one verifier, one honest claim ------------------------------------------
+        honest = _train(base, store, "honest", 1, spec.steps, spec.segment_steps)
+        train_s = honest.manifest.timings["train_ms"] / 1000
+        v = checker_for(_random_address(rng)).check(_claim_info(honest.manifest, honest.manifest_cid, 1,
+                                                                rng.randbytes(32)), spec)
+        if v.decision != "confirm":
+            raise RuntimeError(f"honest claim not confirmed: {v.decision}: {v.reason}")
+        s = v.seconds
+        startup = sum(r.get("startup_s", 0.0) for r in v.replays)
+        per_replay = s["replay"] / max(1, len(v.replays))
+        rest = s["total"] - s["fetch"] - s["replay"] - s["eval"]
+        out["cost"] = {"train_s": round(train_s, 3), "check_s": s["total"], "fetch_norms_s": s["fetch"],
+                       "replay_s": s["replay"], "replays": len(v.replays), "segments_replayed": v.segments,
+                       "replay_startup_s": round(startup, 3), "eval_s": s["eval"], "other_s": round(rest, 3),
+                       "segment_train_s": round(train_s / spec.segments, 3), "per_replay_s": round(per_replay, 3)}
+        out["cost_per_verifier"] = s["total"] / train_s
+        out["cost"].update(_warm_pool_cost(checker_for(_random_address(rng)), spec, honest, v.segments, base))
+        out["cost"]["warm"]["fetch_norms_s"] = s["fetch"]
+        warm = out["cost"]["warm"]
+        out["cost_per_verifier_warm_pool"] = (s["fetch"] + rest + warm["replay_s"] + warm["eval_s"]) / train_s
+        out["cost_breakdown_share"] = {k: round(s[k] / train_s, 4) for k in ("fetch", "replay", "eval")}
+
+        # -- detection: forged runs, membership trials, real-replay confirmation -----------
+        norms_checker = checker_for(_random_address(rng))
+        honest_norms = _norms(norms_checker, honest, base / "norms-honest")
+        out["honest_update_norms"] = [round(u, 5) for u in honest_norms]
+        out["detection"] = {}
+        all_runs: dict[str, list[ForgedRun]] = {}
+        for attack in attacks:
+            runs = []
+            for j in range(runs_per_attack):
+                run_seed = 10 + j
+                hook, forged = _attack_hook(attack, rng, spec.segments)
+                res = _train(base, store, f"{attack}-{j}", run_seed, spec.steps, spec.segment_steps, hook)
+                runs.append(ForgedRun(attack, run_seed, forged, res.manifest_path.parent, res.manifest,
+                                      res.manifest_cid, _norms(norms_checker, res, base / f"norms-{attack}-{j}")))
+            all_runs[attack] = runs
+            d = detection_trials(runs, trials, rng)
+            conf = _confirm(checker_for, spec, runs, d.pop("_examples"), confirm_misses)
+            out["detection"][attack] = {**d, "runs": [r.summary() for r in runs], "confirmation": conf}
+            out[f"detect_{attack}"] = d["rate"]
+
+        # -- alternatives: other sampling policies on the same forged runs -----------------
+        fixed = s["fetch"] + s["eval"] + rest
+        warm = out["cost"]["warm"]
+        warm_fixed = s["fetch"] + rest + warm["eval_s"]
+        warm_per_replay = warm["replay_s"] / max(1, len(v.segments))
+        alts = []
+        for r_count, s_count in ALTERNATIVE_POLICIES:
+            pol = SamplingPolicy(r_count, s_count)
+            rates = {a: round(detection_trials(rs, max(200, trials // 4), rng, pol)["rate"], 4)
+                     for a, rs in all_runs.items()}
+            alts.append({"random": r_count, "suspicious": s_count,
+                         "est_cost_per_verifier": round((fixed + (r_count + s_count) * per_replay) / train_s, 3),
+                         "est_cost_warm_pool": round((warm_fixed + (r_count + s_count) * warm_per_replay) / train_s, 3),
+                         "detection": rates})
+        out["alternatives"] = alts
+
+        # -- latency: a real devnet ---------------------------------------------------------
+        if latency:
+            req = {"experiment_dir": template_dir("charlm"), "steps": spec.steps,
+                   "segment_steps": spec.segment_steps, "min_improvement": 0.0001}
+            out["latency"] = measure_latency(req, honest.manifest_path.parent, store, base, poll_interval)
+            out["latency_s"] = out["latency"]["latency_s"]
+    out["meets"] = {k: (out[k] <= t if k in ("cost_per_verifier", "latency_s") else out[k] >= t)
+                    for k, t in TARGETS.items() if k in out}
+    out["bench_seconds"] = round(time.perf_counter() - t_all, 1)
+    return out
+
+
+def table_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """(figure, value, target, PASS/MISS/-) for every figure."""
+    def mark(key):
+        return "-" if key not in r["meets"] else ("PASS" if r["meets"][key] else "MISS")
+
+    c = r["cost"]
+    rows = [("cost per verifier (check / training)", f"{r['cost_per_verifier']:.3f}  ({c['check_s']:.1f}s / "
+             f"{c['train_s']:.1f}s)", "<= 0.25", mark("cost_per_verifier")),
+            ("  fetch + hash + update norms", f"{c['fetch_norms_s']:.2f}s", "", ""),
+            (f"  {c['replays']} replay(s) {c['segments_replayed']}", f"{c['replay_s']:.2f}s "
+             f"(start-up {c['replay_startup_s']:.2f}s)", "", ""),
+            ("  final evaluation", f"{c['eval_s']:.2f}s", "", ""),
+            ("  rest (manifest, checks, cleanup)", f"{c['other_s']:.2f}s", "", ""),
+            ("cost per verifier, warm sandboxed zygote pool", f"{r['cost_per_verifier_warm_pool']:.3f}  (replays "
+             f"{c['warm']['replay_s']:.2f}s, eval {c['warm']['eval_s']:.2f}s)", "<= 0.25",
+             "PASS" if r["cost_per_verifier_warm_pool"] <= TARGETS["cost_per_verifier"] else "MISS")]
+    for attack, d in r["detection"].items():
+        key = f"detect_{attack}"
+        conf = d["confirmation"]
+        rows.append((f"detection {attack} (3 verifiers)", f"{d['rate']:.3f}  ({d['detected']}/{d['trials']}; "
+                     f"1 verifier {d['rate_one_verifier']:.3f})",
+                     ">= 0.95" if key in TARGETS else "(report)", mark(key) if key in TARGETS else "-"))
+        rows.append((f"  real replays: hits challenged", f"{conf['hits_challenged']}/{conf['hits_checked']}"
+                     + (f", misses confirmed {conf['misses_confirmed']}/{conf['misses_checked']}"
+                        if conf["misses_checked"] else ""), "all", "PASS" if conf["hits_challenged"] ==
+                     conf["hits_checked"] and conf["misses_confirmed"] == conf["misses_checked"] else "MISS"))
+    if "latency" in r:
+        lat = r["latency"]
+        rows.append(("verifier latency (reveal -> tx, minus replay+eval)", f"{lat['latency_s']:.2f}s  (raw "
+                     f"{lat['reveal_to_action_s']:.2f}s - {lat['replay_eval_s']:.2f}s)", "<= 5 s", mark("latency_s")))
+    return rows
+
+
+def print_report(r: dict) -> None:
+    print(f"verify_bench: charlm, {r['steps']} steps in {r['segments']} segments of {r['segment_steps']}, "
+          f"sampling {r['sampling']}, {r['mode']} mode, {r['verifiers']} verifiers, {r['trials']} trials/attack, "
+          f"{r['runs_per_attack']} forged runs/attack")
+    rows = table_rows(r)
+    w = max(len(x[0]) for x in rows)
+    for name, value, target, ok in rows:
+        print(f"  {name:{w}}  {value:44}  {target:10} {ok}")
+    print("  alternatives (same forged runs; cost estimated from the measured per-replay cost):")
+    for a in r["alternatives"]:
+        det = "  ".join(f"{k} {v:.3f}" for k, v in a["detection"].items())
+        print(f"    random {a['random']} + suspicious {a['suspicious']}: cost ~{a['est_cost_per_verifier']:.2f} "
+              f"(warm pool ~{a['est_cost_warm_pool']:.2f})  {det}")
+    print(f"  ({r['bench_seconds']:.0f}s)")
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.verify_bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--trials", type=int, default=2000, help="membership trials per attack")
+    ap.add_argument("--runs-per-attack", type=int, default=3, help="forged runs trained per attack")
+    ap.add_argument("--steps", type=int, default=None, help="budget (default: the template's, 400)")
+    ap.add_argument("--segment-steps", type=int, default=None, help="segment length (default: 50)")
+    ap.add_argument("--seed", type=int, default=20240601, help="seed of the trials' random chain seeds")
+    ap.add_argument("--poll-interval", type=float, default=1.0, help="the verifier node's polling period")
+    ap.add_argument("--no-latency", action="store_true", help="skip the anvil latency measurement")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    res = run(a.trials, a.runs_per_attack, a.steps, a.segment_steps, a.seed, latency=not a.no_latency,
+              poll_interval=a.poll_interval)
+    if a.json:
+        print(json.dumps(res, sort_keys=True, default=str))
+    else:
+        print_report(res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
