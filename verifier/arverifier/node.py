@@ -144,6 +144,9 @@ class VerifierNode:
         if self.ledger.has_confirmed(cid, self.me):
             self.state.update_claim(cid, status="done", action="confirm")
             return False
+        if state == DISPUTED:
+            # Stay pending: a dismissed dispute reopens the claim, and it needs verifying then.
+            return False
         if state not in (OPEN,):
             self.state.update_claim(cid, status="done", action=f"skipped:{state}")
             return False
@@ -160,6 +163,8 @@ class VerifierNode:
             return
         # The chain, not memory, says whether the action is still needed.
         state = self.ledger.claim_state(cid)
+        if state == DISPUTED:
+            return  # keep the verdict: act once the dispute is resolved (dismissed -> Open again)
         if decision == "confirm":
             if self.ledger.has_confirmed(cid, self.me) or state != OPEN:
                 self.state.update_claim(cid, status="done")

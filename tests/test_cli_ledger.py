@@ -1,0 +1,145 @@
+"""`artrain` ledger commands and `arverify` commands: help, --json outputs, one-line errors.
+
+Against the session's real anvil (a module world inside an evm snapshot); the happy
+paths of submit/watch/best are exercised end to end in tests/test_e2e_*.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from arledger.cli import main as artrain
+from arverifier.cli import main as arverify
+from tests.test_e2e_support import DIGITS, E, make_world
+
+ARTRAIN_CMDS = [["task", "create"], ["task", "show"], ["submit"], ["best"], ["status"], ["claims"], ["report"],
+                ["withdraw"]]
+ARVERIFY_CMDS = [["register"], ["unregister"], ["withdraw"], ["check"], ["watch"]]
+
+
+@pytest.fixture(scope="module")
+def world(anvil_chain, tmp_path_factory):
+    yield from make_world(anvil_chain, tmp_path_factory, "cli-ledger")
+
+
+@pytest.fixture(scope="module")
+def task(world):
+    return world.create_task()
+
+
+@pytest.fixture(scope="module")
+def run(world, task):
+    return world.train("honest", seed=1)
+
+
+def _one_line_error(res, *needles: str) -> str:
+    assert res.exit_code == 1, res.output
+    lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), res.output
+    assert "Traceback" not in res.output
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("cmd", ARTRAIN_CMDS, ids=" ".join)
+def test_artrain_help_has_json_option(world, cmd):
+    res = world.artrain(*cmd, "--help", ok=False)
+    assert res.exit_code == 0 and "--json" in res.output and "Usage: main " + " ".join(cmd) in res.output
+
+
+@pytest.mark.parametrize("cmd", ARVERIFY_CMDS, ids=" ".join)
+def test_arverify_help_has_json_option(world, cmd):
+    res = world.arverify(*cmd, "--help", ok=False)
+    assert res.exit_code == 0 and "--json" in res.output
+
+
+def test_top_level_help_lists_the_ledger_commands(world):
+    out = world.artrain("--help", ok=False).output
+    for name in ("task", "submit", "best", "status", "claims", "report", "withdraw"):
+        assert f"  {name}" in out
+    assert "Examples" in world.arverify("--help", ok=False).output
+
+
+def test_task_show_json_and_unknown_task(world, task):
+    out = world.artrain("task", "show", task, "--store", world.store_spec, "--json")
+    assert out["spec"]["budget"] == {"steps": 20, "segment_steps": 10} and out["quorum"] == 2
+    _one_line_error(world.artrain("task", "show", 999, "--store", world.store_spec, ok=False), "999")
+    _one_line_error(world.artrain("best", "--task", 999, "--store", world.store_spec, ok=False), "999")
+
+
+def test_best_before_any_claim_is_the_baseline(world, task):
+    out = world.artrain("best", "--task", task, "--store", world.store_spec, "--json")
+    assert out["claim_id"] == 0 and out["loss_micro"] == world.ledger.task(task).baseline_loss
+    assert out["code_cid"] and out["weights_cid"] is None
+
+
+def test_unknown_claim_is_one_line(world, task):
+    _one_line_error(world.artrain("status", 4242, ok=False), "4242")
+    _one_line_error(world.arverify("check", 4242, "--store", world.store_spec, ok=False), "4242")
+
+
+def test_run_that_does_not_meet_the_task_is_refused_before_any_gas(world, task):
+    bad = world.tmp / "runs" / "short"
+    world.artrain("run", DIGITS, "--steps", 10, "--segment-steps", 10, "--seed", 1, "--out", bad,
+                  "--store", world.store_spec, "--json")
+    w3 = world.ledger.w3
+    me = world.chain.address(1)
+    nonce, balance, claims = w3.eth.get_transaction_count(me), w3.eth.get_balance(me), world.ledger.total_claims()
+    res = world.artrain("submit", bad, "--task", task, "--store", world.store_spec, "--dev-account", 1, ok=False)
+    line = _one_line_error(res, "SubmitError", "steps")
+    assert "budget is 20" in line
+    assert (w3.eth.get_transaction_count(me), w3.eth.get_balance(me)) == (nonce, balance)
+    assert world.ledger.total_claims() == claims and world.events("ClaimCommitted", trainer=me) == []
+    assert not (bad / "submission.json").exists()
+
+
+def test_unreachable_rpc_is_one_line(world, task):
+    for res in (world.artrain("status", 1, "--rpc-url", "http://127.0.0.1:9", ok=False),
+                world.arverify("register", "--stake", "1eth", "--rpc-url", "http://127.0.0.1:9", "--dev-account", 3,
+                               ok=False)):
+        _one_line_error(res, "127.0.0.1:9")
+
+
+def test_bad_amount_and_bad_account_are_one_line(world, task):
+    _one_line_error(world.arverify("register", "--stake", "lots", "--dev-account", 3, ok=False), "stake")
+    _one_line_error(world.artrain("withdraw", "--dev-account", 77, ok=False), "dev-account")
+
+
+def test_submit_status_claims_report_and_check_json(world, task, run):
+    sub = world.submit(run, trainer=1)
+    assert set(sub) >= {"claim_id", "manifest_cid", "commit_tx", "reveal_tx", "gas", "stake"}
+    again = world.artrain("submit", sub["run_dir"], "--task", task, "--store", world.store_spec,
+                          "--dev-account", 1, "--json")  # re-running is a no-op resume, not a 2nd claim
+    assert again["claim_id"] == sub["claim_id"] and again["resumed"] is True
+    assert len(world.events("ClaimCommitted", trainer=world.chain.address(1))) == 1
+
+    st = world.artrain("status", sub["claim_id"], "--json")
+    assert st["state"] == "Open" and st["confirmations"] == 0 and st["manifest_cid"] == sub["manifest_cid"]
+
+    verdict = world.arverify("check", sub["claim_id"], "--store", world.store_spec, "--json")
+    assert verdict["decision"] == "confirm" and verdict["measured_loss"] == sub["claimed_loss"]
+    assert world.ledger.confirmations(sub["claim_id"]) == 0  # check sends nothing
+
+    rep = world.artrain("report", run, "--task", task, "--note", "same run, as a lab-notebook entry",
+                        "--store", world.store_spec, "--dev-account", 2, "--json")
+    assert rep["loss"] == pytest.approx(sub["claimed_loss"] / 1e6)
+    rows = world.artrain("claims", "--task", task, "--json")
+    kinds = [(r["kind"], r.get("claim_id")) for r in rows]
+    assert kinds == [("claim", sub["claim_id"]), ("report", None)]
+    assert rows[1]["note"] == "same run, as a lab-notebook entry"
+    human = world.artrain("claims", "--task", task, ok=False).output
+    assert "Open" in human and "lab-notebook" in human
+
+
+def test_register_unregister_withdraw_json(world, task):
+    reg = world.arverify("register", "--stake", "0.6eth", "--dev-account", 5, "--json")
+    assert reg["stake"] == 6 * E // 10
+    un = world.arverify("unregister", "--dev-account", 5, "--json")
+    assert un["balance"] == 6 * E // 10
+    out = world.arverify("withdraw", "--dev-account", 5, "--json")
+    assert out["withdrawn"] == 6 * E // 10
+    assert world.arverify("withdraw", "--dev-account", 5, "--json") == {"withdrawn": 0}
+    assert json.dumps(out)
