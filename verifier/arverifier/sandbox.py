@@ -207,6 +207,8 @@ class Sandbox:
         cmd = ["bwrap", "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534",
                "--die-with-parent", "--new-session",
                "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        for path in _interpreter_paths_under_tmp():
+            cmd += ["--ro-bind", path, path]
         for path in self.hide:
             cmd += ["--tmpfs", str(path.resolve())]
         for path in readable:
@@ -374,6 +376,26 @@ class SandboxPopen(subprocess.Popen):
         except subprocess.TimeoutExpired:
             self.kill()
             self.wait()
+
+
+def _interpreter_paths_under_tmp() -> list[str]:
+    """The Python environment and the project's code, where they live under /tmp.
+
+    The sandbox's /tmp is a private tmpfs; a checkout or virtualenv under /tmp (a CI
+    clone, say) must be bound back read-only or the worker cannot even start.
+    """
+    import arledger
+
+    cands = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+             str(Path(arledger.__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1])}
+    cands.update(p for p in sys.path if p)
+    out = []
+    for c in sorted(cands):
+        real = os.path.realpath(c)
+        if (real == "/tmp" or real.startswith("/tmp/")) and os.path.exists(real) and real != "/tmp":
+            if not any(real.startswith(o + os.sep) for o in out):
+                out.append(real)
+    return out
 
 
 def _read(path: Path) -> str:
