@@ -66,7 +66,7 @@ class Demo:
     def __init__(self, cfg: DemoConfig, say: Callable[[str], None] = print):
         self.cfg = cfg
         self.say = say
-        self.out = Path(cfg.out)
+        self.out = Path(cfg.out).resolve()  # workers run elsewhere: no relative paths
 
     # -- the story -----------------------------------------------------------------------
 

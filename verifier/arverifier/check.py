@@ -111,7 +111,7 @@ class ClaimChecker:
                  sandbox_backend: str = "auto", keep_workdirs: bool = False, use_pool: bool = True):
         self.store = store
         self.verifier = verifier
-        self.workdir = Path(workdir) if workdir else Path(tempfile.gettempdir()) / "arverify-work"
+        self.workdir = (Path(workdir) if workdir else Path(tempfile.gettempdir()) / "arverify-work").resolve()
         self.sandbox_backend = sandbox_backend
         self.keep = keep_workdirs
         self.use_pool = use_pool

@@ -123,7 +123,10 @@ class ArtifactSource:
 
     def __init__(self, manifest: mf.Manifest, workdir: Path, run_dir: Path | None = None,
                  store: Any = None, store_spec: str | None = None):
-        self.m, self.workdir, self.run_dir = manifest, workdir, run_dir
+        # Absolute: the worker runs with another cwd (its sandbox scratch dir).
+        self.m = manifest
+        self.workdir = Path(workdir).resolve()
+        self.run_dir = Path(run_dir).resolve() if run_dir else None
         self._store, self._store_spec = store, store_spec
 
     @property
@@ -240,7 +243,7 @@ def replay_segment(
     threads = threads or int(manifest.environment["threads"])
     expected = manifest.boundaries[i + 1].state_hash
     with tempfile.TemporaryDirectory(prefix="arledger-replay-") as tmp:
-        work = Path(workdir) if workdir else Path(tmp)
+        work = Path(workdir).resolve() if workdir else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         src = artifacts or ArtifactSource(manifest, work, run_dir, store, store_spec)
         try:
