@@ -21,8 +21,8 @@ def demo(out, steps, segment_steps, as_json):
     Starts its own anvil (stopped at the end) and uses an embedded artifact store under
     --out; touches no other state. Ends with a summary table and a PNG chart of the
     best loss over claims. The task is the charlm template; the cheater forges the last
-    segment (its end state comes from 4x the steps), which the verifiers' suspicious-
-    segment pick finds at the default budget (other budgets change the odds).
+    segment (its end state comes from 4x the steps), which the verifiers' pick of the
+    most suspicious segment finds at the default budget (other budgets change the odds).
 
     \b
     Examples:
