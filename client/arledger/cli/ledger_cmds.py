@@ -46,7 +46,7 @@ def task() -> None:
 
 @task.command("create")
 @click.option("--spec", "spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Task request JSON (see docs/usage.md); flags below override it.")
+              help="Task request JSON (example: examples/task-charlm.json); flags below override it.")
 @click.option("--template", help="Template name or experiment dir, when no --spec is given (charlm, digits).")
 @click.option("--reward", callback=_amount, help="Reward per accepted improvement, e.g. 1eth.")
 @click.option("--pool", callback=_amount, help="Initial reward pool sent with the transaction.")
