@@ -96,14 +96,15 @@ def claim_status(ledger: Ledger, claim_id: int) -> dict:
     return out
 
 
-def history(ledger: Ledger, task_id: int, from_block: int = 0) -> list[dict]:
+def history(ledger: Ledger, task_id: int, from_block: int | None = None) -> list[dict]:
     """Every claim and experiment report of a task, in chain order (failed experiments included)."""
     from arstore import cid_from_bytes, digest_to_cid
 
     rows: dict[int, dict] = {}
     out: list[dict] = []
     names = ["ClaimRevealed", "ClaimFinalized", "ClaimChallenged", "ExperimentReported"]
-    for ev in ledger.events(from_block, ledger.block_number(), names):
+    start = ledger.deploy_block if from_block is None else from_block
+    for ev in ledger.events(start, ledger.block_number(), names):
         a = ev.args
         if ev.name == "ExperimentReported" and a["taskId"] == task_id:
             out.append({"kind": "report", "block": ev.block_number, "reporter": a["reporter"],

@@ -137,7 +137,7 @@ def check(claim_id, store_spec, sandbox, data_dir, as_json, **chain):
 @click.option("--confirmations", type=click.IntRange(min=0), default=2, show_default=True,
               help="Act only on events this many blocks deep.")
 @click.option("--poll-interval", type=float, default=2.0, show_default=True)
-@click.option("--from-block", type=click.IntRange(min=0), help="First block for a fresh data dir [default: 0].")
+@click.option("--from-block", type=click.IntRange(min=0), help="First block for a fresh data dir [default: the ledger's deployment block, if known].")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Cursor and state [default: $ARLEDGER_HOME/verifier/<address>].")
 @click.option("--no-finalize", is_flag=True, help="Don't finalize claims or resolve disputes for others.")
@@ -166,7 +166,8 @@ def watch(once, confirmations, poll_interval, from_block, data_dir, no_finalize,
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
                             stream=sys.stderr)
     node = VerifierNode(ctx.ledger, store, state, checker,
-                        NodeConfig(confirmations=confirmations, start_block=from_block or 0,
+                        NodeConfig(confirmations=confirmations,
+                                   start_block=ctx.ledger.deploy_block if from_block is None else from_block,
                                    finalize=not no_finalize), emit=emit)
     try:
         node.run(once=once, poll_interval=poll_interval)

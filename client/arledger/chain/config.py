@@ -114,7 +114,10 @@ def load_context(rpc_url: str | None = None, ledger: str | None = None, key: str
     deployed = len(w3.eth.get_code(address)) > 0
     if not deployed:
         raise ConfigError(f"ledger: no contract at {address} on {rpc} (chain id {w3.eth.chain_id})")
-    return Context(Ledger(w3, address, account), rpc, source)
+    deploy_block = 0
+    if dep is not None and str(dep.ledger).lower() == str(address).lower():
+        deploy_block = int(dep.deploy_block)
+    return Context(Ledger(w3, address, account, deploy_block=deploy_block), rpc, source)
 
 
 def _checksummed_ledger(address: Any) -> str:

@@ -212,8 +212,11 @@ def compute_commitment(trainer: str, task_id: int, parent_id: int, code_cid: byt
 class Ledger:
     """One deployed TrainingLedger, seen through one web3 connection and (optionally) one account."""
 
-    def __init__(self, w3: Web3, address: str, account: Any = None, artifact: ContractArtifact | None = None):
+    def __init__(self, w3: Web3, address: str, account: Any = None, artifact: ContractArtifact | None = None,
+                 deploy_block: int = 0):
         self.w3 = w3
+        # Where log scans start: nothing of this ledger exists before its deployment.
+        self.deploy_block = int(deploy_block)
         self.artifact = artifact or load_artifact()
         self.address = to_checksum_address(address)
         self.account = account
@@ -246,10 +249,10 @@ class Ledger:
         tx = factory.constructor().build_transaction(_base_tx(w3, account.address))
         tx["gas"] = int(w3.eth.estimate_gas(tx) * 1.2)
         receipt = _send_signed(w3, account, tx)
-        return cls(w3, receipt["contractAddress"], account, artifact)
+        return cls(w3, receipt["contractAddress"], account, artifact, deploy_block=receipt["blockNumber"])
 
     def with_account(self, account: Any) -> "Ledger":
-        return Ledger(self.w3, self.address, account, self.artifact)
+        return Ledger(self.w3, self.address, account, self.artifact, self.deploy_block)
 
     @property
     def account_address(self) -> str:
@@ -512,7 +515,7 @@ class Ledger:
         from arstore import cid_from_bytes
 
         topic_id = _hex(int(claim_id).to_bytes(32, "big"))
-        evs = self.events(0, self.block_number(), ["ClaimRevealed"],
+        evs = self.events(self.deploy_block, self.block_number(), ["ClaimRevealed"],
                           topics=[self._event_topic("ClaimRevealed"), topic_id])
         if not evs:
             raise ConfigError(f"claim {claim_id}: no ClaimRevealed event on this chain (unknown claim?)")
@@ -524,7 +527,7 @@ class Ledger:
     def find_reveal(self, commitment: bytes, trainer: str) -> Event:
         wanted = _b32(commitment, "commitment")
         topic_trainer = _hex(bytes(12) + bytes.fromhex(to_checksum_address(trainer)[2:]))
-        evs = self.events(0, self.block_number(), ["ClaimRevealed"],
+        evs = self.events(self.deploy_block, self.block_number(), ["ClaimRevealed"],
                           topics=[self._event_topic("ClaimRevealed"), None, None, topic_trainer])
         for ev in evs:
             if bytes(ev.args["commitment"]) == wanted:
