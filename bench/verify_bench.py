@@ -15,7 +15,8 @@ Three figures, each against its target (docs/verification.md discusses them):
   seeds, random forged positions) are trained for real; each trial draws a fresh random
   32-byte chain seed, claim id and 3 verifier addresses and asks whether at least one
   verifier's sample (``sampling.sample_segments`` with the update norms measured from the
-  forged checkpoints by ``ClaimChecker.update_norms``) contains a forged segment. That
+  forged checkpoints by ``ClaimChecker.update_norms``, and the loss-probe scores from
+  the claim's ``probe`` run in a sandboxed pool) contains a forged segment. That
   membership shortcut is then CONFIRMED on real replays: for a detecting trial of each
   forged run ``ClaimChecker.check`` must challenge a forged segment (exact mode), and for
   one missing trial (if any) it must confirm. Targets: >= 0.95 for ``forged_jump`` and
@@ -48,7 +49,9 @@ TARGETS = {"cost_per_verifier": 0.25, "detect_forged_jump": 0.95, "detect_data_s
 VERIFIERS = 3
 TRAINER = "0x" + "7a" * 20
 TASK_ID = 1
-ALTERNATIVE_POLICIES = ((1, 1), (2, 1), (3, 1), (1, 2), (2, 2))  # (random, suspicious)
+ALTERNATIVE_POLICIES = ((1, 1, 0, "growth"), (2, 1, 0, "growth"), (3, 1, 0, "growth"), (1, 0, 1, "growth"),
+                        (1, 1, 1, "growth"), (1, 1, 0, "fused"), (2, 1, 0, "fused"),
+                        (1, 2, 0, "fused"))  # (random, suspicious, probe, suspicion)
 
 
 @dataclass
@@ -60,12 +63,21 @@ class ForgedRun:
     manifest: Any
     manifest_cid: str
     norms: list[float]
+    probe: list[float] | None = None  # sampling.probe_scores of the run
 
     def summary(self) -> dict:
-        ranked = sorted(range(len(self.norms)), key=lambda i: (-self.norms[i], i))
-        return {"seed": self.seed, "forged": list(self.forged), "loss_micro": self.manifest.evaluation.value_micro,
-                "update_norms": [round(u, 5) for u in self.norms],
-                "forged_norm_ranks": [ranked.index(i) + 1 for i in self.forged]}
+        from arverifier.sampling import suspicion_scores
+
+        def ranks(scores):
+            order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+            return [order.index(i) + 1 for i in self.forged]
+
+        out = {"seed": self.seed, "forged": list(self.forged), "loss_micro": self.manifest.evaluation.value_micro,
+               "update_norms": [round(u, 5) for u in self.norms], "forged_norm_ranks": ranks(self.norms),
+               "forged_growth_ranks": ranks(suspicion_scores(self.norms))}
+        if self.probe is not None:
+            out.update(probe_scores=[round(x, 4) for x in self.probe], forged_probe_ranks=ranks(self.probe))
+        return out
 
 
 def _claim_info(manifest: Any, manifest_cid: str, claim_id: int, seed: bytes):
@@ -93,6 +105,15 @@ def _norms(checker: Any, result: Any, work: Path) -> list[float]:
 
     return checker.update_norms(ArtifactSource(result.manifest, work, run_dir=result.manifest_path.parent),
                                 result.manifest)
+
+
+def _probe(result: Any, pool: Any) -> list[float] | None:
+    """The loss-probe scores a verifier computes (the claim's ``probe`` in the sandboxed pool)."""
+    from arledger.runner.replay import probe_checkpoints
+    from arverifier.sampling import probe_scores
+
+    probes = probe_checkpoints(result.manifest, run_dir=result.manifest_path.parent, pool=pool)
+    return probe_scores(probes) if probes is not None else None
 
 
 def _attack_hook(attack: str, rng: random.Random, segments: int):
@@ -124,7 +145,7 @@ def detection_trials(runs: list[ForgedRun], trials: int, rng: random.Random, pol
         r = runs[ri]
         seed, claim_id = rng.randbytes(32), rng.randrange(1, 1 << 32)
         who = [_random_address(rng) for _ in range(VERIFIERS)]
-        samples = [sample_segments(claim_id, v, seed, len(r.norms), r.norms, policy) for v in who]
+        samples = [sample_segments(claim_id, v, seed, len(r.norms), r.norms, policy, probe=r.probe) for v in who]
         caught = [bool(set(s.segments) & set(r.forged)) for s in samples]
         hit3 += any(caught)
         hit1 += caught[0]
@@ -164,14 +185,20 @@ def _confirm(checker_for, spec, runs: list[ForgedRun], examples: dict, confirm_m
     return out
 
 
-def _warm_pool_cost(checker: Any, spec: Any, result: Any, segments: list[int], base: Path) -> dict:
-    """The same replays + evaluation through a warm sandboxed zygote (start-up paid once per node)."""
-    from arledger.runner.replay import evaluate_final, replay_segment
+def _warm_pool_cost(checker: Any, spec: Any, result: Any, segments: list[int], base: Path,
+                    probe: bool = True) -> dict:
+    """The same probe, replays + evaluation through a warm sandboxed zygote (start-up paid once per node)."""
+    from arledger.runner.replay import evaluate_final, probe_checkpoints, replay_segment
 
     run_dir = result.manifest_path.parent
     t = time.perf_counter()
     with checker.sandbox(spec).replay_pool(readable=[base]) as pool:
+        pool.start()
         started = time.perf_counter() - t
+        t = time.perf_counter()
+        if probe:
+            probe_checkpoints(result.manifest, run_dir=run_dir, pool=pool)
+        probe_s = time.perf_counter() - t
         t = time.perf_counter()
         reps = [replay_segment(result.manifest, i, run_dir=run_dir, pool=pool) for i in segments]
         replay_s = time.perf_counter() - t
@@ -180,7 +207,8 @@ def _warm_pool_cost(checker: Any, spec: Any, result: Any, segments: list[int], b
         eval_s = time.perf_counter() - t
     if not all(r.ok for r in reps):
         raise RuntimeError(f"warm-pool replay of the honest run failed: {[r.status for r in reps]}")
-    return {"warm": {"pool_start_s": round(started, 3), "replay_s": round(replay_s, 3), "eval_s": round(eval_s, 3),
+    return {"warm": {"pool_start_s": round(started, 3), "probe_s": round(probe_s, 3), "replay_s": round(replay_s, 3),
+                     "eval_s": round(eval_s, 3),
                      "replay_startup_s": round(sum(r.startup_s for r in reps), 3)}}
 
 
@@ -256,7 +284,7 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
     from arledger import taskspec
     from arledger.templates import template_dir
     from arstore import EmbeddedStore
-    from arverifier.check import ClaimChecker
+    from arverifier.check import ClaimChecker, policy_of
     from arverifier.sampling import SamplingPolicy
 
     rng = random.Random(seed)
@@ -282,19 +310,24 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
         if v.decision != "confirm":
             raise RuntimeError(f"honest claim not confirmed: {v.decision}: {v.reason}")
         s = v.seconds
+        policy = policy_of(spec)
         startup = sum(r.get("startup_s", 0.0) for r in v.replays)
         per_replay = s["replay"] / max(1, len(v.replays))
-        rest = s["total"] - s["fetch"] - s["replay"] - s["eval"]
+        rest = s["total"] - s["fetch"] - s["probe"] - s["replay"] - s["eval"]
         out["cost"] = {"train_s": round(train_s, 3), "check_s": s["total"], "fetch_norms_s": s["fetch"],
+                       "probe_s": s["probe"],
                        "replay_s": s["replay"], "replays": len(v.replays), "segments_replayed": v.segments,
                        "replay_startup_s": round(startup, 3), "eval_s": s["eval"], "other_s": round(rest, 3),
                        "segment_train_s": round(train_s / spec.segments, 3), "per_replay_s": round(per_replay, 3)}
         out["cost_per_verifier"] = s["total"] / train_s
-        out["cost"].update(_warm_pool_cost(checker_for(_random_address(rng)), spec, honest, v.segments, base))
+        out["cost"].update(_warm_pool_cost(checker_for(_random_address(rng)), spec, honest, v.segments, base,
+                                           probe=True))
         out["cost"]["warm"]["fetch_norms_s"] = s["fetch"]
         warm = out["cost"]["warm"]
-        out["cost_per_verifier_warm_pool"] = (s["fetch"] + rest + warm["replay_s"] + warm["eval_s"]) / train_s
-        out["cost_breakdown_share"] = {k: round(s[k] / train_s, 4) for k in ("fetch", "replay", "eval")}
+        warm_probe = warm["probe_s"] if policy.needs_probe(spec.segments) else 0.0  # measured either way
+        out["cost_per_verifier_warm_pool"] = (s["fetch"] + rest + warm_probe + warm["replay_s"]
+                                              + warm["eval_s"]) / train_s
+        out["cost_breakdown_share"] = {k: round(s[k] / train_s, 4) for k in ("fetch", "probe", "replay", "eval")}
 
         # -- detection: forged runs, membership trials, real-replay confirmation -----------
         norms_checker = checker_for(_random_address(rng))
@@ -302,16 +335,23 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
         out["honest_update_norms"] = [round(u, 5) for u in honest_norms]
         out["detection"] = {}
         all_runs: dict[str, list[ForgedRun]] = {}
-        for attack in attacks:
-            runs = []
-            for j in range(runs_per_attack):
-                run_seed = 10 + j
-                hook, forged = _attack_hook(attack, rng, spec.segments)
-                res = _train(base, store, f"{attack}-{j}", run_seed, spec.steps, spec.segment_steps, hook)
-                runs.append(ForgedRun(attack, run_seed, forged, res.manifest_path.parent, res.manifest,
-                                      res.manifest_cid, _norms(norms_checker, res, base / f"norms-{attack}-{j}")))
-            all_runs[attack] = runs
-            d = detection_trials(runs, trials, rng)
+        probe_pool = norms_checker.sandbox(spec).replay_pool(readable=[base])
+        try:
+            out["honest_probe_scores"] = [round(x, 4) for x in (_probe(honest, probe_pool) or [])]
+            for attack in attacks:
+                runs = []
+                for j in range(runs_per_attack):
+                    run_seed = 10 + j
+                    hook, forged = _attack_hook(attack, rng, spec.segments)
+                    res = _train(base, store, f"{attack}-{j}", run_seed, spec.steps, spec.segment_steps, hook)
+                    runs.append(ForgedRun(attack, run_seed, forged, res.manifest_path.parent, res.manifest,
+                                          res.manifest_cid, _norms(norms_checker, res, base / f"norms-{attack}-{j}"),
+                                          _probe(res, probe_pool)))
+                all_runs[attack] = runs
+        finally:
+            probe_pool.close()
+        for attack, runs in all_runs.items():
+            d = detection_trials(runs, trials, rng, policy)
             conf = _confirm(checker_for, spec, runs, d.pop("_examples"), confirm_misses)
             out["detection"][attack] = {**d, "runs": [r.summary() for r in runs], "confirmation": conf}
             out[f"detect_{attack}"] = d["rate"]
@@ -322,13 +362,16 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
         warm_fixed = s["fetch"] + rest + warm["eval_s"]
         warm_per_replay = warm["replay_s"] / max(1, len(v.segments))
         alts = []
-        for r_count, s_count in ALTERNATIVE_POLICIES:
-            pol = SamplingPolicy(r_count, s_count)
+        for r_count, s_count, p_count, suspicion in ALTERNATIVE_POLICIES:
+            pol = SamplingPolicy(r_count, s_count, p_count, suspicion)
             rates = {a: round(detection_trials(rs, max(200, trials // 4), rng, pol)["rate"], 4)
                      for a, rs in all_runs.items()}
-            alts.append({"random": r_count, "suspicious": s_count,
-                         "est_cost_per_verifier": round((fixed + (r_count + s_count) * per_replay) / train_s, 3),
-                         "est_cost_warm_pool": round((warm_fixed + (r_count + s_count) * warm_per_replay) / train_s, 3),
+            n = r_count + s_count + p_count
+            probe_cost = ((max(s["probe"], warm["probe_s"]), warm["probe_s"]) if pol.needs_probe(spec.segments)
+                          else (0.0, 0.0))
+            alts.append({"random": r_count, "suspicious": s_count, "probe": p_count, "suspicion": suspicion,
+                         "est_cost_per_verifier": round((fixed + probe_cost[0] + n * per_replay) / train_s, 3),
+                         "est_cost_warm_pool": round((warm_fixed + probe_cost[1] + n * warm_per_replay) / train_s, 3),
                          "detection": rates})
         out["alternatives"] = alts
 
@@ -353,12 +396,13 @@ def table_rows(r: dict) -> list[tuple[str, str, str, str]]:
     rows = [("cost per verifier (check / training)", f"{r['cost_per_verifier']:.3f}  ({c['check_s']:.1f}s / "
              f"{c['train_s']:.1f}s)", "<= 0.25", mark("cost_per_verifier")),
             ("  fetch + hash + update norms", f"{c['fetch_norms_s']:.2f}s", "", ""),
+            ("  loss probe of every checkpoint (incl. zygote start)", f"{c['probe_s']:.2f}s", "", ""),
             (f"  {c['replays']} replay(s) {c['segments_replayed']}", f"{c['replay_s']:.2f}s "
              f"(start-up {c['replay_startup_s']:.2f}s)", "", ""),
             ("  final evaluation", f"{c['eval_s']:.2f}s", "", ""),
             ("  rest (manifest, checks, cleanup)", f"{c['other_s']:.2f}s", "", ""),
-            ("cost per verifier, warm sandboxed zygote pool", f"{r['cost_per_verifier_warm_pool']:.3f}  (replays "
-             f"{c['warm']['replay_s']:.2f}s, eval {c['warm']['eval_s']:.2f}s)", "<= 0.25",
+            ("cost per verifier, warm sandboxed zygote pool", f"{r['cost_per_verifier_warm_pool']:.3f}  (probe "
+             f"{c['warm']['probe_s']:.2f}s, replays {c['warm']['replay_s']:.2f}s, eval {c['warm']['eval_s']:.2f}s)", "<= 0.25",
              "PASS" if r["cost_per_verifier_warm_pool"] <= TARGETS["cost_per_verifier"] else "MISS")]
     for attack, d in r["detection"].items():
         key = f"detect_{attack}"
@@ -388,7 +432,8 @@ def print_report(r: dict) -> None:
     print("  alternatives (same forged runs; cost estimated from the measured per-replay cost):")
     for a in r["alternatives"]:
         det = "  ".join(f"{k} {v:.3f}" for k, v in a["detection"].items())
-        print(f"    random {a['random']} + suspicious {a['suspicious']}: cost ~{a['est_cost_per_verifier']:.2f} "
+        print(f"    random {a['random']} + suspicious {a['suspicious']} ({a['suspicion']}) + probe {a['probe']}: "
+              f"cost ~{a['est_cost_per_verifier']:.2f} "
               f"(warm pool ~{a['est_cost_warm_pool']:.2f})  {det}")
     print(f"  ({r['bench_seconds']:.0f}s)")
 

@@ -15,7 +15,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "task-charlm.json"
 
 def test_shipped_example_loads_with_its_terms():
     req = tasks.load_request(EXAMPLE)
-    assert req.experiment_dir.name == "charlm" and req.steps == 400 and req.segment_steps == 50
+    assert req.experiment_dir.name == "charlm" and req.steps == 400 and req.segment_steps == 25
     assert req.terms.reward == 10**18 and req.terms.quorum == 2 and req.terms.challenge_bond == 5 * 10**16
     over = tasks.with_overrides(req, reward=7, quorum=3, steps=100)
     assert (over.terms.reward, over.terms.quorum, over.steps) == (7, 3, 100)

@@ -11,10 +11,13 @@ def test_tiny_bench_detects_a_forged_jump_and_reports_every_figure(capsys):
     r = verify_bench.run(trials=30, runs_per_attack=1, steps=40, segment_steps=10, attacks=("forged_jump",),
                          confirm_misses=False, latency=True, poll_interval=0.5)
     assert (r["steps"], r["segments"], r["verifiers"]) == (40, 4, 3)
-    assert r["sampling"] == {"random_segments": 1, "suspicious_segments": 1}
+    assert r["sampling"] == {"random_segments": 1, "suspicious_segments": 1, "probe_segments": 0,
+                             "suspicion": "fused"}
 
     c = r["cost"]
-    assert c["replays"] == 2 and len(c["segments_replayed"]) == 2  # 1 random + 1 suspicious
+    assert c["replays"] == 2 and len(c["segments_replayed"]) == 2  # 1 random + 1 suspicious (fused)
+    assert c["probe_s"] == 0 < c["warm"]["probe_s"], "4 segments: fused suspicion is growth only, no probe run"
+    assert len(r["honest_probe_scores"]) == 4, "charlm has a probe: one score per segment"
     assert r["cost_per_verifier"] == c["check_s"] / c["train_s"] > 0
     assert c["replay_s"] >= c["replay_startup_s"] > 0
     assert 0 < c["warm"]["replay_startup_s"] < c["replay_startup_s"], "the warm pool skips the start-up"
@@ -34,7 +37,8 @@ def test_tiny_bench_detects_a_forged_jump_and_reports_every_figure(capsys):
     assert set(r["meets"]) == {"cost_per_verifier", "detect_forged_jump", "latency_s"}
     assert r["meets"]["detect_forged_jump"] is True
 
-    assert [(a["random"], a["suspicious"]) for a in r["alternatives"]] == list(verify_bench.ALTERNATIVE_POLICIES)
+    assert [(a["random"], a["suspicious"], a["probe"], a["suspicion"]) for a in r["alternatives"]] == list(
+        verify_bench.ALTERNATIVE_POLICIES)
     verify_bench.print_report(r)
     out = capsys.readouterr().out
     assert "detection forged_jump" in out and "PASS" in out and "verifier latency" in out

@@ -5,9 +5,9 @@ A task request (``artrain task create --spec FILE``) is a small JSON file::
     {
       "experiment": "client/arledger/templates/charlm",   # or "template": "charlm"
       "name": "charlm-pydoc", "description": "...",
-      "steps": 400, "segment_steps": 50, "threads": 1,
+      "steps": 400, "segment_steps": 25, "threads": 1,
       "verification": {"mode": "exact"},
-      "sampling": {"random_segments": 1, "suspicious_segments": 1},
+      "sampling": {"random_segments": 1, "suspicious_segments": 1, "probe_segments": 0, "suspicion": "fused"},
       "min_improvement": 0.01,                            # metric units (bits per char)
       "terms": {"reward": "1eth", "pool": "3eth", "verifier_fee": "0.01eth",
                 "min_trainer_stake": "0.1eth", "min_verifier_stake": "0.5eth",

@@ -49,7 +49,7 @@ class TaskSpec:
     budget: dict[str, int]
     environment: dict[str, Any]
     verification: dict[str, Any]
-    sampling: dict[str, int]
+    sampling: dict[str, Any]  # counts, and "suspicion": "growth" | "fused"
     limits: dict[str, int]
     min_improvement_micro: int
     baseline_loss_micro: int
@@ -133,6 +133,9 @@ def publish(store: Any, spec: TaskSpec) -> str:
 
 # -- building a spec from an experiment directory ------------------------------------------
 
+# 1 random pick + 1 suspicious pick ranked by update growth fused with the claim's loss
+# probe (arverifier.sampling; figures in docs/verification.md)
+DEFAULT_SAMPLING = {"random_segments": 1, "suspicious_segments": 1, "probe_segments": 0, "suspicion": "fused"}
 DEFAULT_LIMITS = {"cpu_seconds": 900, "wall_seconds": 900, "memory_bytes": 8 << 30,
                   "file_size_bytes": 2 << 30, "max_processes": 64}
 
@@ -177,7 +180,7 @@ def build_taskspec(experiment_dir: Path, store: Any, *, name: str | None = None,
         "environment": {"torch": env["torch"], "device": env["device"], "threads": int(threads),
                         "deterministic": True},
         "verification": verification or {"mode": "exact"},
-        "sampling": sampling or {"random_segments": 1, "suspicious_segments": 1},
+        "sampling": sampling or dict(DEFAULT_SAMPLING),
         "limits": {**DEFAULT_LIMITS, **(limits or {})},
         "min_improvement_micro": max(1, int(round(min_improvement * MICRO))),
         "baseline_loss_micro": int(round(baseline_loss * MICRO)),

@@ -8,7 +8,8 @@ The order is cheapest first, and the first failure decides:
 3. the environment: in ``exact`` mode a verifier whose environment differs from the
    claim's abstains instead of accusing anyone;
 4. every checkpoint: available and hashing to its h_i (also gives the update norms
-   for the suspicious-segment picks);
+   for the suspicious-segment picks), then, if the task's sampling asks for probe
+   picks, the claim's own loss probe on every checkpoint in the sandbox (one request);
 5. the sampled segments, replayed in the sandbox from checkpoint i;
 6. the final weights, re-evaluated in the sandbox.
 
@@ -29,10 +30,11 @@ from typing import Any
 from arledger import checkpoint, manifest as mf, merkle, taskspec
 from arledger.errors import ArledgerError, ManifestError
 from arledger.runner import determinism
-from arledger.runner.replay import ArtifactSource, ReplayError, evaluate_final, replay_segment
+from arledger.runner.replay import (ArtifactSource, ReplayError, evaluate_final, probe_checkpoints,
+                                    replay_segment)
 from arledger.runner.replay import _ArtifactMismatch  # noqa: PLC2701 - the replay module's own signal
 from arstore.errors import StoreError
-from arverifier.sampling import SamplingPolicy, sample_segments
+from arverifier.sampling import SamplingPolicy, probe_scores, sample_segments
 from arverifier.sandbox import Sandbox, SandboxLimits
 
 log = logging.getLogger("arverify.check")
@@ -163,6 +165,19 @@ class ClaimChecker:
             prev = cur
         return norms
 
+    def probe(self, m: mf.Manifest, src: ArtifactSource, run: dict) -> list[float] | None:
+        """Per-segment loss-probe scores (``sampling.probe_scores``), or None when the claim's
+        train.py has no ``probe`` or it fails: the sampler then turns the probe picks into
+        random ones (a broken probe is no accusation: disputes replay segments, not probes)."""
+        try:
+            probes = probe_checkpoints(m, artifacts=src, **run)
+        except _ArtifactMismatch:
+            raise
+        except ReplayError as exc:
+            log.warning("claim probe failed, probe picks become random picks: %s", exc)
+            return None
+        return probe_scores(probes) if probes is not None else None
+
     def segment_challenge(self, m: mf.Manifest, i: int, observed: bytes) -> Challenge:
         leaves = mf.leaf_hashes(m.boundaries)
         return Challenge("Segment", i, leaves[i], leaves[i + 1], merkle.merkle_proof(leaves, i),
@@ -237,9 +252,12 @@ class ClaimChecker:
             raise challenge(f"artifact unavailable: {exc}", Challenge("Artifact", _boundary_of(exc, m)))
         fetch_s = time.perf_counter() - t
 
-        policy = SamplingPolicy(spec.sampling["random_segments"], spec.sampling["suspicious_segments"])
-        sample = sample_segments(cid, self.verifier, info.seed, m.segments, norms, policy)
+        policy = policy_of(spec)
         run = self._runner(spec)
+        t = time.perf_counter()
+        probe = self.probe(m, src, run) if policy.needs_probe(m.segments) else None
+        probe_s = time.perf_counter() - t
+        sample = sample_segments(cid, self.verifier, info.seed, m.segments, norms, policy, probe=probe)
         replays = []
         t = time.perf_counter()
         for i in sample.segments:
@@ -276,7 +294,8 @@ class ClaimChecker:
                             Challenge("FinalEvaluation", 0, observed=loss_to_bytes32(measured)))
         return Verdict(cid, "confirm", f"{len(sample.segments)} segment(s) reproduce; loss {measured} confirmed",
                        segments=list(sample.segments), measured_loss=measured, replays=replays,
-                       seconds={"fetch": round(fetch_s, 3), "replay": round(replay_s, 3), "eval": round(eval_s, 3)})
+                       seconds={"fetch": round(fetch_s, 3), "probe": round(probe_s, 3), "replay": round(replay_s, 3),
+                                "eval": round(eval_s, 3)})
 
     # -- a dispute -------------------------------------------------------------------
 
@@ -328,6 +347,14 @@ class ClaimChecker:
             return "uphold", f"artifact unavailable: {exc}"
         except ReplayError as exc:
             return "uphold", f"replay failed: {exc}"
+
+
+def policy_of(spec: taskspec.TaskSpec) -> SamplingPolicy:
+    """The TaskSpec's sampling (``probe_segments`` and ``suspicion`` are optional: older
+    specs have neither, and mean no probe picks and growth-only suspicion)."""
+    smp = spec.sampling
+    return SamplingPolicy(int(smp["random_segments"]), int(smp["suspicious_segments"]),
+                          int(smp.get("probe_segments", 0)), str(smp.get("suspicion", "growth")))
 
 
 def _losses_agree(measured: int, claimed: int, spec: taskspec.TaskSpec) -> bool:
