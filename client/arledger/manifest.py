@@ -12,19 +12,16 @@ steps/segment_steps, indices and steps in order, the Merkle root over (i, h_i)).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
+from arledger import jsondoc
+from arledger.jsondoc import canonical_bytes  # noqa: F401 - part of this module's API
 from arledger.errors import ManifestError
 
 SCHEMA_VERSION = 1
-MAX_BYTES = 256 * 1024
+MAX_BYTES = jsondoc.MAX_BLOCK_BYTES
 MICRO = 1_000_000
 
 
@@ -106,18 +103,8 @@ def to_micro(x: float) -> int:
     return int(round(float(x) * MICRO))
 
 
-def canonical_bytes(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
-
-
-@lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
-    text = resources.files("arledger").joinpath("schemas/manifest.schema.json").read_text()
-    return json.loads(text)
-
-
-def _pointer(path) -> str:
-    return "/" + "/".join(str(p) for p in path)
+    return jsondoc.schema("manifest")
 
 
 def leaf_hashes(boundaries) -> list[bytes]:
@@ -132,11 +119,9 @@ def compute_merkle_root(boundaries) -> str:
 
 def validate_dict(d: Any) -> Manifest:
     """Schema + consistency checks of a parsed manifest; returns the typed Manifest."""
-    validator = jsonschema.Draft202012Validator(schema())
-    errors = sorted(validator.iter_errors(d), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
-    if errors:
-        err = errors[0]
-        raise ManifestError(f"{_pointer(err.absolute_path)}: {err.message}")
+    problem = jsondoc.first_schema_error(d, "manifest")
+    if problem:
+        raise ManifestError(problem)
     steps, k = d["steps"], d["segment_steps"]
     if steps % k:
         raise ManifestError(f"/segment_steps: {k} does not divide steps {steps}")
@@ -159,12 +144,7 @@ def validate_dict(d: Any) -> Manifest:
 
 def loads(data: bytes, source: str = "manifest") -> Manifest:
     """Parse and validate manifest bytes (the only way a manifest enters the program)."""
-    if len(data) > MAX_BYTES:
-        raise ManifestError(f"{source}: {len(data)} bytes exceeds the {MAX_BYTES}-byte limit (one IPFS block)")
-    try:
-        d = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{source}: not valid JSON ({exc})") from exc
+    d = jsondoc.parse_block(data, source, ManifestError)
     try:
         return validate_dict(d)
     except ManifestError as exc:

@@ -13,20 +13,17 @@ before spending gas, the verifier before replaying anything.
 from __future__ import annotations
 
 import hashlib
-import json
 import tempfile
 from dataclasses import asdict, dataclass
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
+from arledger import jsondoc
+from arledger.jsondoc import canonical_bytes  # noqa: F401 - part of this module's API
 from arledger.errors import ArledgerError
 
 SCHEMA_VERSION = 1
-MAX_BYTES = 256 * 1024
+MAX_BYTES = jsondoc.MAX_BLOCK_BYTES
 MICRO = 1_000_000
 
 # Units of the templates' primary metrics (others: "nats" by default).
@@ -81,23 +78,14 @@ class TaskSpec:
         return hashlib.sha256(self.to_bytes()).digest()
 
 
-def canonical_bytes(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False).encode()
-
-
-@lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
-    return json.loads(resources.files("arledger").joinpath("schemas/taskspec.schema.json").read_text())
+    return jsondoc.schema("taskspec")
 
 
 def validate_dict(d: Any, source: str = "taskspec") -> TaskSpec:
-    validator = jsonschema.Draft202012Validator(schema())
-    errors = sorted(validator.iter_errors(d), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
-    if errors:
-        err = errors[0]
-        pointer = "/" + "/".join(str(p) for p in err.absolute_path)
-        raise TaskSpecError(f"{source}: {pointer}: {err.message}")
+    problem = jsondoc.first_schema_error(d, "taskspec")
+    if problem:
+        raise TaskSpecError(f"{source}: {problem}")
     if d["budget"]["steps"] % d["budget"]["segment_steps"]:
         raise TaskSpecError(f"{source}: /budget/segment_steps: {d['budget']['segment_steps']} "
                             f"does not divide steps {d['budget']['steps']}")
@@ -107,13 +95,7 @@ def validate_dict(d: Any, source: str = "taskspec") -> TaskSpec:
 
 
 def loads(data: bytes, source: str = "taskspec") -> TaskSpec:
-    if len(data) > MAX_BYTES:
-        raise TaskSpecError(f"{source}: {len(data)} bytes exceeds the {MAX_BYTES}-byte limit (one IPFS block)")
-    try:
-        d = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TaskSpecError(f"{source}: not valid JSON ({exc})") from exc
-    return validate_dict(d, source)
+    return validate_dict(jsondoc.parse_block(data, source, TaskSpecError), source)
 
 
 def fetch(store: Any, digest: bytes) -> TaskSpec:
