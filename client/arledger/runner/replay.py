@@ -23,6 +23,7 @@ Outcomes (``ReplayResult.status``):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -251,25 +252,37 @@ def replay_segment(
             start = src.checkpoint(i)
         except _ArtifactMismatch as exc:
             return ReplayResult(i, "artifact_mismatch", expected, None, detail=str(exc))
-        req_dir = pool.request_dir() if pool is not None else work
-        try:
+        with _request_dir(pool, work) as req_dir:
             return _replay_in(req_dir, manifest, i, src, start, expected, threads, mode, threshold,
                               wrap, timeout, execute, pool)
-        finally:
-            if pool is not None:
-                shutil.rmtree(req_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _request_dir(pool: "ReplayPool | None", work: Path):
+    """Where one request's files go: a fresh pool dir (removed after) or the work dir."""
+    if pool is None:
+        yield work
+        return
+    req_dir = pool.request_dir()
+    try:
+        yield req_dir
+    finally:
+        shutil.rmtree(req_dir, ignore_errors=True)
+
+
+def _request(mode: str, src: "ArtifactSource", manifest: mf.Manifest, threads: int, **fields: Any) -> dict:
+    """The fields every worker request carries (code, data, seed, threads) plus the mode's own."""
+    return {"mode": mode, "code_dir": str(src.code_dir()),
+            "data": {k: str(v) for k, v in src.data_paths().items()},
+            "seed": manifest.seed, "threads": threads, **fields}
 
 
 def _replay_in(req_dir: Path, manifest: mf.Manifest, i: int, src: ArtifactSource, start: Path, expected: str,
                threads: int, mode: str, threshold: float | None, wrap: Wrap | None, timeout: float | None,
                execute: Execute | None, pool: "ReplayPool | None") -> ReplayResult:
     out_ckpt = req_dir / f"replay_{i + 1:04d}.safetensors"
-    request = {
-        "mode": "segment", "code_dir": str(src.code_dir()),
-        "data": {k: str(v) for k, v in src.data_paths().items()},
-        "seed": manifest.seed, "threads": threads, "start_checkpoint": str(start),
-        "steps": manifest.segment_steps, "out_checkpoint": str(out_ckpt),
-    }
+    request = _request("segment", src, manifest, threads, start_checkpoint=str(start),
+                       steps=manifest.segment_steps, out_checkpoint=str(out_ckpt))
     t0 = time.perf_counter()
     answer = run_worker(request, req_dir, wrap, timeout, execute, pool)
     wall = time.perf_counter() - t0
@@ -306,17 +319,9 @@ def evaluate_final(manifest: mf.Manifest, *, run_dir: Path | None = None, store:
     with tempfile.TemporaryDirectory(prefix="arledger-eval-") as tmp:
         work = Path(tmp)
         src = artifacts or ArtifactSource(manifest, work, run_dir, store, store_spec)
-        request = {
-            "mode": "evaluate", "code_dir": str(src.code_dir()),
-            "data": {k: str(v) for k, v in src.data_paths().items()},
-            "seed": manifest.seed, "threads": threads, "weights": str(src.weights()),
-        }
-        req_dir = pool.request_dir() if pool is not None else work
-        try:
+        request = _request("evaluate", src, manifest, threads, weights=str(src.weights()))
+        with _request_dir(pool, work) as req_dir:
             return run_worker(request, req_dir, wrap, timeout, execute, pool)["metrics"]
-        finally:
-            if pool is not None:
-                shutil.rmtree(req_dir, ignore_errors=True)
 
 
 def probe_checkpoints(manifest: mf.Manifest, *, run_dir: Path | None = None, store: Any = None,
@@ -332,18 +337,10 @@ def probe_checkpoints(manifest: mf.Manifest, *, run_dir: Path | None = None, sto
     with tempfile.TemporaryDirectory(prefix="arledger-probe-") as tmp:
         work = Path(tmp)
         src = artifacts or ArtifactSource(manifest, work, run_dir, store, store_spec)
-        request = {
-            "mode": "probe", "code_dir": str(src.code_dir()),
-            "data": {k: str(v) for k, v in src.data_paths().items()},
-            "seed": manifest.seed, "threads": threads,
-            "checkpoints": [str(src.checkpoint(i)) for i in range(manifest.segments + 1)],
-        }
-        req_dir = pool.request_dir() if pool is not None else work
-        try:
+        request = _request("probe", src, manifest, threads,
+                           checkpoints=[str(src.checkpoint(i)) for i in range(manifest.segments + 1)])
+        with _request_dir(pool, work) as req_dir:
             probes = run_worker(request, req_dir, wrap, timeout, execute, pool).get("probes")
-        finally:
-            if pool is not None:
-                shutil.rmtree(req_dir, ignore_errors=True)
     if probes is None:
         return None
     if not isinstance(probes, list) or len(probes) != manifest.segments + 1:
