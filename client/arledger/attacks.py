@@ -37,17 +37,24 @@ def forged_jump(segments: Iterable[int], extra: int = 3) -> Segmenter:
     return train
 
 
-def swap_to_validation(data):
-    """The same data object with its training split replaced by the validation split."""
-    swapped = type(data).__new__(type(data))
-    swapped.__dict__.update(data.__dict__)
-    if hasattr(data, "x_train"):  # digits
-        swapped.x_train, swapped.y_train = data.x_val, data.y_val
-    elif hasattr(data, "train") and hasattr(data, "val"):  # charlm
-        swapped.train = data.val
-    else:
-        raise TypeError(f"don't know how to substitute data of type {type(data).__name__}")
-    return swapped
+def swap_to_validation(session):
+    """The session's data with its training split replaced by the held-out split.
+
+    Claim code is never handed the held-out split, so the cheater takes it where any
+    trainer can: the task harness builds it (the run dir holds the harness next to
+    the code), and the experiment's own ``load_data`` reads it as if it were training data.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from arledger.harness import load_harness
+
+    h = load_harness(Path(session.experiment.directory).parent / "harness")
+    blobs = h.build_data()
+    held = sorted(k for k in blobs if k not in h.train_splits)[0]
+    with tempfile.NamedTemporaryFile(prefix="heldout-", delete=False) as fh:
+        fh.write(blobs[held])
+    return session.experiment.load_data({name: Path(fh.name) for name in h.train_splits})
 
 
 def data_substitution(segments: Iterable[int]) -> Segmenter:
@@ -56,7 +63,7 @@ def data_substitution(segments: Iterable[int]) -> Segmenter:
     def train(session, i, k, on_step):
         if i not in targets:
             return _honest(session, k, on_step)
-        session.train_steps(k, data=swap_to_validation(session.data), on_step=on_step)
+        session.train_steps(k, data=swap_to_validation(session), on_step=on_step)
 
     return train
 

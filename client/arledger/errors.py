@@ -23,8 +23,25 @@ class ExperimentError(ArledgerError):
     """An experiment directory or train.py that does not follow the experiment interface."""
 
 
-class ReplayMismatch(ArledgerError):
-    """A replayed segment did not reproduce the claimed end state."""
+class HarnessError(ArledgerError):
+    """A task harness that does not follow the harness interface, or outputs it rejects."""
+
+
+class ReplayError(ArledgerError):
+    """A run of claim code could not be carried out (crashed, broke a limit, timed out,
+    answered nonsense); ``violation`` names a broken limit (``arledger.runner.limits``)."""
+
+    def __init__(self, message: str, violation: str | None = None):
+        super().__init__(message)
+        self.violation = violation
+
+
+class ArtifactMismatch(ReplayError):
+    """A published checkpoint whose bytes do not hash to the manifest's h_i (``index``)."""
+
+    def __init__(self, i: int, got: str, want: str):
+        super().__init__(f"checkpoint {i}: bytes hash to {got}, manifest says {want}")
+        self.index = i
 
 
 class ChainError(ArledgerError):

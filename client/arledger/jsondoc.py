@@ -24,8 +24,14 @@ def canonical_bytes(obj: dict[str, Any]) -> bytes:
 
 @lru_cache(maxsize=None)
 def schema(name: str) -> dict[str, Any]:
-    """``schemas/<name>.schema.json`` from the arledger package."""
-    return json.loads(resources.files("arledger").joinpath(f"schemas/{name}.schema.json").read_text())
+    """``schemas/<name>.schema.json`` from the arledger package (the TaskSpec's ``limits``
+    from ``arledger.runner.limits.Limits``: one definition of the limits)."""
+    doc = json.loads(resources.files("arledger").joinpath(f"schemas/{name}.schema.json").read_text())
+    if name == "taskspec":
+        from arledger.runner.limits import Limits
+
+        doc["properties"]["limits"] = Limits.json_schema()
+    return doc
 
 
 def first_schema_error(doc: Any, name: str) -> str | None:

@@ -20,7 +20,7 @@ from arledger import jsondoc
 from arledger.jsondoc import canonical_bytes  # noqa: F401 - part of this module's API
 from arledger.errors import ManifestError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_BYTES = jsondoc.MAX_BLOCK_BYTES
 MICRO = 1_000_000
 
@@ -55,6 +55,8 @@ class Manifest:
     parent: int | None
     trainer: str | None
     code_cid: str
+    harness_cid: str  # the task harness that computed ``evaluation``
+    train_splits: tuple[str, ...]  # the datasets train.py was handed; the rest is held out
     experiment: dict[str, str]
     hypothesis: str
     notes: str
@@ -94,6 +96,7 @@ class Manifest:
     def from_dict(cls, d: dict[str, Any]) -> "Manifest":
         d = dict(d)
         d["boundaries"] = tuple(Boundary(**b) for b in d["boundaries"])
+        d["train_splits"] = tuple(d["train_splits"])
         d["evaluation"] = Evaluation(**d["evaluation"])
         return cls(**d)
 
@@ -133,6 +136,9 @@ def validate_dict(d: Any) -> Manifest:
             raise ManifestError(f"/boundaries/{i}/index: {b['index']} out of order, expected {i}")
         if b["step"] != i * k:
             raise ManifestError(f"/boundaries/{i}/step: {b['step']}, expected {i * k}")
+    missing = [s for s in d["train_splits"] if s not in d["datasets"]]
+    if missing or len(d["train_splits"]) >= len(d["datasets"]):
+        raise ManifestError(f"/train_splits: must name datasets and leave at least one held out (got {d['train_splits']})")
     if d["evaluation"]["metric"] != d["experiment"]["metric"]:
         raise ManifestError("/evaluation/metric: differs from /experiment/metric")
     m = Manifest.from_dict(d)

@@ -21,13 +21,11 @@ from typing import Any
 from arledger import jsondoc
 from arledger.jsondoc import canonical_bytes  # noqa: F401 - part of this module's API
 from arledger.errors import ArledgerError
+from arledger.runner.limits import Limits
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_BYTES = jsondoc.MAX_BLOCK_BYTES
 MICRO = 1_000_000
-
-# Units of the templates' primary metrics (others: "nats" by default).
-METRIC_UNITS = {"val_bpc": "bits per character", "val_ce": "nats per example"}
 
 
 class TaskSpecError(ArledgerError):
@@ -40,6 +38,7 @@ class TaskSpec:
     name: str
     description: str
     baseline_code_cid: str
+    harness: dict[str, Any]  # cid, train_splits, causal, hidden_sources (arledger.harness)
     experiment: dict[str, str]
     datasets: dict[str, str]
     evaluation: dict[str, Any]
@@ -62,6 +61,23 @@ class TaskSpec:
     @property
     def segments(self) -> int:
         return self.steps // self.segment_steps
+
+    @property
+    def harness_cid(self) -> str:
+        return str(self.harness["cid"])
+
+    @property
+    def train_splits(self) -> tuple[str, ...]:
+        return tuple(self.harness["train_splits"])
+
+    @property
+    def hidden_sources(self) -> tuple[str, ...]:
+        return tuple(self.harness["hidden_sources"])
+
+    def sandbox_limits(self):
+        from arledger.runner.limits import Limits
+
+        return Limits.from_dict(self.limits, "limits")
 
     @property
     def mode(self) -> str:
@@ -91,6 +107,9 @@ def validate_dict(d: Any, source: str = "taskspec") -> TaskSpec:
                             f"does not divide steps {d['budget']['steps']}")
     if d["evaluation"]["metric"] != d["experiment"]["metric"]:
         raise TaskSpecError(f"{source}: /evaluation/metric: differs from /experiment/metric")
+    missing = [s for s in d["harness"]["train_splits"] if s not in d["datasets"]]
+    if missing or len(d["harness"]["train_splits"]) >= len(d["datasets"]):
+        raise TaskSpecError(f"{source}: /harness/train_splits: must name datasets and leave one held out")
     return TaskSpec(**d)
 
 
@@ -118,22 +137,24 @@ def publish(store: Any, spec: TaskSpec) -> str:
 # 1 random pick + 1 suspicious pick ranked by update growth fused with the claim's loss
 # probe (arverifier.sampling; figures in docs/verification.md)
 DEFAULT_SAMPLING = {"random_segments": 1, "suspicious_segments": 1, "probe_segments": 0, "suspicion": "fused"}
-DEFAULT_LIMITS = {"cpu_seconds": 900, "wall_seconds": 900, "memory_bytes": 8 << 30,
-                  "file_size_bytes": 2 << 30, "max_processes": 64}
+DEFAULT_LIMITS = Limits().to_dict()
 
 
 def build_taskspec(experiment_dir: Path, store: Any, *, name: str | None = None, description: str = "",
                    steps: int | None = None, segment_steps: int | None = None, threads: int = 1,
                    verification: dict | None = None, sampling: dict | None = None,
                    limits: dict | None = None, min_improvement: float = 0.001,
-                   baseline_loss: float | None = None) -> TaskSpec:
-    """Pin the baseline code and the data set, measure the baseline, return the spec.
+                   baseline_loss: float | None = None, harness_dir: Path | None = None) -> TaskSpec:
+    """Pin the baseline code, the harness and its data set, measure the baseline, return the spec.
 
-    ``baseline_loss`` defaults to the metric of the untrained baseline model (seed 0):
-    the first claim must beat an honest starting point, not a number someone typed.
+    ``harness_dir`` defaults to the harness the baseline's experiment.json names.
+    ``baseline_loss`` defaults to the harness's metric of the untrained baseline model
+    (seed 0): the first claim must beat an honest starting point, not a number someone typed.
     """
+    from arledger.harness import load_harness
     from arledger.runner import artifacts, determinism
     from arledger.runner.experiment import load_experiment
+    from arledger.runner.replay import RunFiles, evaluate_local
     from arledger.runner.session import Session
 
     exp = load_experiment(experiment_dir)
@@ -141,29 +162,45 @@ def build_taskspec(experiment_dir: Path, store: Any, *, name: str | None = None,
     segment_steps = segment_steps or exp.spec.default_segment_steps or steps
     if not steps:
         raise TaskSpecError("budget.steps: give --steps or defaults.steps in experiment.json")
+    try:
+        lim = Limits.from_dict({**DEFAULT_LIMITS, **(limits or {})})
+    except ValueError as exc:
+        raise TaskSpecError(str(exc)) from None
     with tempfile.TemporaryDirectory(prefix="arledger-task-") as tmp:
         code = artifacts.snapshot_code(exp, Path(tmp) / "code")
         code_cid = str(store.add_dir(code))
-        datasets = artifacts.resolve_datasets(exp, store)
+        hdir = artifacts.snapshot_harness(harness_dir or artifacts.harness_dir_of(exp), Path(tmp) / "harness")
+        harness_cid = str(store.add_dir(hdir))
+        h = load_harness(hdir)
+        datasets = artifacts.build_datasets(h, store)
         if baseline_loss is None:
-            paths = artifacts.fetch_datasets(datasets, store, Path(tmp) / "data")
-            baseline_loss = Session(load_experiment(code), paths, 0, threads).evaluate()[exp.spec.metric]
+            train = artifacts.fetch_datasets({k: c for k, c in datasets.items() if k in h.train_splits},
+                                             store, Path(tmp) / "data")
+            held = artifacts.fetch_datasets({k: c for k, c in datasets.items() if k not in h.train_splits},
+                                            store, Path(tmp) / "heldout")
+            weights = Path(tmp) / "baseline.safetensors"
+            weights.write_bytes(Session(load_experiment(code), train, 0, threads).weights())
+            result = evaluate_local(RunFiles(Path(tmp) / "work", code, hdir, train, held), weights, 0, threads)
+            if not result.ok:
+                raise TaskSpecError(f"baseline: {result.problem}")
+            baseline_loss = result.metrics[h.metric]
     env = determinism.environment(threads)
     d = {
         "schema_version": SCHEMA_VERSION,
         "name": name or exp.spec.name,
         "description": description,
         "baseline_code_cid": code_cid,
-        "experiment": {"name": exp.spec.name, "metric": exp.spec.metric},
+        "harness": {"cid": harness_cid, "train_splits": sorted(h.train_splits), "causal": h.causal,
+                    "hidden_sources": sorted(str(s) for s in getattr(h.module, "SOURCES", ()))},
+        "experiment": {"name": exp.spec.name, "metric": h.metric},
         "datasets": datasets,
-        "evaluation": {"metric": exp.spec.metric, "units": METRIC_UNITS.get(exp.spec.metric, "nats"),
-                       "lower_is_better": True, "scale": MICRO},
+        "evaluation": {"metric": h.metric, "units": h.units, "lower_is_better": True, "scale": MICRO},
         "budget": {"steps": int(steps), "segment_steps": int(segment_steps)},
         "environment": {"torch": env["torch"], "device": env["device"], "threads": int(threads),
                         "deterministic": True},
         "verification": verification or {"mode": "exact"},
         "sampling": sampling or dict(DEFAULT_SAMPLING),
-        "limits": {**DEFAULT_LIMITS, **(limits or {})},
+        "limits": lim.to_dict(),
         "min_improvement_micro": max(1, int(round(min_improvement * MICRO))),
         "baseline_loss_micro": int(round(baseline_loss * MICRO)),
     }
@@ -180,6 +217,10 @@ def problems_with(manifest: Any, spec: TaskSpec) -> list[str]:
         out.append(f"steps: run has {manifest.steps}, task budget is {spec.steps}")
     if manifest.segment_steps != spec.segment_steps:
         out.append(f"segment_steps: run has {manifest.segment_steps}, task requires {spec.segment_steps}")
+    if manifest.harness_cid != spec.harness_cid:
+        out.append(f"harness: run was evaluated by {manifest.harness_cid}, task harness is {spec.harness_cid}")
+    if tuple(manifest.train_splits) != spec.train_splits:
+        out.append(f"train_splits: run gave train.py {list(manifest.train_splits)}, task allows {list(spec.train_splits)}")
     if dict(manifest.datasets) != dict(spec.datasets):
         out.append(f"datasets: run used {dict(manifest.datasets)}, task data is {dict(spec.datasets)}")
     if manifest.experiment.get("metric") != spec.experiment["metric"]:

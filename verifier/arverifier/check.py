@@ -9,15 +9,20 @@ The order is cheapest first, and the first failure decides:
    claim's abstains instead of accusing anyone;
 4. every checkpoint: available and hashing to its h_i (also gives the update norms
    for the suspicious-segment picks), then, if the task's sampling asks for probe
-   picks, the claim's own loss probe on every checkpoint in the sandbox (one request);
+   picks, the task harness's loss probe of every checkpoint (the claim's model
+   predicts on the harness's slices in the sandbox; the harness scores);
 5. the sampled segments, replayed in the sandbox from checkpoint i;
-6. the final weights, re-evaluated in the sandbox.
+6. the final weights, evaluated by the task's harness: the claim's model predicts on
+   held-out inputs in a sandboxed process that has the training split only, the harness
+   validates and scores the outputs in another, and checks causality on inputs spliced
+   after cuts drawn from this verifier's own seed (``check_seed``).
 
 Nothing here sends a transaction; ``arverifier.node`` turns the verdict into one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import shutil
@@ -29,13 +34,14 @@ from typing import Any
 
 from arledger import checkpoint, manifest as mf, merkle, taskspec
 from arledger.errors import ArledgerError, ManifestError
+from arledger.errors import ArtifactMismatch as _ArtifactMismatch
 from arledger.runner import determinism
-from arledger.runner.replay import (ArtifactSource, ReplayError, evaluate_final, probe_checkpoints,
-                                    replay_segment)
-from arledger.runner.replay import _ArtifactMismatch  # noqa: PLC2701 - the replay module's own signal
+from arledger.runner.execution import Executor
+from arledger.runner.replay import (ArtifactSource, EvalResult, Replay, ReplayError, evaluate_final,
+                                    probe_checkpoints, replay_segment)
 from arstore.errors import StoreError
 from arverifier.sampling import SamplingPolicy, probe_scores, sample_segments
-from arverifier.sandbox import Sandbox, SandboxLimits
+from arverifier.sandbox import Sandbox
 
 log = logging.getLogger("arverify.check")
 
@@ -79,6 +85,7 @@ class Verdict:
     challenge: Challenge | None = None
     replays: list[dict] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    causality: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -117,15 +124,18 @@ class ClaimChecker:
         self.sandbox_backend = sandbox_backend
         self.keep = keep_workdirs
         self.use_pool = use_pool
-        self._pools: dict[tuple, Any] = {}
+        self._executors: dict[tuple, Executor] = {}
 
     # -- the pieces ------------------------------------------------------------------
 
     def sandbox(self, spec: taskspec.TaskSpec) -> Sandbox:
-        lim = spec.limits
-        return Sandbox(SandboxLimits(cpu_seconds=lim["cpu_seconds"], wall_seconds=lim["wall_seconds"],
-                                     memory_bytes=lim["memory_bytes"], file_size_bytes=lim["file_size_bytes"],
-                                     max_processes=lim["max_processes"]), backend=self.sandbox_backend)
+        return Sandbox(spec.sandbox_limits(), backend=self.sandbox_backend, hidden_sources=spec.hidden_sources)
+
+    def check_seed(self, info: ClaimInfo) -> bytes:
+        """This verifier's seed for the causality check: from the chain's seed, its address and
+        the claim, so no two verifiers perturb the same way and claim code cannot know how."""
+        return hashlib.sha256(b"arverify/causality/" + bytes(info.seed) + self.verifier.lower().encode()
+                              + info.claim_id.to_bytes(8, "big")).digest()
 
     def fetch_manifest(self, info: ClaimInfo) -> mf.Manifest:
         from arstore import digest_to_cid
@@ -165,16 +175,16 @@ class ClaimChecker:
             prev = cur
         return norms
 
-    def probe(self, m: mf.Manifest, src: ArtifactSource, run: dict) -> list[float] | None:
-        """Per-segment loss-probe scores (``sampling.probe_scores``), or None when the claim's
-        train.py has no ``probe`` or it fails: the sampler then turns the probe picks into
-        random ones (a broken probe is no accusation: disputes replay segments, not probes)."""
+    def probe(self, r: Replay) -> list[float] | None:
+        """Per-segment loss-probe scores (``sampling.probe_scores``) from the harness's probe, or
+        None when the harness has none or the claim's model fails it: the sampler then turns
+        the probe picks into random ones (disputes replay segments, not probes)."""
         try:
-            probes = probe_checkpoints(m, artifacts=src, **run)
+            probes = probe_checkpoints(r)
         except _ArtifactMismatch:
             raise
         except ReplayError as exc:
-            log.warning("claim probe failed, probe picks become random picks: %s", exc)
+            log.warning("loss probe failed, probe picks become random picks: %s", exc)
             return None
         return probe_scores(probes) if probes is not None else None
 
@@ -183,22 +193,27 @@ class ClaimChecker:
         return Challenge("Segment", i, leaves[i], leaves[i + 1], merkle.merkle_proof(leaves, i),
                          merkle.merkle_proof(leaves, i + 1), observed)
 
-    def _runner(self, spec: taskspec.TaskSpec) -> dict:
-        """How replays run: through a sandboxed zygote pool (one per limits policy, kept for
-        the checker's life: its start-up is paid once, not per replay), or one sandboxed
-        process per replay when ``use_pool`` is off."""
-        if not self.use_pool:
-            return {"execute": self.sandbox(spec).executor()}
-        key = tuple(sorted(spec.limits.items()))
-        if key not in self._pools:
-            self._pools[key] = self.sandbox(spec).replay_pool(readable=[self._workroot()])
-        return {"pool": self._pools[key]}
+    def executor(self, spec: taskspec.TaskSpec) -> Executor:
+        """Where claim code and the harness run: a sandboxed zygote pool per sandbox policy,
+        kept for the checker's life (its start-up is paid once, not per request), or one
+        sandboxed process per request when ``use_pool`` is off."""
+        key = (spec.sandbox_limits().key(), spec.hidden_sources, self.use_pool)
+        if key not in self._executors:
+            box = self.sandbox(spec)
+            self._executors[key] = box.pool_executor() if self.use_pool else box.executor()
+        return self._executors[key]
+
+    def replay_of(self, m: mf.Manifest, spec: taskspec.TaskSpec, src: ArtifactSource) -> Replay:
+        ex = self.executor(spec)
+        threads = int(m.environment["threads"])
+        return Replay(m, src, ex, ex, threads, m.seed, spec.mode, spec.threshold, spec.sandbox_limits(),
+                      determinism.environment(threads))
 
     def close(self) -> None:
-        """Stop the replay pools (their zygotes)."""
-        for pool in self._pools.values():
-            pool.close()
-        self._pools.clear()
+        """Stop the executors (their zygotes)."""
+        for ex in self._executors.values():
+            ex.close()
+        self._executors.clear()
 
     # -- a claim ---------------------------------------------------------------------
 
@@ -253,49 +268,54 @@ class ClaimChecker:
         fetch_s = time.perf_counter() - t
 
         policy = policy_of(spec)
-        run = self._runner(spec)
+        r = self.replay_of(m, spec, src)
         t = time.perf_counter()
-        probe = self.probe(m, src, run) if policy.needs_probe(m.segments) else None
+        probe = self.probe(r) if policy.needs_probe(m.segments) else None
         probe_s = time.perf_counter() - t
         sample = sample_segments(cid, self.verifier, info.seed, m.segments, norms, policy, probe=probe)
         replays = []
         t = time.perf_counter()
         for i in sample.segments:
             try:
-                r = replay_segment(m, i, store=self.store, workdir=work / f"seg{i}", mode=spec.mode,
-                                   threshold=spec.threshold, artifacts=src, **run)
+                res = replay_segment(r, i)
+            except _ArtifactMismatch as exc:
+                raise challenge(str(exc), Challenge("Artifact", exc.index))
             except ReplayError as exc:
                 replays.append({"segment": i, "status": "failed", "detail": str(exc)})
                 v = Verdict(cid, "challenge", f"segment {i} failed to replay: {exc}",
                             challenge=self.segment_challenge(m, i, ZERO32), replays=replays)
                 raise _Decided(v)
-            replays.append(r.to_dict())
-            if r.status == "environment_differs":
+            replays.append(res.to_dict())
+            if res.status == "environment_differs":
                 return Verdict(cid, "abstain", f"segment {i}: environment differs", replays=replays)
-            if r.status == "artifact_mismatch":
-                raise challenge(r.detail, Challenge("Artifact", i))
-            if not r.ok:
-                observed = _hex_to_bytes(r.produced_hash) if r.produced_hash else ZERO32
-                v = Verdict(cid, "challenge", f"segment {i} does not reproduce: produced {r.produced_hash}, "
-                            f"claimed {r.expected_hash}" + (f", distance {r.distance:.3g}" if r.distance else ""),
+            if res.status == "artifact_mismatch":
+                raise challenge(res.detail, Challenge("Artifact", i))
+            if not res.ok:
+                observed = _hex_to_bytes(res.produced_hash) if res.produced_hash else ZERO32
+                v = Verdict(cid, "challenge", f"segment {i} does not reproduce: produced {res.produced_hash}, "
+                            f"claimed {res.expected_hash}" + (f", distance {res.distance:.3g}" if res.distance else ""),
                             challenge=self.segment_challenge(m, i, observed), replays=replays)
                 raise _Decided(v)
         replay_s = time.perf_counter() - t
 
         t = time.perf_counter()
         try:
-            metrics = evaluate_final(m, store=self.store, artifacts=src, **run)
+            ev = evaluate_final(r, self.check_seed(info))
         except ReplayError as exc:
             raise challenge(f"final evaluation failed: {exc}", Challenge("FinalEvaluation", 0, observed=ZERO32))
-        measured = mf.to_micro(metrics[m.experiment["metric"]])
         eval_s = time.perf_counter() - t
+        if not ev.ok:
+            observed = loss_to_bytes32(mf.to_micro(ev.metrics[spec.experiment["metric"]])) if ev.metrics else ZERO32
+            raise challenge(f"final evaluation: {ev.problem}", Challenge("FinalEvaluation", 0, observed=observed))
+        measured = mf.to_micro(ev.metrics[spec.experiment["metric"]])
         if not _losses_agree(measured, info.claimed_loss, spec):
             raise challenge(f"final evaluation gives {measured}, claim says {info.claimed_loss}",
                             Challenge("FinalEvaluation", 0, observed=loss_to_bytes32(measured)))
         return Verdict(cid, "confirm", f"{len(sample.segments)} segment(s) reproduce; loss {measured} confirmed",
                        segments=list(sample.segments), measured_loss=measured, replays=replays,
                        seconds={"fetch": round(fetch_s, 3), "probe": round(probe_s, 3), "replay": round(replay_s, 3),
-                                "eval": round(eval_s, 3)})
+                                "eval": round(eval_s, 3)},
+                       causality=ev.causality)
 
     # -- a dispute -------------------------------------------------------------------
 
@@ -328,16 +348,17 @@ class ClaimChecker:
                     src.checkpoint(i)
                 src.weights()
                 return "dismiss", "every artifact is available and matches the manifest"
-            run = self._runner(spec)
+            r = self.replay_of(m, spec, src)
             if kind == "Segment":
-                r = replay_segment(m, segment, store=self.store, workdir=work / "seg", mode=spec.mode,
-                                   threshold=spec.threshold, artifacts=src, **run)
-                if r.status == "environment_differs":
+                res = replay_segment(r, segment)
+                if res.status == "environment_differs":
                     return "abstain", "environment differs"
-                return ("dismiss", f"segment {segment} reproduces") if r.ok else (
-                    "uphold", f"segment {segment}: {r.status}")
-            metrics = evaluate_final(m, store=self.store, artifacts=src, **run)
-            measured = mf.to_micro(metrics[m.experiment["metric"]])
+                return ("dismiss", f"segment {segment} reproduces") if res.ok else (
+                    "uphold", f"segment {segment}: {res.status}")
+            ev = evaluate_final(r, self.check_seed(info))  # the voter's own cuts, not the challenger's
+            if not ev.ok:
+                return "uphold", f"final evaluation: {ev.problem}"
+            measured = mf.to_micro(ev.metrics[spec.experiment["metric"]])
             if _losses_agree(measured, info.claimed_loss, spec):
                 return "dismiss", f"final loss {measured} matches the claim"
             return "uphold", f"final loss {measured} differs from the claimed {info.claimed_loss}"

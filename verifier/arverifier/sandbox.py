@@ -1,39 +1,47 @@
-"""Run untrusted claim code (a replay of someone's `train.py`) in a sandbox.
+"""Run untrusted claim code (a replay of someone's ``train.py``) in a hermetic sandbox.
 
-A verifier executes code that a stranger published. The replay therefore runs in a
-separate process with:
+A verifier executes code that a stranger published, written to detect when it is
+being verified. The replay therefore runs in a separate process that sees the same
+world on every verifier and nothing of the verifier itself:
 
-- no network (a fresh, empty network namespace: not even the host's loopback),
-- a read-only view of the filesystem except one scratch directory, with the
-  verifier's own secrets (``ARLEDGER_HOME``, extra ``hide`` paths) masked and a
-  scrubbed environment (no ``ARLEDGER_KEY``),
+- no network (a fresh, empty network namespace: not even the host's loopback);
+- a minimal filesystem (``bwrap`` backend), all read-only except one scratch dir:
+
+      /opt/python     the interpreter (its base prefix), data sources of held-out sets hidden
+      /opt/site       the verifier's site-packages (torch, safetensors, ...)
+      /opt/src        arledger, arverifier, arstore
+      /usr/lib/<arch> the C libraries, /lib and /lib64 as links
+      /proc/cpuinfo   the host's first CPU, once (torch reads it to pick its kernels)
+      /etc/passwd, /etc/group, /etc/hostname: fixed contents
+      /dev            the minimal device set; /tmp empty and read-only
+      /scratch        the only writable place: one request dir at a time
+
+  so paths, hostname (``arledger``), user (uid/gid 65534), environment (a fixed set)
+  and visible CPU count (``cpus``) are identical for every verifier; there is no
+  /proc/self/mountinfo or /sys to name a host path;
 - CPU-time, address-space, file-size and process-count limits, and a wall clock.
 
 Two backends:
 
-``bwrap``   Debian's bubblewrap: user, pid, net, ipc and uts namespaces, ``/``
-            bound read-only, ``/tmp`` a private tmpfs, the scratch dir bound
-            read-write, limits set by ``prlimit`` inside.
+``bwrap``   Debian's bubblewrap: user, pid, net, ipc and uts namespaces and the layout
+            above; the rlimits are set before bubblewrap starts, a pids cgroup caps
+            the process count where one can be made.
 ``rlimit``  the fallback where bubblewrap is missing or cannot create namespaces:
             the same rlimits and wall clock, a new network namespace through
             ``unshare(2)`` (refusing to run if that fails), and a Python audit hook
             (``arverifier.sandbox_guard``) that refuses writes outside the scratch
-            dir and process spawning. Weaker than bwrap against native code, and
-            said so in ``SandboxResult.backend``.
-
-The process count is capped by a per-run ``pids`` cgroup where one can be made
-(RLIMIT_NPROC alone is ignored for processes whose real uid is root on the host, and a
-user namespace does not change that), else by RLIMIT_NPROC.
+            dir and process spawning. NOT hermetic (the host's files are readable)
+            and weaker against native code; ``SandboxResult.backend`` says which ran.
 
 A run that breaks a limit is reported (``violation``), never raised: for the
 verifier it is a failed replay of that segment, and the watcher carries on.
 
 Long-lived sandboxed processes (``popen``, ``replay_pool``): the replay zygote
-(``arledger.runner.replay_zygote``) is started once inside the same namespaces,
-read-only root, pids cgroup and rlimits, with a scratch ROOT under which each request
-gets its own directory, and read-only ``readable`` roots (the verifier's work dir for
-claims) whose later contents stay reachable. Each forked child sets the per-run limits
-for itself; the zygote kills it on the wall clock (docs/replay.md).
+(``arledger.runner.replay_zygote``) is started once inside the same sandbox, with
+the scratch root at ``/scratch``; each forked child sets the per-run limits for
+itself, and the zygote kills it on the wall clock and sweeps its pid namespace after
+it (docs/replay.md). ``executor()`` / ``pool_executor()`` are the two
+``arledger.runner.execution`` executors the verifier uses.
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from arledger.errors import ArledgerError
+from arledger.runner.execution import Executor, parse_answer, worker_argv
+from arledger.runner.limits import SANDBOX_SETUP_EXIT, Limits, classify
 
 GiB = 1 << 30
 
@@ -59,16 +69,18 @@ class SandboxUnavailable(ArledgerError):
     """No sandbox backend can run here (and running unsandboxed is never chosen silently)."""
 
 
-@dataclass(frozen=True)
-class SandboxLimits:
-    """Resource limits for one sandboxed run."""
+SandboxLimits = Limits  # one limits type (arledger.runner.limits); the old name stays importable
+MAX_OUTPUT_BYTES = 1 << 20  # stdout/stderr kept for the report
 
-    cpu_seconds: int = 900  # RLIMIT_CPU per process: a busy loop dies here at the latest
-    wall_seconds: float = 900.0  # whole run, enforced by the parent (sleeping code too)
-    memory_bytes: int = 8 * GiB  # RLIMIT_AS; torch alone maps ~0.7 GiB of address space
-    file_size_bytes: int = 2 * GiB  # RLIMIT_FSIZE: largest file the code may write
-    max_processes: int = 64  # RLIMIT_NPROC inside the sandbox's own uid: stops fork bombs
-    max_output_bytes: int = 1 << 20  # stdout/stderr kept for the report
+INNER_PYTHON_PREFIX = "/opt/python"
+INNER_SITE = "/opt/site"
+INNER_SRC = "/opt/src"
+INNER_SCRATCH = "/scratch"
+HOSTNAME = "arledger"
+SANDBOX_UID = 65534
+# Held-out data that some interpreters ship, hidden from claim code whatever the task says
+# (a task adds its own through its harness's SOURCES: TaskSpec.harness.hidden_sources).
+ALWAYS_HIDDEN = ("pydoc_data", "sklearn/datasets/data", "sklearn/datasets/descr", "sklearn/datasets/images")
 
 
 @dataclass
@@ -95,21 +107,65 @@ class SandboxResult:
         return f"failed: {why} after {self.wall_seconds:.1f}s ({self.backend}) {tail[0][:200]}".rstrip()
 
 
-_SAFE_ENV_KEYS = ("LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+def _inner_env(scratch: str) -> dict[str, str]:
+    """The whole environment of a bwrap run: fixed, the same on every verifier."""
+    return {
+        "PATH": f"{INNER_PYTHON_PREFIX}/bin", "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8",
+        "PYTHONPATH": f"{INNER_SITE}:{INNER_SRC}", "LD_LIBRARY_PATH": f"{INNER_PYTHON_PREFIX}/lib:{_libdir()}",
+        "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", "PYTHONHASHSEED": "0", "PYTHONNOUSERSITE": "1",
+    }
 
 
 def _scrubbed_env(extra: Mapping[str, str] | None, scratch: Path) -> dict[str, str]:
-    env = {k: os.environ[k] for k in _SAFE_ENV_KEYS if k in os.environ}
-    env.update(
-        PATH=f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-        HOME=str(scratch),
-        TMPDIR=str(scratch),
-        PYTHONDONTWRITEBYTECODE="1",
-        PYTHONUNBUFFERED="1",
-        PYTHONHASHSEED="0",
-    )
+    """The environment of an rlimit-backend run (the host's interpreter, a few safe keys)."""
+    env = {k: os.environ[k] for k in ("LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+           if k in os.environ}
+    env.update(PATH=f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", HOME=str(scratch),
+               TMPDIR=str(scratch), PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1", PYTHONHASHSEED="0")
     env.update(extra or {})
     return env
+
+
+def _libdir() -> str:
+    import sysconfig
+
+    arch = sysconfig.get_config_var("MULTIARCH") or f"{os.uname().machine}-linux-gnu"
+    return f"/usr/lib/{arch}"
+
+
+def _site_packages() -> Path:
+    import sysconfig
+
+    return Path(sysconfig.get_paths()["purelib"]).resolve()
+
+
+def _source_packages() -> dict[str, Path]:
+    import arledger
+    import arstore
+
+    import arverifier
+
+    return {m.__name__: Path(m.__file__).resolve().parent for m in (arledger, arverifier, arstore)}
+
+
+def _stdlib_rel() -> str:
+    return f"lib/python{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def _canonical_cpuinfo(cpus: int) -> str:
+    """The host's first processor block, ``cpus`` times (torch reads its flags; nothing else)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    first = text.strip().split("\n\n")[0]
+    keep = [ln for ln in first.splitlines() if not ln.startswith(("cpu MHz", "bogomips", "core id", "apicid",
+                                                                  "initial apicid", "physical id", "siblings",
+                                                                  "cpu cores"))]
+    blocks = []
+    for i in range(cpus):
+        blocks.append("\n".join(f"processor\t: {i}" if ln.startswith("processor") else ln for ln in keep))
+    return "\n\n".join(blocks) + "\n\n"
 
 
 def _bwrap_works() -> bool:
@@ -153,11 +209,17 @@ def _can_unshare_net() -> bool:
 
 
 class Sandbox:
-    """Runs argv in a sandbox with the given limits; see the module docstring."""
+    """Runs argv in a sandbox with the given limits; see the module docstring.
 
-    def __init__(self, limits: SandboxLimits | None = None, backend: str = "auto",
-                 hide: Sequence[Path] = ()):
-        self.limits = limits or SandboxLimits()
+    ``hide``: host paths masked (rlimit backend; bwrap shows nothing of the host anyway);
+    ``hidden_sources``: paths relative to the interpreter's stdlib or site-packages
+    that claim code must not read (held-out data an interpreter ships), added to
+    ``ALWAYS_HIDDEN``; ``cpus``: the CPU count claim code sees (affinity and cpuinfo).
+    """
+
+    def __init__(self, limits: Limits | None = None, backend: str = "auto", hide: Sequence[Path] = (),
+                 hidden_sources: Sequence[str] = (), cpus: int = 1):
+        self.limits = limits or Limits()
         if backend == "auto":
             picked = available_backend()
             if picked is None:
@@ -170,6 +232,23 @@ class Sandbox:
         self.backend = backend
         home = Path(os.environ.get("ARLEDGER_HOME", Path.home() / ".arledger"))
         self.hide = [p for p in [home, *map(Path, hide)] if p.exists()]
+        self.hidden_sources = tuple(sorted({*ALWAYS_HIDDEN, *hidden_sources}))
+        self.cpus = max(1, int(cpus))
+        self._skeleton: Path | None = None
+
+    @property
+    def python(self) -> str:
+        """The interpreter as the sandboxed program must name it."""
+        if self.backend != "bwrap":
+            return sys.executable
+        return f"{INNER_PYTHON_PREFIX}/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+
+    def inner_argv(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` with the host interpreter replaced by the sandbox's (and ``-S -B``)."""
+        argv = list(argv)
+        if self.backend == "bwrap" and argv and os.path.realpath(argv[0]) in _host_pythons():
+            argv = [self.python, "-S", "-B", *argv[1:]]
+        return argv
 
     # -- process-count limit -------------------------------------------------------------
 
@@ -191,54 +270,96 @@ class Sandbox:
 
     # -- argv construction -------------------------------------------------------------
 
-    def _prlimit_args(self) -> list[str]:
-        lim = self.limits
-        # soft < hard: the soft limit sends SIGXCPU, which names the violation
-        return ["prlimit", f"--cpu={lim.cpu_seconds}:{lim.cpu_seconds + 5}", f"--as={lim.memory_bytes}",
-                f"--fsize={lim.file_size_bytes}", f"--nproc={lim.max_processes}", "--"]
+    def _skeleton_dir(self) -> Path:
+        """Host files with fixed contents, bound into the sandbox (passwd, group, hostname, cpuinfo)."""
+        if self._skeleton is None or not self._skeleton.is_dir():
+            import tempfile
 
-    def wrap(self, argv: Sequence[str], scratch: Path, readable: Sequence[Path] = ()) -> list[str]:
-        """The full command line that runs ``argv`` sandboxed (bwrap backend).
+            d = Path(tempfile.mkdtemp(prefix="arverify-skel-"))
+            (d / "passwd").write_text(f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{INNER_SCRATCH}:/nonexistent\n")
+            (d / "group").write_text(f"sandbox:x:{SANDBOX_UID}:\n")
+            (d / "hostname").write_text(HOSTNAME + "\n")
+            (d / "cpuinfo").write_text(_canonical_cpuinfo(self.cpus))
+            (d / "empty").mkdir()
+            for f in d.iterdir():
+                os.chmod(f, 0o755 if f.is_dir() else 0o644)
+            self._skeleton = d
+        return self._skeleton
 
-        ``/tmp`` is a private tmpfs inside, so inputs that live under /tmp on the host
-        are bound back read-only through ``readable``.
+    def _hidden_binds(self, prefix_host: Path, site_host: Path) -> list[str]:
+        """Mask each hidden source wherever the interpreter could import or open it."""
+        out = []
+        roots = [(prefix_host / _stdlib_rel(), f"{INNER_PYTHON_PREFIX}/{_stdlib_rel()}"),
+                 (prefix_host / _stdlib_rel() / "site-packages", f"{INNER_PYTHON_PREFIX}/{_stdlib_rel()}/site-packages"),
+                 (site_host, INNER_SITE)]
+        empty = self._skeleton_dir() / "empty"
+        for rel in self.hidden_sources:
+            for host_root, inner_root in roots:
+                host = host_root / rel
+                if host.is_dir():
+                    out += ["--ro-bind", str(empty), f"{inner_root}/{rel}"]
+                elif host.exists():
+                    out += ["--ro-bind", "/dev/null", f"{inner_root}/{rel}"]
+        return out
+
+    def wrap(self, argv: Sequence[str], scratch: Path, readable: Sequence[Path] = (),
+             chdir: str | None = None) -> list[str]:
+        """The bwrap command line that runs ``argv`` in the hermetic layout (module docstring).
+
+        ``scratch`` (host) is seen as /scratch; ``chdir`` is the working directory inside
+        (default /scratch). ``readable``: extra host paths bound read-only at the same
+        path (tests of hostile scripts only: it names a host path on purpose).
         """
-        scratch = scratch.resolve()
-        cmd = ["bwrap", "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534",
-               "--die-with-parent", "--new-session",
-               "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-        for path in _interpreter_paths_under_tmp():
-            cmd += ["--ro-bind", path, path]
-        for path in self.hide:
-            cmd += ["--tmpfs", str(path.resolve())]
+        prefix = Path(sys.base_prefix).resolve()
+        site = _site_packages()
+        skel = self._skeleton_dir()
+        libdir = _libdir()
+        cmd = ["bwrap", "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+               "--hostname", HOSTNAME, "--die-with-parent", "--new-session", "--clearenv",
+               "--ro-bind", str(prefix), INNER_PYTHON_PREFIX, "--ro-bind", str(site), INNER_SITE]
+        for name, path in sorted(_source_packages().items()):
+            cmd += ["--ro-bind", str(path), f"{INNER_SRC}/{name}"]
+        cmd += self._hidden_binds(prefix, site)
+        for lib in (libdir, "/usr/lib64"):
+            if os.path.isdir(lib):
+                cmd += ["--ro-bind", os.path.realpath(lib), lib]
+        cmd += ["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+                "--ro-bind", str(skel / "passwd"), "/etc/passwd", "--ro-bind", str(skel / "group"), "/etc/group",
+                "--ro-bind", str(skel / "hostname"), "/etc/hostname", "--ro-bind", str(skel / "cpuinfo"), "/proc/cpuinfo",
+                "--dev", "/dev", "--tmpfs", "/tmp"]
         for path in readable:
             real = str(Path(path).resolve())
             cmd += ["--ro-bind", real, real]
-        cmd += ["--bind", str(scratch), str(scratch), "--chdir", str(scratch)]
-        return cmd + self._prlimit_args() + list(argv)
+        cmd += ["--bind", str(Path(scratch).resolve()), INNER_SCRATCH,
+                "--remount-ro", "/dev", "--remount-ro", "/tmp", "--remount-ro", "/",
+                "--chdir", chdir or INNER_SCRATCH]
+        for k, v in sorted(_inner_env(chdir or INNER_SCRATCH).items()):
+            cmd += ["--setenv", k, v]
+        return cmd + self.inner_argv(argv)
+
+    def _command(self, argv: Sequence[str], scratch: Path, readable: Sequence[Path], chdir: str | None,
+                 python_guard: bool = True) -> list[str]:
+        if self.backend == "bwrap":
+            return self.wrap(argv, scratch, readable, chdir)
+        if not python_guard:
+            return list(argv)
+        return [sys.executable, "-m", "arverifier.sandbox_guard", str(Path(scratch).resolve()), *argv]
 
     # -- running -----------------------------------------------------------------------
 
     def run(self, argv: Sequence[str], *, scratch: Path, readable: Sequence[Path] = (),
-            env: Mapping[str, str] | None = None, stdin: bytes | None = None) -> SandboxResult:
-        """Run ``argv`` with ``scratch`` as its only writable directory.
-
-        ``readable``: inputs (code, checkpoints) the program reads; everything else
-        outside /tmp is visible read-only anyway.
-        """
+            env: Mapping[str, str] | None = None, stdin: bytes | None = None,
+            chdir: str | None = None) -> SandboxResult:
+        """Run ``argv`` with ``scratch`` as its only writable directory (``/scratch`` inside)."""
         scratch = Path(scratch)
         scratch.mkdir(parents=True, exist_ok=True)
-        # The sandboxed uid (65534) must be able to write its scratch dir.
-        os.chmod(scratch, 0o777)
-        full_env = _scrubbed_env(env, scratch)
+        os.chmod(scratch, 0o777)  # the sandboxed uid must be able to write its scratch dir
         cgroup = self._make_pids_cgroup()
-        if self.backend == "bwrap":
-            cmd = self.wrap(argv, scratch, readable)
-        else:
-            cmd = [sys.executable, "-m", "arverifier.sandbox_guard", str(scratch.resolve()), *argv]
+        cmd = self._command(argv, scratch, readable, chdir)
+        cwd = scratch if chdir is None or self.backend == "bwrap" else scratch / Path(chdir).name
         start = time.monotonic()
         try:
-            proc = subprocess.Popen(cmd, cwd=scratch, env=full_env, stdin=subprocess.PIPE,
+            proc = subprocess.Popen(cmd, cwd=cwd, env=_scrubbed_env(env, scratch), stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     preexec_fn=lambda: self._preexec(cgroup))
             violation = None
@@ -255,51 +376,31 @@ class Sandbox:
                 _remove_cgroup(cgroup)
         wall = time.monotonic() - start
         rc = proc.returncode
-        violation = violation or _violation_from_status(rc, err)
-        cap = self.limits.max_output_bytes
+        violation = violation or classify(rc, None, err.decode(errors="replace"))
+        cap = MAX_OUTPUT_BYTES
         return SandboxResult(rc, out[-cap:].decode(errors="replace"), err[-cap:].decode(errors="replace"),
                              wall, self.backend, violation,
                              extra={"process_limit": "cgroup" if cgroup else "rlimit"})
 
-    def executor(self):
-        """An ``execute(argv, workdir, readable) -> (rc, stdout, stderr)`` for the replay runner.
-
-        A broken limit becomes a ``ReplayError`` naming it: for the verifier that is a
-        failed replay of the segment, not a crash of the verifier.
-        """
-        from arledger.runner.replay import ReplayError
-
-        def execute(argv, workdir, readable):
-            res = self.run(argv, scratch=Path(workdir), readable=list(readable))
-            if res.violation:
-                raise ReplayError(f"sandbox: {res.describe()}")
-            return res.returncode, res.stdout, res.stderr
-
-        return execute
+    def executor(self, root: Path | None = None) -> "SandboxExecutor":
+        """An ``arledger.runner.execution`` executor: one sandboxed worker process per request."""
+        return SandboxExecutor(self, root)
 
     def popen(self, argv: Sequence[str], *, scratch: Path, readable: Sequence[Path] = (),
               env: Mapping[str, str] | None = None, stderr: Any = subprocess.DEVNULL,
               python_guard: bool = True) -> "SandboxPopen":
         """Start ``argv`` sandboxed and long-lived; stdin and stdout are pipes to talk to it.
 
-        The same namespaces, read-only root, pids cgroup and rlimits as ``run`` (no wall
-        clock: the caller owns the process's life, and must call ``close()`` on it).
-        ``scratch`` is the only writable directory (a root for per-request dirs);
-        ``readable`` are bound read-only, directories with whatever appears in them later.
-        ``python_guard=False`` (rlimit backend only) leaves out the audit-hook guard,
-        which refuses fork: for a program that installs it in each child itself
-        (``replay_zygote --guard arverifier.sandbox_guard``).
+        The same layout, pids cgroup and rlimits as ``run`` (no wall clock: the caller
+        owns the process's life, and must call ``close()`` on it). ``python_guard=False``
+        (rlimit backend only) leaves out the audit-hook guard, which refuses fork: for a
+        program that installs it in each child itself (``replay_zygote --guard``).
         """
         scratch = Path(scratch)
         scratch.mkdir(parents=True, exist_ok=True)
         os.chmod(scratch, 0o777)
         cgroup = self._make_pids_cgroup()
-        if self.backend == "bwrap":
-            cmd = self.wrap(argv, scratch, readable)
-        elif python_guard:
-            cmd = [sys.executable, "-m", "arverifier.sandbox_guard", str(scratch.resolve()), *argv]
-        else:
-            cmd = list(argv)
+        cmd = self._command(argv, scratch, readable, None, python_guard)
         try:
             proc = SandboxPopen(cmd, cwd=scratch, env=_scrubbed_env(env, scratch), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=stderr,
@@ -311,31 +412,24 @@ class Sandbox:
         proc.cgroup, proc.backend = cgroup, self.backend
         return proc
 
-    def replay_pool(self, scratch: Path | None = None, readable: Sequence[Path] = ()):
-        """A ``ReplayPool`` whose zygote runs in this sandbox, children under ``self.limits``.
+    def replay_pool(self, scratch: Path | None = None):
+        """A ``ReplayPool`` whose zygote runs in this sandbox, children under ``self.limits``."""
+        from arledger.runner.replay_pool import ReplayPool, zygote_argv
 
-        ``readable``: directories the replays' inputs live under (the verifier's work
-        root for claims), created if missing and bound read-only; a request with an
-        input elsewhere is refused by the pool. ``scratch``: the root of the
-        per-request dirs (default a fresh temp dir, removed on close).
-        """
-        from arledger.runner.replay_pool import ZYGOTE_LOG, ReplayPool
+        def launch(argv: list[str], root: Path, log_path: Path) -> subprocess.Popen:
+            with open(log_path, "ab") as log:
+                return self.popen(argv, scratch=root, stderr=log, python_guard=False)
 
-        roots = [Path(r) for r in readable]
-        for r in roots:
-            if not r.exists():
-                r.mkdir(parents=True, exist_ok=True)
+        bwrap = self.backend == "bwrap"
+        argv = zygote_argv(guard=None if bwrap else "arverifier.sandbox_guard", pid_namespace=bwrap)
+        return ReplayPool(scratch, limits=self.limits, launch=launch, argv=argv,
+                          inner_root=INNER_SCRATCH if bwrap else None, sandboxed=True)
 
-        def launch(argv: list[str], root: Path) -> subprocess.Popen:
-            with open(root / ZYGOTE_LOG, "ab") as log:
-                return self.popen(argv, scratch=root, readable=roots, stderr=log, python_guard=False)
+    def pool_executor(self, scratch: Path | None = None):
+        """An ``arledger.runner.execution.PoolExecutor`` over ``replay_pool()`` (started on first use)."""
+        from arledger.runner.execution import PoolExecutor
 
-        guard = "arverifier.sandbox_guard" if self.backend == "rlimit" else None
-        return ReplayPool(scratch, limits=self.limits, launch=launch, guard=guard, roots=roots)
-
-    def pool_executor(self, scratch: Path | None = None, readable: Sequence[Path] = ()):
-        """Alias of ``replay_pool`` (the name the design notes use)."""
-        return self.replay_pool(scratch, readable)
+        return PoolExecutor(self.replay_pool(scratch))
 
     @staticmethod
     def _kill_group(proc: subprocess.Popen) -> None:
@@ -348,15 +442,48 @@ class Sandbox:
         os.setsid()
         if cgroup is not None:
             (cgroup / "cgroup.procs").write_text(str(os.getpid()))
-        if self.backend == "bwrap":
-            return  # bwrap makes the namespaces, prlimit inside sets the limits
-        if not (_unshare(_CLONE_NEWNET) or _unshare(_CLONE_NEWUSER | _CLONE_NEWNET)):
-            os._exit(97)  # never run without the network namespace
+        try:  # the CPUs claim code sees: the first ``cpus`` this process may use
+            allowed = sorted(os.sched_getaffinity(0))
+            os.sched_setaffinity(0, allowed[: self.cpus])
+        except OSError:
+            pass
         lim = self.limits
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_CPU, (lim.cpu_seconds, lim.cpu_seconds + 5))
         resource.setrlimit(resource.RLIMIT_AS, (lim.memory_bytes, lim.memory_bytes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (lim.file_size_bytes, lim.file_size_bytes))
+        if self.backend == "bwrap":
+            return  # bwrap makes the namespaces
+        if not (_unshare(_CLONE_NEWNET) or _unshare(_CLONE_NEWUSER | _CLONE_NEWNET)):
+            os._exit(SANDBOX_SETUP_EXIT)  # never run without the network namespace
         resource.setrlimit(resource.RLIMIT_NPROC, (lim.max_processes, lim.max_processes))
+
+
+class SandboxExecutor(Executor):
+    """One sandboxed worker process per request: the request dir is ``/scratch/<label>``."""
+
+    kind = "sandbox"
+    copy_inputs = True
+
+    def __init__(self, sandbox: Sandbox, root: Path | None = None):
+        import tempfile
+
+        self.sandbox = sandbox
+        self._root = Path(root) if root else Path(tempfile.mkdtemp(prefix="arverify-run-"))
+
+    def root(self) -> Path:
+        return self._root
+
+    def _execute(self, directory: Path, req) -> dict:
+        box = self.sandbox
+        if req.limits is not None and req.limits != box.limits:
+            box = Sandbox(req.limits, box.backend, box.hide, box.hidden_sources, box.cpus)
+        inner = f"{INNER_SCRATCH}/{directory.name}" if box.backend == "bwrap" else str(directory)
+        res = box.run(worker_argv(), scratch=self._root, chdir=inner)
+        return parse_answer(res.stdout, res.returncode, res.stderr, res.violation)
+
+    def close(self) -> None:
+        shutil.rmtree(self._root, ignore_errors=True)
 
 
 class SandboxPopen(subprocess.Popen):
@@ -378,24 +505,8 @@ class SandboxPopen(subprocess.Popen):
             self.wait()
 
 
-def _interpreter_paths_under_tmp() -> list[str]:
-    """The Python environment and the project's code, where they live under /tmp.
-
-    The sandbox's /tmp is a private tmpfs; a checkout or virtualenv under /tmp (a CI
-    clone, say) must be bound back read-only or the worker cannot even start.
-    """
-    import arledger
-
-    cands = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)),
-             str(Path(arledger.__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1])}
-    cands.update(p for p in sys.path if p)
-    out = []
-    for c in sorted(cands):
-        real = os.path.realpath(c)
-        if (real == "/tmp" or real.startswith("/tmp/")) and os.path.exists(real) and real != "/tmp":
-            if not any(real.startswith(o + os.sep) for o in out):
-                out.append(real)
-    return out
+def _host_pythons() -> set[str]:
+    return {os.path.realpath(p) for p in (sys.executable, sys._base_executable, "python", "python3") if p}
 
 
 def _read(path: Path) -> str:
@@ -428,17 +539,3 @@ def _remove_cgroup(group: Path) -> None:
             return
         except OSError:
             time.sleep(0.05)
-
-
-def _violation_from_status(rc: int, stderr: bytes) -> str | None:
-    """Name the limit a process broke from how it ended (signal or its last words)."""
-    sig = -rc if rc < 0 else (rc - 128 if rc > 128 else 0)
-    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and b"cpu" in stderr.lower()):
-        return "cpu-time"
-    if sig == signal.SIGXFSZ or b"File too large" in stderr:
-        return "file-size"
-    if b"MemoryError" in stderr or b"std::bad_alloc" in stderr or b"DefaultCPUAllocator" in stderr:
-        return "memory"
-    if rc == 97:
-        return "sandbox-setup"
-    return None

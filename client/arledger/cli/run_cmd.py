@@ -19,16 +19,20 @@ from arledger.runner import loop, replay as rp
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch threads (recorded; replays use the same).")
 @click.option("--store", "store_spec", help="Artifact store spec (default: arstore's default store).")
+@click.option("--harness", "harness_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Task harness dir (default: the 'harness' experiment.json names).")
 @click.option("--task-id", type=click.IntRange(min=0), help="Task id recorded in the manifest.")
 @click.option("--parent", type=click.IntRange(min=0), help="Parent claim id this run improves on.")
 @click.option("--trainer", help="Trainer address (0x...) bound into the manifest.")
 @click.option("--hypothesis", default="", help="What this run tests (lab notebook).")
 @click.option("--notes", default="", help="Free-form notes (lab notebook).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of a progress bar.")
-def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, task_id, parent, trainer,
-        hypothesis, notes, as_json):
-    """Train EXPERIMENT_DIR in deterministic segments, checkpoint and pin every boundary, write the manifest.
+def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, harness_dir, task_id, parent,
+        trainer, hypothesis, notes, as_json):
+    """Train EXPERIMENT_DIR in deterministic segments, checkpoint and pin every boundary, evaluate
+    the final weights with the task harness, write the manifest.
 
+    train.py is handed the harness's training splits only; the metric is the harness's.
     Re-running the same command after a crash resumes from the last checkpoint.
 
     \b
@@ -37,7 +41,8 @@ def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, ta
       artrain run client/arledger/templates/charlm --seed 7 --out runs/c --threads 2 --json
     """
     opts = loop.RunOptions(experiment_dir=experiment_dir, out=out, steps=steps, segment_steps=segment_steps,
-                           seed=seed, threads=threads, store_spec=store_spec, task_id=task_id, parent=parent,
+                           seed=seed, threads=threads, store_spec=store_spec, harness_dir=harness_dir,
+                           task_id=task_id, parent=parent,
                            trainer=trainer, hypothesis=hypothesis, notes=notes)
     if as_json:
         result = loop.run_experiment(opts)
@@ -94,11 +99,13 @@ def replay(ref, segments, all_segments, do_eval, threads, threshold, store_spec,
     idx = list(range(manifest.segments)) if all_segments else list(segments)
     if not idx and not do_eval:
         raise click.UsageError("give --segment i, --all or --evaluate")
+    if any(i >= manifest.segments for i in idx):
+        raise click.UsageError(f"--segment: the run has segments 0..{manifest.segments - 1}")
     mode = "tolerance" if threshold is not None else "exact"
+    job = rp.replay(manifest, run_dir=run_dir, store_spec=store_spec, threads=threads, mode=mode, threshold=threshold)
     results = []
     for i in idx:
-        r = rp.replay_segment(manifest, i, run_dir=run_dir, store_spec=store_spec, threads=threads,
-                              mode=mode, threshold=threshold)
+        r = rp.replay_segment(job, i)
         results.append(r)
         if not as_json:
             dist = f"  distance {r.distance:.3e}" if r.distance is not None else ""
@@ -106,7 +113,10 @@ def replay(ref, segments, all_segments, do_eval, threads, threshold, store_spec,
             click.echo(f"segment {i}: {r.status}{dist}{env}  ({r.wall_s:.2f}s)")
     evaluation = None
     if do_eval:
-        metrics = rp.evaluate_final(manifest, run_dir=run_dir, store_spec=store_spec, threads=threads)
+        ev = rp.evaluate_final(job)
+        if not ev.ok:
+            raise click.ClickException(f"final evaluation: {ev.problem}")
+        metrics = ev.metrics
         measured = metrics[manifest.evaluation.metric]
         same = to_micro(measured) == manifest.evaluation.value_micro
         evaluation = {"metric": manifest.evaluation.metric, "claimed": manifest.evaluation.value,

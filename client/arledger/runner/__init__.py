@@ -1,27 +1,35 @@
-"""The segment runner: deterministic seeded segments, checkpoints, replay.
+"""The segment runner: deterministic seeded segments, checkpoints, replay, evaluation.
 
 Public API (shared by the trainer and the verifier):
 
 - ``run_experiment(RunOptions(...))``: train N steps in segments of K, checkpoint,
-  pin, evaluate, write the manifest (arledger.runner.loop).
-- ``replay_segment(manifest, i, ...)`` / ``evaluate_final(manifest, ...)``: re-run one
-  segment / the final evaluation in a fresh process (arledger.runner.replay);
-  ``worker_argv(request_path)`` is the worker's command line, for sandboxes.
+  pin, evaluate through the task harness, write the manifest (arledger.runner.loop).
+- ``replay(manifest, ...)`` -> ``Replay``; ``replay_segment(r, i)``, ``evaluate_final(r)``,
+  ``probe_checkpoints(r)``: requests against a claim (arledger.runner.replay), run by an
+  ``Executor`` (arledger.runner.execution).
 - ``load_experiment(dir)``: the experiment interface (arledger.runner.experiment).
 """
 
+from arledger.runner.execution import (Executor, InProcessExecutor, PoolExecutor, SubprocessExecutor,
+                                       WorkRequest, worker_argv)
 from arledger.runner.experiment import Experiment, ExperimentSpec, load_experiment
+from arledger.runner.limits import Limits
 from arledger.runner.loop import RunOptions, RunResult, run_experiment
 from arledger.runner.replay import (
+    EvalResult,
+    Replay,
     ReplayError,
     ReplayResult,
     evaluate_final,
     load_manifest_ref,
+    probe_checkpoints,
+    replay,
     replay_segment,
-    worker_argv,
 )
 
 __all__ = [
-    "Experiment", "ExperimentSpec", "load_experiment", "RunOptions", "RunResult", "run_experiment",
-    "ReplayError", "ReplayResult", "evaluate_final", "load_manifest_ref", "replay_segment", "worker_argv",
+    "Executor", "InProcessExecutor", "PoolExecutor", "SubprocessExecutor", "WorkRequest", "worker_argv",
+    "Experiment", "ExperimentSpec", "load_experiment", "Limits", "RunOptions", "RunResult", "run_experiment",
+    "EvalResult", "Replay", "ReplayError", "ReplayResult", "evaluate_final", "load_manifest_ref",
+    "probe_checkpoints", "replay", "replay_segment",
 ]

@@ -7,7 +7,6 @@ only; both go through the store, which verifies content against the CID.
 
 from __future__ import annotations
 
-import importlib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -39,40 +38,38 @@ def dir_cid(path: Path) -> str:
 
 def snapshot_code(experiment: Experiment, dest: Path) -> Path:
     """Copy exactly the code files (train.py, experiment.json) into ``dest`` (its own dir)."""
+    return _snapshot(experiment.directory, CODE_FILES, dest)
+
+
+def snapshot_harness(harness_dir: Path, dest: Path) -> Path:
+    """Copy exactly the harness file into ``dest`` (the task's pinned harness dir)."""
+    from arledger.harness import HARNESS_FILE
+
+    return _snapshot(Path(harness_dir), (HARNESS_FILE,), dest)
+
+
+def _snapshot(src: Path, names, dest: Path) -> Path:
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for name in CODE_FILES:
-        shutil.copyfile(experiment.directory / name, tmp / name)
+    for name in names:
+        shutil.copyfile(src / name, tmp / name)
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return dest
 
 
-def resolve_datasets(experiment: Experiment, store: Any) -> dict[str, str]:
-    """Dataset CIDs for the experiment: pinned CIDs if the store has them, else build + add.
+def build_datasets(harness: Any, store: Any) -> dict[str, str]:
+    """Every split the harness builds, added to the store: ``{name: cid}``."""
+    return {name: str(store.add_bytes(blob)) for name, blob in sorted(harness.build_data().items())}
 
-    A builder's output must match any CID experiment.json pins (the builder is
-    deterministic; a mismatch means a different Python/sklearn produced other bytes).
-    """
-    ref = experiment.spec.datasets
-    cids = dict(ref.cids)
-    if cids and all(store.has(c) for c in cids.values()):
-        return cids
-    if ref.builder is None:
-        missing = [n for n, c in cids.items() if not store.has(c)]
-        raise ExperimentError(f"datasets.cids: {', '.join(missing)} not available in the store and no builder")
-    try:
-        blobs: dict[str, bytes] = importlib.import_module(ref.builder).build()
-    except ImportError as exc:
-        raise ExperimentError(f"datasets.builder: cannot import {ref.builder!r} ({exc})") from exc
-    out = {}
-    for name in sorted(blobs):
-        cid = str(store.add_bytes(blobs[name]))
-        if name in cids and cids[name] != cid:
-            raise ExperimentError(f"datasets.cids.{name}: builder produced {cid}, experiment pins {cids[name]}")
-        out[name] = cid
-    return out
+
+def harness_dir_of(experiment: Experiment) -> Path:
+    """The harness an experiment names in experiment.json (relative to its directory)."""
+    if not experiment.spec.harness:
+        raise ExperimentError(f"{experiment.directory / 'experiment.json'}: names no 'harness'; "
+                              f"give the task (--task) or a harness dir (--harness)")
+    return experiment.directory / experiment.spec.harness
 
 
 def fetch_datasets(cids: dict[str, str], store: Any, dest: Path) -> dict[str, Path]:

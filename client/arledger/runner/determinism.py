@@ -16,7 +16,7 @@ import sys
 import torch
 
 # Fields of the environment that must be equal for an `exact` replay to be meaningful.
-EXACT_KEYS = ("torch", "device", "threads", "deterministic", "python_impl", "machine")
+EXACT_KEYS = ("torch", "device", "threads", "deterministic", "python_impl", "machine", "cpu_capability")
 
 
 def configure(threads: int) -> None:
@@ -80,6 +80,8 @@ def environment(threads: int, device: str = "cpu") -> dict:
         "machine": platform.machine(),
         "device": device,
         "threads": int(threads),
+        # the kernel set torch picked (DEFAULT, AVX2, AVX512): another one computes other bits
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "deterministic": {
             "use_deterministic_algorithms": True,
             "cudnn_deterministic": True,

@@ -1,10 +1,10 @@
-"""The experiment interface: what a ``train.py`` supplies, and how the runner loads it.
+"""The experiment interface: what a claim's ``train.py`` supplies, and how the runner loads it.
 
-An experiment directory holds exactly two files that matter:
+An experiment directory (the claim's code) holds exactly two files that matter:
 
-- ``experiment.json``: name, primary metric, hyper-parameters (``config``), the dataset
-  reference (``datasets``: a deterministic builder module and/or pinned CIDs) and
-  default budget (``defaults.steps``, ``defaults.segment_steps``).
+- ``experiment.json``: name, hyper-parameters (``config``), the task harness it is
+  written for (``harness``: a directory relative to this one, used when no task is
+  given) and the default budget (``defaults.steps``, ``defaults.segment_steps``).
 - ``train.py``: module-level functions (the runner owns the loop, RNGs, data order
   and checkpoints; train.py only says what one step is):
 
@@ -12,9 +12,10 @@ An experiment directory holds exactly two files that matter:
     build(config: dict, data) -> (torch.nn.Module, torch.optim.Optimizer)
     batch(data, rng: torch.Generator, step: int) -> Any
     train_step(model, optimizer, batch) -> float                      (the loss)
-    evaluate(model, data) -> dict[str, float]                         (has the metric)
 
-See docs/experiment-interface.md for a complete minimal example.
+``paths`` holds the task's training splits only. There is no ``evaluate``: the task's
+harness (``arledger.harness``) feeds the model inputs and scores its outputs in a
+process of its own. See docs/experiment-interface.md for a complete example.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
@@ -31,16 +32,8 @@ from arledger.errors import ExperimentError
 
 TRAIN_FILE = "train.py"
 SPEC_FILE = "experiment.json"
-REQUIRED = ("build", "batch", "train_step", "evaluate")
+REQUIRED = ("build", "batch", "train_step")
 CODE_FILES = (TRAIN_FILE, SPEC_FILE)
-
-
-@dataclass(frozen=True)
-class DatasetRef:
-    """Where the data comes from: a builder module (``build() -> {name: bytes}``) and/or CIDs."""
-
-    builder: str | None
-    cids: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -48,9 +41,8 @@ class ExperimentSpec:
     """The parsed ``experiment.json``."""
 
     name: str
-    metric: str
+    harness: str | None  # a directory relative to the experiment dir (used without a task)
     config: dict[str, Any]
-    datasets: DatasetRef
     default_steps: int | None
     default_segment_steps: int | None
 
@@ -79,14 +71,6 @@ class Experiment:
     def train_step(self, model, optimizer, batch) -> float:
         return float(self.module.train_step(model, optimizer, batch))
 
-    def evaluate(self, model, data) -> dict[str, float]:
-        metrics = self.module.evaluate(model, data)
-        if not isinstance(metrics, dict) or self.spec.metric not in metrics:
-            raise ExperimentError(
-                f"{self.directory / TRAIN_FILE}: evaluate() must return a dict with the metric {self.spec.metric!r}"
-            )
-        return {str(k): float(v) for k, v in metrics.items()}
-
 
 def parse_spec(raw: Any, source: str = SPEC_FILE) -> ExperimentSpec:
     """Validate experiment.json's structure; errors name the field."""
@@ -101,29 +85,20 @@ def parse_spec(raw: Any, source: str = SPEC_FILE) -> ExperimentSpec:
         return where[key]
 
     name = need("name", str)
-    metric = need("metric", str)
     config = need("config", dict)
-    ds = need("datasets", dict)
-    builder = ds.get("builder")
-    if builder is not None and not isinstance(builder, str):
-        raise ExperimentError(f"{source}: field 'datasets.builder' must be a module name")
-    cids = ds.get("cids") or {}
-    if not isinstance(cids, dict) or not all(isinstance(v, str) for v in cids.values()):
-        raise ExperimentError(f"{source}: field 'datasets.cids' must map names to CID strings")
-    if builder is None and not cids:
-        raise ExperimentError(f"{source}: field 'datasets' needs a 'builder' or 'cids'")
+    harness = raw.get("harness")
+    if harness is not None and (not isinstance(harness, str) or not harness or harness.startswith("/")):
+        raise ExperimentError(f"{source}: field 'harness' must be a directory relative to the experiment")
+    for legacy in ("metric", "datasets"):
+        if legacy in raw:
+            raise ExperimentError(f"{source}: field '{legacy}' belongs to the task harness now "
+                                  f"(docs/experiment-interface.md); remove it")
     defaults = raw.get("defaults") or {}
     for key in ("steps", "segment_steps"):
         if key in defaults and (not isinstance(defaults[key], int) or defaults[key] < 1):
             raise ExperimentError(f"{source}: field 'defaults.{key}' must be a positive integer")
-    return ExperimentSpec(
-        name=name,
-        metric=metric,
-        config=config,
-        datasets=DatasetRef(builder=builder, cids=dict(cids)),
-        default_steps=defaults.get("steps"),
-        default_segment_steps=defaults.get("segment_steps"),
-    )
+    return ExperimentSpec(name=name, harness=harness, config=config, default_steps=defaults.get("steps"),
+                          default_segment_steps=defaults.get("segment_steps"))
 
 
 def load_experiment(directory: Path | str) -> Experiment:

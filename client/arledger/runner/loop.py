@@ -4,7 +4,9 @@ pin everything, evaluate, write the manifest.
 Run directory layout (``out``):
 
     code/                     train.py + experiment.json exactly as run (-> code_cid)
-    data/<cid>                datasets fetched by CID
+    harness/                  the task harness's harness.py (-> harness_cid)
+    data/<cid>                training splits (all that train.py is handed)
+    heldout/<cid>             held-out splits (read by the harness only)
     checkpoints/ckpt_0000.safetensors ... ckpt_<N/K>.safetensors
     final.safetensors         params + buffers only (-> final_weights_cid)
     progress.json             boundaries so far (resume point); removed at the end
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +29,7 @@ from typing import Callable
 from arledger import checkpoint, manifest as mf
 from arledger.errors import ExperimentError
 from arledger.runner import artifacts, determinism
+from arledger.harness import load_harness
 from arledger.runner.experiment import load_experiment
 from arledger.runner.session import Session
 
@@ -48,6 +52,7 @@ class RunOptions:
     seed: int = 0
     threads: int = 1
     store_spec: str | None = None
+    harness_dir: Path | None = None  # default: the "harness" experiment.json names
     task_id: int | None = None
     parent: int | None = None
     trainer: str | None = None
@@ -107,12 +112,18 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
 
     code_dir = artifacts.snapshot_code(exp, out / "code")
     code_cid = str(store.add_dir(code_dir))
-    dataset_cids = artifacts.resolve_datasets(exp, store)
-    data_paths = artifacts.fetch_datasets(dataset_cids, store, out / "data")
+    harness_dir = artifacts.snapshot_harness(opts.harness_dir or artifacts.harness_dir_of(exp), out / "harness")
+    harness_cid = str(store.add_dir(harness_dir))
+    h = load_harness(harness_dir)
+    dataset_cids = artifacts.build_datasets(h, store)
+    train_cids = {k: c for k, c in dataset_cids.items() if k in h.train_splits}
+    train_paths = artifacts.fetch_datasets(train_cids, store, out / "data")
+    heldout_paths = artifacts.fetch_datasets({k: c for k, c in dataset_cids.items() if k not in train_cids},
+                                             store, out / "heldout")
 
-    session = Session(load_experiment(code_dir), data_paths, opts.seed, opts.threads)
+    session = Session(load_experiment(code_dir), train_paths, opts.seed, opts.threads)
     params = {
-        "code_cid": code_cid, "datasets": dataset_cids, "seed": opts.seed, "steps": steps,
+        "code_cid": code_cid, "harness_cid": harness_cid, "datasets": dataset_cids, "seed": opts.seed, "steps": steps,
         "segment_steps": k, "threads": opts.threads,
     }
     timings = {"train_ms": 0, "checkpoint_ms": 0, "pin_ms": 0}
@@ -143,18 +154,26 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
         timings["train_ms"] += _ms(time.perf_counter() - t0)
         boundary(seg + 1)
 
-    t0 = time.perf_counter()
-    metrics = session.evaluate()
-    timings["eval_ms"] = _ms(time.perf_counter() - t0)
     weights_path = out / "final.safetensors"
     checkpoint.atomic_write(weights_path, session.weights())
     final_cid = str(store.add_file(weights_path))
     store.pin(final_cid)
-    metric = exp.spec.metric
+    t0 = time.perf_counter()
+    from arledger.runner.replay import RunFiles, evaluate_local  # replay imports this module
+
+    files = RunFiles(out / "work", code_dir, harness_dir, train_paths, heldout_paths)
+    result = evaluate_local(files, weights_path, opts.seed, opts.threads)
+    shutil.rmtree(out / "work", ignore_errors=True)
+    if not result.ok:
+        raise ExperimentError(f"evaluation: {result.problem}")
+    metrics = result.metrics
+    timings["eval_ms"] = _ms(time.perf_counter() - t0)
+    metric = h.metric
     timings["total_ms"] = _ms(time.perf_counter() - t_start)
     m = mf.Manifest(
         schema_version=mf.SCHEMA_VERSION, task_id=opts.task_id, parent=opts.parent, trainer=opts.trainer,
-        code_cid=code_cid, experiment={"name": exp.spec.name, "metric": metric},
+        code_cid=code_cid, harness_cid=harness_cid, train_splits=tuple(sorted(train_cids)),
+        experiment={"name": exp.spec.name, "metric": metric},
         hypothesis=opts.hypothesis, notes=opts.notes, seed=opts.seed, steps=steps, segment_steps=k,
         datasets=dataset_cids, environment=determinism.environment(opts.threads),
         boundaries=tuple(boundaries), merkle_root=mf.compute_merkle_root(boundaries),

@@ -1,52 +1,48 @@
-"""Replay a segment (or the final evaluation) of a claimed run, in a fresh process.
+"""Replay a segment, evaluate the final weights, probe every checkpoint: the requests a
+trainer (``artrain replay``) and a verifier run against a claim, through one executor.
 
-Shared by the trainer (``artrain replay``) and the verifier, which imports
-``replay_segment`` and may pass ``wrap`` to run the worker inside a sandbox:
-``wrap(argv) -> argv`` receives exactly ``worker_argv(request_path)``.
+Every function takes a ``Replay`` (what the claim is, where its files are, which
+executor runs claim code and which runs the task's harness) and builds
+``WorkRequest``s (``arledger.runner.execution``):
 
-Two ways to get the fresh process (docs/replay.md):
+- ``replay_segment(r, i)``: segment i from checkpoint i, compared with h_{i+1};
+- ``evaluate_final(r, check_seed)``: the harness makes the held-out inputs, the claim's
+  model predicts (a request of its own, training split only), the harness scores; with a
+  ``check_seed`` a second prediction on inputs spliced after seed-drawn cuts tests
+  causality (``arledger.harness.perturb``);
+- ``probe_checkpoints(r)``: the harness's probe slices through every checkpoint.
 
-- default: ``python -m arledger.runner.replay_worker REQ.json`` per replay (~2.7 s of
-  interpreter + torch start-up every time);
-- ``pool=ReplayPool(...)``: one warm zygote (``arledger.runner.replay_zygote``) forks a
-  child per replay that runs the same worker code; start-up is paid once per pool.
-
-Outcomes (``ReplayResult.status``):
+Outcomes of a replay (``ReplayResult.status``):
 
 - ``match``               produced state hash == h_{i+1}
 - ``within_tolerance``    tolerance mode: hashes differ, normalized distance <= threshold
 - ``mismatch``            same environment (or tolerance exceeded): evidence for a challenge
-- ``environment_differs`` exact mode, hashes differ, and our environment is not the claim's:
+- ``environment_differs`` exact mode, hashes differ, and this environment is not the claim's:
                           abstain, do not challenge
 - ``artifact_mismatch``   a published checkpoint's bytes do not hash to its h_i
+
+The environment compared is the one the caller states for its executor
+(``Replay.environment``), never what the worker reports: that is claim code's word.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from arledger import checkpoint, manifest as mf
-from arledger.errors import ArledgerError, ManifestError
-from arledger.runner import artifacts, determinism
+from arledger.errors import ArtifactMismatch, ManifestError, ReplayError
+from arledger.runner import artifacts as art, determinism
+from arledger.runner.execution import Done, Executor, InProcessExecutor, SubprocessExecutor, WorkRequest
+from arledger.runner.limits import Limits
 from arledger.runner.loop import ckpt_path
 
-Wrap = Callable[[list[str]], list[str]]
-Execute = Callable[[list[str], Path, list[Path]], tuple[int, str, str]]
-WORKER_MODULE = "arledger.runner.replay_worker"
-
-
-class ReplayError(ArledgerError):
-    """The replay could not be carried out (worker crashed, timed out, artifact missing)."""
+__all__ = ["ArtifactMismatch", "ArtifactSource", "EvalResult", "Replay", "ReplayError", "ReplayResult",
+           "evaluate_final", "load_manifest_ref", "probe_checkpoints", "replay_segment"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +55,6 @@ class ReplayResult:
     threshold: float | None = None
     environment_differences: list[str] = field(default_factory=list)
     wall_s: float = 0.0
-    startup_s: float = 0.0
     work_s: float = 0.0
     detail: str = ""
 
@@ -71,61 +66,41 @@ class ReplayResult:
         return asdict(self)
 
 
-def worker_argv(request_path: Path | str, python: str | None = None) -> list[str]:
-    """The exact command line of one replay worker (wrap it in a sandbox as needed)."""
-    return [python or sys.executable, "-m", WORKER_MODULE, str(request_path)]
+@dataclass(frozen=True)
+class EvalResult:
+    """The harness's verdict on the final weights: metrics, or why the outputs were rejected."""
 
+    metrics: dict[str, float] | None
+    invalid: str | None = None
+    causality: dict | None = None  # {"checked", "violations", "examples"} when a check_seed was given
+    wall_s: float = 0.0
 
-def _readable(request: dict) -> list[Path]:
-    """Every input path of a request (a sandbox must let the worker read exactly these)."""
-    paths = [request["code_dir"], *request["data"].values()]
-    paths += [request[k] for k in ("start_checkpoint", "weights") if k in request]
-    paths += request.get("checkpoints", [])
-    return [Path(p) for p in paths]
+    @property
+    def ok(self) -> bool:
+        return self.invalid is None and self.metrics is not None and not (self.causality or {}).get("violations")
 
+    @property
+    def problem(self) -> str | None:
+        if self.invalid:
+            return f"outputs rejected by the harness: {self.invalid}"
+        if (self.causality or {}).get("violations"):
+            c = self.causality
+            return (f"not causal: at {c['violations']} of {c['checked']} checked positions the output changed "
+                    f"when only later inputs did (row, cut: {c['examples']})")
+        return None
 
-def run_worker(request: dict, workdir: Path, wrap: Wrap | None = None, timeout: float | None = None,
-               execute: Execute | None = None, pool: "ReplayPool | None" = None) -> dict:
-    """Write the request, run the worker in a fresh process, parse its one-line JSON answer.
-
-    ``execute(argv, workdir, readable) -> (returncode, stdout, stderr)`` replaces the
-    plain subprocess (the verifier's sandbox: ``workdir`` is the only writable place,
-    ``readable`` the inputs); ``wrap`` only rewrites argv for the plain subprocess.
-    ``pool``: a child forked by the pool's zygote instead (``workdir`` must then be one
-    of ``pool.request_dir()``; ``wrap`` and ``execute`` are not used).
-    """
-    req_path = workdir / "request.json"
-    checkpoint.atomic_write(req_path, json.dumps(request, sort_keys=True).encode())
-    if pool is not None:
-        return pool.run(req_path, workdir, _readable(request), timeout=timeout)
-    argv = worker_argv(req_path)
-    if execute is not None:
-        returncode, stdout, stderr = execute(argv, workdir, _readable(request))
-    else:
-        if wrap:
-            argv = wrap(argv)
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise ReplayError(f"replay worker: timed out after {timeout}s") from exc
-        returncode, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
-    lines = [ln for ln in (stdout or "").splitlines() if ln.startswith("{")]
-    try:
-        answer = json.loads(lines[-1])
-    except (IndexError, json.JSONDecodeError):
-        tail = ((stderr or "").strip().splitlines() or ["no output"])[-1]
-        raise ReplayError(f"replay worker: exit {returncode}, {tail}") from None
-    if not answer.get("ok"):
-        raise ReplayError(f"replay worker: {answer.get('error', 'failed')}")
-    return answer
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class ArtifactSource:
-    """Local files of a claim: taken from a run dir when they verify, else fetched by CID."""
+    """Local files of a claim: taken from a run dir when they verify, else fetched by CID.
+
+    Held-out splits are fetched to ``heldout/`` and handed only to harness requests.
+    """
 
     def __init__(self, manifest: mf.Manifest, workdir: Path, run_dir: Path | None = None,
                  store: Any = None, store_spec: str | None = None):
-        # Absolute: the worker runs with another cwd (its sandbox scratch dir).
         self.m = manifest
         self.workdir = Path(workdir).resolve()
         self.run_dir = Path(run_dir).resolve() if run_dir else None
@@ -134,70 +109,305 @@ class ArtifactSource:
     @property
     def store(self):
         if self._store is None:
-            self._store = artifacts.open_store(self._store_spec)
+            self._store = art.open_store(self._store_spec)
         return self._store
 
-    def code_dir(self) -> Path:
-        if self.run_dir and (self.run_dir / "code").is_dir():
-            if artifacts.dir_cid(self.run_dir / "code") == self.m.code_cid:
-                return self.run_dir / "code"
-        dest = self.workdir / "code"
+    def _dir(self, name: str, cid: str) -> Path:
+        if self.run_dir and (self.run_dir / name).is_dir() and art.dir_cid(self.run_dir / name) == cid:
+            return self.run_dir / name
+        dest = self.workdir / name
         if not dest.exists():
-            self.store.get_dir(self.m.code_cid, dest)
+            self.store.get_dir(cid, dest)
         return dest
 
-    def data_paths(self) -> dict[str, Path]:
+    def code_dir(self) -> Path:
+        return self._dir("code", self.m.code_cid)
+
+    def harness_dir(self) -> Path:
+        return self._dir("harness", self.m.harness_cid)
+
+    def _data(self, names) -> dict[str, Path]:
         out = {}
-        for name, cid in sorted(self.m.datasets.items()):
-            local = self.run_dir / "data" / cid if self.run_dir else None
-            if local and local.is_file() and artifacts.file_cid(local) == cid:
+        for name in sorted(names):
+            cid = self.m.datasets[name]
+            sub = "data" if name in self.m.train_splits else "heldout"
+            local = self.run_dir / sub / cid if self.run_dir else None
+            if local and local.is_file() and art.file_cid(local) == cid:
                 out[name] = local
             else:
-                out[name] = artifacts.fetch_bytes_to(self.store, cid, self.workdir / f"data-{cid}")
+                (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+                out[name] = art.fetch_bytes_to(self.store, cid, self.workdir / sub / cid)
         return out
 
+    def train_paths(self) -> dict[str, Path]:
+        return self._data(self.m.train_splits)
+
+    def all_paths(self) -> dict[str, Path]:
+        return self._data(self.m.datasets)
+
     def checkpoint(self, i: int) -> Path:
-        """Checkpoint i's file; raises ReplayError if its bytes do not hash to h_i."""
+        """Checkpoint i's file; raises ArtifactMismatch if its bytes do not hash to h_i."""
         b = self.m.boundaries[i]
         if self.run_dir:
             local = ckpt_path(self.run_dir, i)
             if local.is_file() and checkpoint.file_state_hash(local) == b.state_hash:
                 return local
-        dest = artifacts.fetch_bytes_to(self.store, b.checkpoint_cid, self.workdir / f"ckpt_{i:04d}.safetensors")
+        dest = art.fetch_bytes_to(self.store, b.checkpoint_cid, self.workdir / f"ckpt_{i:04d}.safetensors")
         if checkpoint.file_state_hash(dest) != b.state_hash:
-            raise _ArtifactMismatch(i, checkpoint.file_state_hash(dest), b.state_hash)
+            raise ArtifactMismatch(i, checkpoint.file_state_hash(dest), b.state_hash)
         return dest
 
     def weights(self) -> Path:
         if self.run_dir and (self.run_dir / "final.safetensors").is_file():
-            if artifacts.file_cid(self.run_dir / "final.safetensors") == self.m.final_weights_cid:
+            if art.file_cid(self.run_dir / "final.safetensors") == self.m.final_weights_cid:
                 return self.run_dir / "final.safetensors"
-        return artifacts.fetch_bytes_to(self.store, self.m.final_weights_cid, self.workdir / "final.safetensors")
+        return art.fetch_bytes_to(self.store, self.m.final_weights_cid, self.workdir / "final.safetensors")
 
 
-class ArtifactMismatch(ReplayError):
-    """A published checkpoint whose bytes do not hash to the manifest's h_i (``index``)."""
+@dataclass
+class Replay:
+    """Everything a replay, an evaluation or a probe of one claim needs (a request object).
 
-    def __init__(self, i: int, got: str, want: str):
-        super().__init__(f"checkpoint {i}: bytes hash to {got}, manifest says {want}")
-        self.index = i
+    ``executor`` runs claim code; ``harness_executor`` runs the task's harness (it holds
+    the held-out split, so it must never be the process claim code runs in).
+    ``environment`` is the environment of the executor's runs as the caller knows it.
+    """
+
+    manifest: mf.Manifest | None  # None: a run's own weights, before its manifest exists
+    files: "ArtifactSource | RunFiles"
+    executor: Executor
+    harness_executor: Executor
+    threads: int
+    seed: int
+    mode: str = "exact"
+    threshold: float | None = None
+    limits: Limits | None = None
+    environment: dict | None = None
+
+    def __post_init__(self):
+        if self.mode not in ("exact", "tolerance"):
+            raise ReplayError(f"mode: {self.mode!r} is not 'exact' or 'tolerance'")
+        if self.mode == "tolerance" and self.threshold is None:
+            raise ReplayError("threshold: tolerance mode needs a threshold")
+        if self.environment is None:
+            self.environment = determinism.environment(self.threads)
+
+    def _claim_body(self, mode: str, **extra: Any) -> tuple[dict, dict]:
+        train = self.files.train_paths()
+        body = {"mode": mode, "code": "code", "data": {k: f"data/{k}" for k in train}, "seed": self.seed,
+                "threads": self.threads, **extra}
+        inputs = {"code": self.files.code_dir(), **{f"data/{k}": p for k, p in train.items()}}
+        return body, inputs
+
+    def _harness(self, label: str, op: str, files: dict[str, Path], **extra: Any):
+        paths = self.files.all_paths()
+        body = {"mode": "harness", "op": op, "harness": "harness", "threads": self.threads,
+                "data": {k: f"data/{k}" for k in paths}, **extra}
+        inputs = {"harness": self.files.harness_dir(), **{f"data/{k}": p for k, p in paths.items()}, **files}
+        return self.harness_executor.run(WorkRequest(label, body, inputs, self.limits))
+
+    def _predict(self, models: list[Path], kind: str, inputs_file: Path, keep: Path) -> list[Path]:
+        """The claim's model on ``inputs_file``, once per model; outputs are moved to ``keep``."""
+        names = [f"m{j}.safetensors" for j in range(len(models))]
+        body, inputs = self._claim_body("predict", inputs="inputs.safetensors", models=names, kind=kind)
+        inputs.update({"inputs.safetensors": inputs_file, **dict(zip(names, models))})
+        kept = []
+        with self.executor.run(WorkRequest("predict", body, inputs, self.limits)) as done:
+            for j in range(len(models)):
+                kept.append(_keep(done, f"outputs-{j}.safetensors", keep))
+        return kept
 
 
-_ArtifactMismatch = ArtifactMismatch  # the name arverifier.check imports
+def replay(manifest: mf.Manifest, *, run_dir: Path | None = None, store: Any = None,
+           store_spec: str | None = None, workdir: Path | None = None, executor: Executor | None = None,
+           harness_executor: Executor | None = None, threads: int | None = None, mode: str = "exact",
+           threshold: float | None = None, limits: Limits | None = None) -> Replay:
+    """A ``Replay`` with the trainer's defaults: a fresh worker process per request for claim
+    code, the harness in this process, files from ``run_dir`` or fetched by CID."""
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="arledger-replay-"))
+    work.mkdir(parents=True, exist_ok=True)
+    threads = threads or int(manifest.environment["threads"])
+    return Replay(manifest, ArtifactSource(manifest, work, run_dir, store, store_spec),
+                  executor or SubprocessExecutor(), harness_executor or InProcessExecutor(),
+                  threads, manifest.seed, mode, threshold, limits)
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files of a run in progress (``ArtifactSource``'s methods, for the trainer's own run)."""
+
+    workdir: Path
+    code: Path
+    harness: Path
+    train: dict[str, Path]
+    heldout: dict[str, Path]
+
+    def code_dir(self) -> Path:
+        return self.code
+
+    def harness_dir(self) -> Path:
+        return self.harness
+
+    def train_paths(self) -> dict[str, Path]:
+        return dict(self.train)
+
+    def all_paths(self) -> dict[str, Path]:
+        return {**self.train, **self.heldout}
+
+
+def evaluate_local(files: RunFiles, weights: Path, seed: int, threads: int,
+                   executor: Executor | None = None) -> EvalResult:
+    """The harness's evaluation of weights the caller made (a run, a task's baseline):
+    the claim's model predicts in a fresh worker process, the harness runs here."""
+    own = executor is None
+    claim_ex = executor or SubprocessExecutor(root=files.workdir / "predict-work")
+    harness_ex = InProcessExecutor(root=files.workdir / "harness-work")
+    try:
+        return evaluate_weights(Replay(None, files, claim_ex, harness_ex, threads, seed), weights)
+    finally:
+        harness_ex.close()
+        if own:
+            claim_ex.close()
+
+
+def _keep(done: Done, name: str, dest_dir: Path) -> Path:
+    src = done.file(name)
+    if not src.is_file() or src.is_symlink():
+        raise ReplayError(f"worker: {name} missing after the run")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / f"{time.monotonic_ns()}-{name}"
+    src.replace(dest) if src.stat().st_dev == dest_dir.stat().st_dev else dest.write_bytes(src.read_bytes())
+    return dest
+
+
+# -- a segment ---------------------------------------------------------------------------
+
+
+def replay_segment(r: Replay, i: int) -> ReplayResult:
+    """Replay segment i (steps i*K .. (i+1)*K) from checkpoint i; compare with h_{i+1}."""
+    m = r.manifest
+    if not 0 <= i < m.segments:
+        raise ReplayError(f"segment: {i} out of range 0..{m.segments - 1}")
+    expected = m.boundaries[i + 1].state_hash
+    try:
+        start = r.files.checkpoint(i)
+    except ArtifactMismatch as exc:
+        return ReplayResult(i, "artifact_mismatch", expected, None, detail=str(exc))
+    body, inputs = r._claim_body("segment", start="start.safetensors", steps=m.segment_steps, out="out.safetensors")
+    inputs["start.safetensors"] = start
+    t0 = time.perf_counter()
+    with r.executor.run(WorkRequest(f"segment-{i:04d}", body, inputs, r.limits)) as done:
+        wall = time.perf_counter() - t0
+        out = _keep(done, "out.safetensors", r.files.workdir / "replays")
+        work_ms = done.answer.get("work_ms")
+        work_s = work_ms / 1000 if isinstance(work_ms, (int, float)) else 0.0
+    try:
+        produced = checkpoint.file_state_hash(out)  # the file is what counts, not the worker's word
+        diffs = determinism.differences(m.environment, r.environment)
+        common = dict(wall_s=round(wall, 3), work_s=round(work_s, 3), environment_differences=diffs,
+                      threshold=r.threshold)
+        if produced == expected:
+            return ReplayResult(i, "match", expected, produced, distance=0.0 if r.mode == "tolerance" else None, **common)
+        try:
+            claimed = r.files.checkpoint(i + 1)
+        except ArtifactMismatch as exc:
+            return ReplayResult(i, "artifact_mismatch", expected, produced, detail=str(exc), **common)
+        dist = normalized_distance(out, claimed, start)
+        if r.mode == "tolerance":
+            status = "within_tolerance" if dist <= r.threshold else "mismatch"
+        else:
+            status = "environment_differs" if diffs else "mismatch"
+        return ReplayResult(i, status, expected, produced, distance=dist, **common)
+    finally:
+        out.unlink(missing_ok=True)
 
 
 def normalized_distance(produced: Path, claimed: Path, start: Path) -> float:
     """||θ_produced − θ_claimed|| / ||θ_claimed − θ_start|| over the model's float tensors."""
-    p = checkpoint.model_params(produced.read_bytes(), str(produced))
+    try:
+        p = checkpoint.model_params(produced.read_bytes(), str(produced))
+    except Exception:  # noqa: BLE001 - the produced file is claim code's output
+        return math.inf
     c = checkpoint.model_params(claimed.read_bytes(), str(claimed))
     s = checkpoint.model_params(start.read_bytes(), str(start))
-    if p.keys() != c.keys() or c.keys() != s.keys():
+    if p.keys() != c.keys() or c.keys() != s.keys() or any(p[k].shape != c[k].shape for k in c):
         return math.inf
     num = math.sqrt(sum(float(((p[k].double() - c[k].double()) ** 2).sum()) for k in c))
     den = math.sqrt(sum(float(((c[k].double() - s[k].double()) ** 2).sum()) for k in c))
     if den == 0.0:
         return 0.0 if num == 0.0 else math.inf
     return num / den
+
+
+# -- the final evaluation ----------------------------------------------------------------
+
+
+def evaluate_final(r: Replay, check_seed: bytes | None = None) -> EvalResult:
+    """The harness's metrics of the final weights; with ``check_seed``, the causality check too."""
+    return evaluate_weights(r, r.files.weights(), check_seed)
+
+
+def evaluate_weights(r: Replay, weights: Path, check_seed: bytes | None = None) -> EvalResult:
+    from safetensors.torch import load_file, save_file
+
+    t0 = time.perf_counter()
+    keep = r.files.workdir / "eval"
+    seed_hex = check_seed.hex() if check_seed is not None else None
+    with r._harness("harness", "inputs", {}, check_seed=seed_hex, probe=False) as done:
+        tensors = load_file(str(done.file("inputs.safetensors")))
+        plan = _keep(done, "plan.json", keep)
+    batches = {"eval": tensors["eval"]}
+    if "perturbed" in tensors:
+        batches["check"] = tensors["perturbed"]
+    outputs = {}
+    for name, x in batches.items():  # one request each: the claim cannot tell the check from the eval
+        f = keep / f"inputs-{name}.safetensors"
+        keep.mkdir(parents=True, exist_ok=True)
+        save_file({"eval": x}, str(f))
+        outputs["eval" if name == "eval" else "perturbed"] = r._predict([weights], "weights", f, keep)[0]
+    files = {f"outputs-{k}.safetensors": p for k, p in outputs.items()}
+    with r._harness("harness", "score", {**files, "plan.json": plan},
+                    outputs={k: f"outputs-{k}.safetensors" for k in outputs}, plan="plan.json") as done:
+        a = done.answer
+    for p in (*outputs.values(), plan):
+        p.unlink(missing_ok=True)
+    if a.get("invalid"):
+        return EvalResult(None, str(a["invalid"])[:500], None, round(time.perf_counter() - t0, 3))
+    return EvalResult({str(k): float(v) for k, v in a["metrics"].items()}, None, a.get("causality"),
+                      round(time.perf_counter() - t0, 3))
+
+
+# -- the probe ---------------------------------------------------------------------------
+
+
+def probe_checkpoints(r: Replay) -> list[dict[str, float]] | None:
+    """The harness's probe losses ``{"train", "val"}`` of every checkpoint 0..N (checkpoints
+    hash-checked first), or None when the harness has no probe or the claim's outputs are
+    unusable. Three requests: inputs (harness), predictions (claim, one child), losses (harness)."""
+    from safetensors.torch import load_file, save_file
+
+    m = r.manifest
+    ckpts = [r.files.checkpoint(i) for i in range(m.segments + 1)]
+    keep = r.files.workdir / "probe"
+    with r._harness("harness", "inputs", {}, check_seed=None, probe=True) as done:
+        tensors = {k: v for k, v in load_file(str(done.file("inputs.safetensors"))).items() if k.startswith("probe_")}
+    if not tensors:
+        return None
+    keep.mkdir(parents=True, exist_ok=True)
+    f = keep / "inputs.safetensors"
+    save_file(tensors, str(f))
+    outs = r._predict(ckpts, "checkpoint", f, keep)
+    files = {f"outputs-{j}.safetensors": p for j, p in enumerate(outs)}
+    with r._harness("harness", "score", files, outputs=None, probe_outputs=sorted(files)) as done:
+        a = done.answer
+    for p in outs:
+        p.unlink(missing_ok=True)
+    if a.get("invalid") or a.get("probes") is None:
+        return None
+    probes = a["probes"]
+    if not isinstance(probes, list) or len(probes) != m.segments + 1:
+        raise ReplayError(f"probes: harness returned {type(probes).__name__} for {m.segments + 1} checkpoints")
+    return [{k: float(p[k]) for k in ("train", "val")} for p in probes]
 
 
 def load_manifest_ref(ref: str | Path, store: Any = None, store_spec: str | None = None) -> tuple[mf.Manifest, Path | None]:
@@ -209,153 +419,6 @@ def load_manifest_ref(ref: str | Path, store: Any = None, store_spec: str | None
         return mf.load(p / "manifest.json"), p
     if p.is_file():
         return mf.load(p), p.parent
-    store = store or artifacts.open_store(store_spec)
+    store = store or art.open_store(store_spec)
     data = store.cat(str(ref), max_size=mf.MAX_BYTES)
     return mf.loads(bytes(data), f"manifest {ref}"), None
-
-
-def replay_segment(
-    manifest: mf.Manifest,
-    i: int,
-    *,
-    run_dir: Path | None = None,
-    store: Any = None,
-    store_spec: str | None = None,
-    workdir: Path | None = None,
-    threads: int | None = None,
-    mode: str = "exact",
-    threshold: float | None = None,
-    wrap: Wrap | None = None,
-    timeout: float | None = None,
-    execute: Execute | None = None,
-    artifacts: "ArtifactSource | None" = None,
-    pool: "ReplayPool | None" = None,
-) -> ReplayResult:
-    """Replay segment i (steps i*K .. (i+1)*K) from checkpoint i; compare with h_{i+1}.
-
-    With ``pool`` the worker is a child of the pool's zygote, working in a fresh
-    ``pool.request_dir()`` (removed afterwards); else a new process per call.
-    """
-    if not 0 <= i < manifest.segments:
-        raise ReplayError(f"segment: {i} out of range 0..{manifest.segments - 1}")
-    if mode not in ("exact", "tolerance"):
-        raise ReplayError(f"mode: {mode!r} is not 'exact' or 'tolerance'")
-    if mode == "tolerance" and threshold is None:
-        raise ReplayError("threshold: tolerance mode needs a threshold")
-    threads = threads or int(manifest.environment["threads"])
-    expected = manifest.boundaries[i + 1].state_hash
-    with tempfile.TemporaryDirectory(prefix="arledger-replay-") as tmp:
-        work = Path(workdir).resolve() if workdir else Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        src = artifacts or ArtifactSource(manifest, work, run_dir, store, store_spec)
-        try:
-            start = src.checkpoint(i)
-        except _ArtifactMismatch as exc:
-            return ReplayResult(i, "artifact_mismatch", expected, None, detail=str(exc))
-        with _request_dir(pool, work) as req_dir:
-            return _replay_in(req_dir, manifest, i, src, start, expected, threads, mode, threshold,
-                              wrap, timeout, execute, pool)
-
-
-@contextlib.contextmanager
-def _request_dir(pool: "ReplayPool | None", work: Path):
-    """Where one request's files go: a fresh pool dir (removed after) or the work dir."""
-    if pool is None:
-        yield work
-        return
-    req_dir = pool.request_dir()
-    try:
-        yield req_dir
-    finally:
-        shutil.rmtree(req_dir, ignore_errors=True)
-
-
-def _request(mode: str, src: "ArtifactSource", manifest: mf.Manifest, threads: int, **fields: Any) -> dict:
-    """The fields every worker request carries (code, data, seed, threads) plus the mode's own."""
-    return {"mode": mode, "code_dir": str(src.code_dir()),
-            "data": {k: str(v) for k, v in src.data_paths().items()},
-            "seed": manifest.seed, "threads": threads, **fields}
-
-
-def _replay_in(req_dir: Path, manifest: mf.Manifest, i: int, src: ArtifactSource, start: Path, expected: str,
-               threads: int, mode: str, threshold: float | None, wrap: Wrap | None, timeout: float | None,
-               execute: Execute | None, pool: "ReplayPool | None") -> ReplayResult:
-    out_ckpt = req_dir / f"replay_{i + 1:04d}.safetensors"
-    request = _request("segment", src, manifest, threads, start_checkpoint=str(start),
-                       steps=manifest.segment_steps, out_checkpoint=str(out_ckpt))
-    t0 = time.perf_counter()
-    answer = run_worker(request, req_dir, wrap, timeout, execute, pool)
-    wall = time.perf_counter() - t0
-    produced = answer["state_hash"]
-    try:
-        written = checkpoint.file_state_hash(out_ckpt)
-    except OSError as exc:
-        raise ReplayError(f"out_checkpoint: {out_ckpt} unreadable after the replay: {exc}") from None
-    if written != produced:  # the answer is claim code's word; the file is what counts
-        raise ReplayError(f"state_hash: worker reported {produced}, its checkpoint {out_ckpt.name} hashes to {written}")
-    diffs = determinism.differences(manifest.environment, answer["environment"])
-    common = dict(wall_s=round(wall, 3), startup_s=round(wall - answer["work_ms"] / 1000, 3), work_s=answer["work_ms"] / 1000,
-                  environment_differences=diffs, threshold=threshold)
-    if produced == expected:
-        return ReplayResult(i, "match", expected, produced, distance=0.0 if mode == "tolerance" else None, **common)
-    try:
-        claimed = src.checkpoint(i + 1)
-    except _ArtifactMismatch as exc:
-        return ReplayResult(i, "artifact_mismatch", expected, produced, detail=str(exc), **common)
-    dist = normalized_distance(out_ckpt, claimed, start)
-    if mode == "tolerance":
-        status = "within_tolerance" if dist <= threshold else "mismatch"
-    else:
-        status = "environment_differs" if diffs else "mismatch"
-    return ReplayResult(i, status, expected, produced, distance=dist, **common)
-
-
-def evaluate_final(manifest: mf.Manifest, *, run_dir: Path | None = None, store: Any = None,
-                   store_spec: str | None = None, threads: int | None = None, wrap: Wrap | None = None,
-                   timeout: float | None = None, execute: Execute | None = None,
-                   artifacts: "ArtifactSource | None" = None, pool: "ReplayPool | None" = None) -> dict[str, float]:
-    """Re-evaluate the final weights in a fresh process (or a child of ``pool``); returns the metrics."""
-    threads = threads or int(manifest.environment["threads"])
-    with tempfile.TemporaryDirectory(prefix="arledger-eval-") as tmp:
-        work = Path(tmp)
-        src = artifacts or ArtifactSource(manifest, work, run_dir, store, store_spec)
-        request = _request("evaluate", src, manifest, threads, weights=str(src.weights()))
-        with _request_dir(pool, work) as req_dir:
-            return run_worker(request, req_dir, wrap, timeout, execute, pool)["metrics"]
-
-
-def probe_checkpoints(manifest: mf.Manifest, *, run_dir: Path | None = None, store: Any = None,
-                      store_spec: str | None = None, threads: int | None = None, wrap: Wrap | None = None,
-                      timeout: float | None = None, execute: Execute | None = None,
-                      artifacts: "ArtifactSource | None" = None,
-                      pool: "ReplayPool | None" = None) -> list[dict[str, float]] | None:
-    """train.py's optional ``probe`` on every boundary checkpoint 0..N, in ONE fresh process
-    (or child of ``pool``): ``[{"train": loss, "val": loss}, ...]``, or None when the
-    experiment has no ``probe``. Cheap (no training); the verifier's loss-based suspicion
-    signal (``arverifier.sampling.probe_scores``). Checkpoints are hash-checked first."""
-    threads = threads or int(manifest.environment["threads"])
-    with tempfile.TemporaryDirectory(prefix="arledger-probe-") as tmp:
-        work = Path(tmp)
-        src = artifacts or ArtifactSource(manifest, work, run_dir, store, store_spec)
-        request = _request("probe", src, manifest, threads,
-                           checkpoints=[str(src.checkpoint(i)) for i in range(manifest.segments + 1)])
-        with _request_dir(pool, work) as req_dir:
-            probes = run_worker(request, req_dir, wrap, timeout, execute, pool).get("probes")
-    if probes is None:
-        return None
-    if not isinstance(probes, list) or len(probes) != manifest.segments + 1:
-        raise ReplayError(f"probes: worker returned {type(probes).__name__} for {manifest.segments + 1} checkpoints")
-    out = []
-    for i, p in enumerate(probes):  # the answer is claim code's word: check its shape
-        try:
-            vals = {k: float(p[k]) for k in ("train", "val")}
-        except (TypeError, KeyError, ValueError):
-            raise ReplayError(f"probes[{i}]: not a {{'train': float, 'val': float}} object") from None
-        if not all(math.isfinite(v) for v in vals.values()):
-            raise ReplayError(f"probes[{i}]: non-finite loss {vals}")
-        out.append(vals)
-    return out
-
-
-from arledger.runner.replay_pool import ReplayPool  # noqa: E402 - re-exported; it needs ReplayError above
-

@@ -1,15 +1,15 @@
-"""A pool of one warm replay zygote: the replay's start-up paid once, not per segment.
+"""A pool of one warm replay zygote: the worker's start-up paid once, not per request.
 
-    with ReplayPool() as pool:                       # ~3 s once: python + torch + dynamo
-        replay_segment(m, 3, run_dir=run, pool=pool)  # a forked child per replay
-        evaluate_final(m, run_dir=run, pool=pool)
+    with ReplayPool() as pool:                           # ~3 s once: python + torch + dynamo
+        ex = PoolExecutor(pool)                          # arledger.runner.execution
+        replay_segment(m, 3, executor=ex, run_dir=run)   # a forked child per request
 
-Each replay still runs in a process of its own that has never seen another request
-(see ``arledger.runner.replay_zygote``); the pool writes ``request.json`` into a fresh
-``request_dir()`` under its scratch root, sends one JSON line to the zygote and reads
-one back. The verifier starts the zygote inside its sandbox through ``launch``
-(``arverifier.sandbox.Sandbox.replay_pool``); then only paths under ``roots`` are
-reachable by the child, and a request whose input lies elsewhere is refused here.
+Each request still runs in a process of its own that has never seen another request
+(``arledger.runner.replay_zygote``). The pool's scratch root holds the one request
+dir being served; ``wipe()`` (called by ``PoolExecutor`` before and after each
+request) removes everything else, so nothing a child leaves behind reaches the next.
+The verifier launches the zygote inside its sandbox (``arverifier.sandbox``), where
+the scratch root is seen as ``inner_root`` (``/scratch``).
 
 A crash of the zygote is reported as a ``ReplayError`` for the request it was serving
 (or noticed before the next one) and the zygote is started again, once per crash; a
@@ -28,41 +28,42 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable
 
-from arledger.runner.replay import ReplayError
+from arledger.errors import ReplayError
+from arledger.runner.limits import Limits
 
-Launch = Callable[[list[str], Path], subprocess.Popen]
+Launch = Callable[[list[str], Path, Path], subprocess.Popen]  # (argv, scratch root, log file)
 ZYGOTE_MODULE = "arledger.runner.replay_zygote"
-LIMIT_KEYS = ("cpu_seconds", "wall_seconds", "memory_bytes", "file_size_bytes", "max_processes")
 ZYGOTE_LOG = "zygote.log"
 
 
-def zygote_argv(python: str | None = None, guard: str | None = None) -> list[str]:
+def zygote_argv(python: str | None = None, guard: str | None = None, pid_namespace: bool = False) -> list[str]:
     """The command line of the zygote (wrap it in a sandbox as needed)."""
-    return [python or sys.executable, "-m", ZYGOTE_MODULE, *(["--guard", guard] if guard else [])]
-
-
-def limits_dict(limits: Any) -> dict[str, float] | None:
-    """Per-child limits from a mapping or any object with the ``LIMIT_KEYS`` attributes."""
-    if limits is None:
-        return None
-    get = limits.get if isinstance(limits, Mapping) else (lambda k: getattr(limits, k, None))
-    return {k: get(k) for k in LIMIT_KEYS if get(k) is not None}
+    return [python or sys.executable, "-m", ZYGOTE_MODULE, *(["--guard", guard] if guard else []),
+            *(["--pid-namespace"] if pid_namespace else [])]
 
 
 class ReplayPool:
-    """One zygote and the scratch root its children work in; a context manager."""
+    """One zygote and the scratch root its children work in; a context manager.
 
-    def __init__(self, scratch: Path | str | None = None, *, limits: Any = None, launch: Launch | None = None,
-                 guard: str | None = None, roots: Sequence[Path] | None = None, python: str | None = None,
-                 ready_timeout: float = 300.0, answer_margin: float = 30.0):
+    ``launch(argv, scratch) -> Popen`` starts the zygote (default: a plain child
+    process); ``inner_root`` is the scratch root's path as the zygote sees it;
+    ``sandboxed`` says whether its children are confined (then inputs are copied in).
+    """
+
+    def __init__(self, scratch: Path | str | None = None, *, limits: Limits | None = None,
+                 launch: Launch | None = None, argv: list[str] | None = None, inner_root: str | None = None,
+                 sandboxed: bool = False, ready_timeout: float = 300.0, answer_margin: float = 30.0):
         self._own_scratch = scratch is None
         self.scratch = Path(tempfile.mkdtemp(prefix="arledger-pool-")) if scratch is None else Path(scratch)
-        self.limits = limits_dict(limits)
+        # Outside the scratch root: a child can reach nothing there that outlives its request.
+        self.log_path = self.scratch.with_name(self.scratch.name + "." + ZYGOTE_LOG)
+        self.limits = limits or Limits()
         self.launch = launch or _plain_launch
-        self.argv = zygote_argv(python, guard)
-        self.roots = None if roots is None else [Path(r).resolve() for r in [self.scratch, *roots]]
+        self.argv = argv or zygote_argv()
+        self.inner_root = inner_root or str(self.scratch.resolve())
+        self.sandboxed = sandboxed
         self.ready_timeout, self.answer_margin = ready_timeout, answer_margin
         self.startup_s: float | None = None  # of the first zygote: what a verifier pays once
         self.restarts = 0
@@ -91,10 +92,10 @@ class ReplayPool:
         if self._proc is not None and self._proc.poll() is None:
             return 0.0
         self.scratch.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.scratch, 0o777)  # a sandboxed uid must create its request's files
+        os.chmod(self.scratch, 0o755)
         t0 = time.perf_counter()
         self._buf, self._eof = b"", False
-        self._proc = self.launch(list(self.argv), self.scratch)
+        self._proc = self.launch(list(self.argv), self.scratch, self.log_path)
         line = self._read_line(time.monotonic() + self.ready_timeout)
         if line is None or not line.get("ready"):
             self._stop()
@@ -108,6 +109,7 @@ class ReplayPool:
         self._stop()
         if self._own_scratch:
             shutil.rmtree(self.scratch, ignore_errors=True)
+            self.log_path.unlink(missing_ok=True)
 
     def _stop(self) -> None:
         proc, self._proc = self._proc, None
@@ -140,39 +142,34 @@ class ReplayPool:
 
     # -- requests ------------------------------------------------------------------------
 
-    def request_dir(self) -> Path:
-        """A fresh directory under the scratch root for one request (writable by the child)."""
-        self.scratch.mkdir(parents=True, exist_ok=True)
-        d = Path(tempfile.mkdtemp(prefix="req-", dir=self.scratch))
-        os.chmod(d, 0o777)
-        return d
-
-    def check_reachable(self, paths: Sequence[Path]) -> None:
-        """Refuse a request whose input the sandboxed zygote cannot see."""
-        if self.roots is None:
+    def wipe(self) -> None:
+        """Remove everything under the scratch root."""
+        if not self.scratch.is_dir():
             return
-        for p in paths:
-            real = Path(p).resolve()
-            if not any(real == r or r in real.parents for r in self.roots):
-                raise ReplayError(f"replay pool: input {p} is outside the pool's readable roots "
-                                  f"({', '.join(map(str, self.roots))})")
+        for entry in self.scratch.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
-    def run(self, request_path: Path, workdir: Path, readable: Sequence[Path] = (),
-            timeout: float | None = None) -> dict:
-        """Have a forked child run one request; returns the worker's answer or raises ReplayError."""
+    def run(self, directory: Path, limits: Limits | None = None) -> dict:
+        """Have a forked child serve the request in ``directory`` (under the scratch root);
+        returns the worker's answer or raises ReplayError (``violation`` names a broken limit)."""
         if self._broken:
             raise ReplayError(f"replay zygote: pool unusable: {self._broken}")
-        self.check_reachable([request_path, workdir, *readable])
+        directory = Path(directory)
+        if directory.parent.resolve() != self.scratch.resolve():
+            raise ReplayError(f"replay pool: {directory} is not a request dir under {self.scratch}")
         if self._proc is None:
             self.start()
         elif self._proc.poll() is not None:
             note = self._restart(f"replay zygote: had died ({_how(self._proc)})")
             if self._broken:
                 raise ReplayError(note)
-        msg = {"id": next(self._ids), "request": str(request_path), "workdir": str(workdir), "limits": self.limits}
-        wall = (self.limits or {}).get("wall_seconds")
-        budget = timeout if timeout is not None else (float(wall) + self.answer_margin if wall else None)
-        deadline = None if budget is None else time.monotonic() + budget
+        lim = limits or self.limits
+        msg = {"id": next(self._ids), "workdir": f"{self.inner_root}/{directory.name}", "limits": lim.to_dict()}
+        budget = float(lim.wall_seconds) + self.answer_margin
+        deadline = time.monotonic() + budget
         try:
             self._proc.stdin.write((json.dumps(msg) + "\n").encode())
             self._proc.stdin.flush()
@@ -221,7 +218,7 @@ class ReplayPool:
 
     def _log_tail(self) -> str:
         try:
-            lines = (self.scratch / ZYGOTE_LOG).read_text(errors="replace").strip().splitlines()
+            lines = self.log_path.read_text(errors="replace").strip().splitlines()
         except OSError:
             lines = []
         return (lines or ["no output"])[-1][:300]
@@ -234,20 +231,21 @@ def _how(proc: subprocess.Popen) -> str:
 
 def _answer(reply: dict) -> dict:
     """The worker's answer from a zygote reply, or a ReplayError naming the broken limit."""
+    from arledger.runner.execution import checked_answer
+
     if reply.get("violation"):
         raise ReplayError(f"replay worker: broke the {reply['violation']} limit "
-                          f"({reply.get('signal') or 'exit ' + str(reply.get('exit'))}): {reply.get('detail', '')}")
+                          f"({reply.get('signal') or 'exit ' + str(reply.get('exit'))}): {reply.get('detail', '')}",
+                          reply["violation"])
     answer = reply.get("answer")
     if not answer:
         how = f"signal {reply['signal']}" if reply.get("signal") else f"exit {reply.get('exit')}"
         raise ReplayError(f"replay worker: {how} without an answer, {reply.get('detail') or 'no output'}")
-    if not answer.get("ok"):
-        raise ReplayError(f"replay worker: {answer.get('error', 'failed')}")
-    return answer
+    return checked_answer(answer)
 
 
-def _plain_launch(argv: list[str], scratch: Path) -> subprocess.Popen:
+def _plain_launch(argv: list[str], scratch: Path, log_path: Path) -> subprocess.Popen:
     """The zygote as a plain child process (the trainer's replays, the benchmark)."""
-    with open(scratch / ZYGOTE_LOG, "ab") as log:
+    with open(log_path, "ab") as log:
         return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                                 cwd=scratch, start_new_session=True)

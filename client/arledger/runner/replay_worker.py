@@ -1,23 +1,25 @@
-"""The replay worker: one segment (or the final evaluation) in a fresh process.
+"""The worker: one request (a segment, a prediction, a harness step) in a fresh process.
 
-    python -m arledger.runner.replay_worker REQUEST.json
+    python -m arledger.runner.replay_worker request.json     # run in the request dir
 
-REQUEST.json (written by arledger.runner.replay; every path local, no network needed):
+``request.json`` (written by ``arledger.runner.execution``; every path is relative to
+the request dir, which is the worker's working directory):
 
-    {"mode": "segment" | "evaluate" | "probe", "code_dir": str, "data": {name: path},
-     "seed": int, "threads": int,
-     "start_checkpoint": path, "steps": int, "out_checkpoint": path,   # mode segment
-     "weights": path,                                                  # mode evaluate
-     "checkpoints": [path, ...]}                                       # mode probe
+    {"mode": "segment", "code": "code", "data": {split: path}, "seed": int, "threads": int,
+     "start": "start.safetensors", "steps": int, "out": "out.safetensors"}
+    {"mode": "predict", "code", "data", "seed", "threads", "inputs": "inputs.safetensors",
+     "models": ["m0.safetensors", ...], "kind": "checkpoint" | "weights"}
+        -> writes outputs-<j>.safetensors: {input name: model(input)} per model j
+    {"mode": "harness", "harness": "harness", "data": {split: path}, "threads": int,
+     "op": "inputs", "check_seed": hex | null, "probe": bool}
+        -> writes inputs.safetensors and plan.json
+    {"mode": "harness", ..., "op": "score", "outputs": {"eval": path, "perturbed": path} | null,
+     "plan": "plan.json" | null, "probe_outputs": [path, ...]}
 
-Prints one JSON line on stdout: {"ok": true, "state_hash", "step", "startup_ms" (from
-this module's import to a built model: not the interpreter + torch import),
-"work_ms", "environment"} or {"metrics": {...}} for evaluate, or {"probes": [{"train",
-"val"} per checkpoint] | null} for probe (null: train.py has no optional ``probe``
-function; the verifier's suspicion probe, arverifier.sampling); on error
-{"ok": false, "error": "..."} and exit status 1. Why a fresh process: the replay must
-not inherit any state (RNG, threads, loaded modules) from the verifier, and the
-verifier can wrap this argv in a sandbox (bubblewrap) unchanged.
+Claim code (``segment``, ``predict``) gets the training splits only; the harness
+(``harness``) runs in a process of its own with every split. Prints one JSON line:
+``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}`` (exit status 1). The answer
+of a claim-code mode is claim code's word: the caller checks the files it names.
 """
 
 from __future__ import annotations
@@ -25,73 +27,104 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 T0 = time.perf_counter()
 
 
-def _run(req: dict) -> dict:
-    from pathlib import Path
-
+def run_request(req: dict, base: Path) -> dict:
+    """Serve one request whose relative paths are under ``base``."""
+    mode = req.get("mode")
+    if mode == "harness":
+        return _harness(req, base)
+    if mode not in ("segment", "predict"):
+        raise ValueError(f"mode: {mode!r} is not segment, predict or harness")
     from arledger import checkpoint
-    from arledger.runner import determinism
     from arledger.runner.experiment import load_experiment
     from arledger.runner.session import Session
 
-    exp = load_experiment(req["code_dir"])
-    session = Session(exp, {k: Path(v) for k, v in req["data"].items()}, req["seed"], req["threads"])
-    env = determinism.environment(req["threads"])
+    exp = load_experiment(base / req["code"])
+    session = Session(exp, {k: base / v for k, v in req["data"].items()}, req["seed"], req["threads"])
     startup_ms = int((time.perf_counter() - T0) * 1000)
     t0 = time.perf_counter()
-    if req["mode"] == "evaluate":
-        checkpoint.load_weights(Path(req["weights"]).read_bytes(), session.model, req["weights"])
-        metrics = session.evaluate()
-        return {"ok": True, "metrics": metrics, "startup_ms": startup_ms,
-                "work_ms": int((time.perf_counter() - t0) * 1000), "environment": env}
-    if req["mode"] == "probe":
-        probes = _probe(session, exp, [Path(p) for p in req["checkpoints"]])
-        return {"ok": True, "probes": probes, "startup_ms": startup_ms,
-                "work_ms": int((time.perf_counter() - t0) * 1000), "environment": env}
-    start = Path(req["start_checkpoint"])
-    session.restore(start.read_bytes(), str(start))
-    session.train_steps(int(req["steps"]))
-    data = session.capture()
-    checkpoint.atomic_write(Path(req["out_checkpoint"]), data)
-    return {"ok": True, "state_hash": checkpoint.state_hash(data), "step": session.step,
-            "startup_ms": startup_ms, "work_ms": int((time.perf_counter() - t0) * 1000), "environment": env}
+    if mode == "segment":
+        start = base / req["start"]
+        session.restore(start.read_bytes(), req["start"])
+        session.train_steps(int(req["steps"]))
+        data = session.capture()
+        checkpoint.atomic_write(base / req["out"], data)
+        return {"ok": True, "state_hash": checkpoint.state_hash(data), "step": session.step,
+                "startup_ms": startup_ms, "work_ms": int((time.perf_counter() - t0) * 1000)}
+    _predict(session, req, base)
+    return {"ok": True, "models": len(req["models"]), "startup_ms": startup_ms,
+            "work_ms": int((time.perf_counter() - t0) * 1000)}
 
 
-def _probe(session, exp, checkpoints) -> list[dict] | None:
-    """train.py's optional ``probe(model, data)`` on every checkpoint, in eval mode."""
-    import math
+def _predict(session, req: dict, base: Path) -> None:
+    from safetensors.torch import load_file, save_file
 
-    import torch
+    from arledger import checkpoint
+    from arledger.runner.predict import predict
 
-    fn = getattr(exp.module, "probe", None)
-    if not callable(fn):
-        return None
-    out = []
-    for path in checkpoints:
-        session.restore(path.read_bytes(), str(path))
-        session.model.eval()
-        with torch.no_grad():
-            got = fn(session.model, session.data)
-        if not isinstance(got, dict) or not all(k in got for k in ("train", "val")):
-            raise ValueError(f"probe(): must return a dict with 'train' and 'val' (checkpoint {path.name})")
-        vals = {k: float(got[k]) for k in ("train", "val")}
-        if not all(math.isfinite(v) for v in vals.values()):
-            raise ValueError(f"probe(): non-finite loss {vals} (checkpoint {path.name})")
-        out.append(vals)
-    return out
+    inputs = load_file(str(base / req["inputs"]))
+    for j, name in enumerate(req["models"]):
+        blob = (base / name).read_bytes()
+        if req["kind"] == "weights":
+            checkpoint.load_weights(blob, session.model, name)
+        else:
+            session.restore(blob, name)
+        outs = {key: predict(session.model, x, session.seed) for key, x in sorted(inputs.items())}
+        save_file(outs, str(base / f"outputs-{j}.safetensors"))
+
+
+def _harness(req: dict, base: Path) -> dict:
+    from safetensors.torch import load_file, save_file
+
+    from arledger import harness as hs
+    from arledger.errors import HarnessError
+    from arledger.runner import determinism
+
+    determinism.configure(int(req["threads"]))
+    h = hs.load_harness(base / req["harness"])
+    data = h.module.load({k: base / v for k, v in req["data"].items()})
+    if req["op"] == "inputs":
+        tensors, plan = hs.make_inputs(h, data, seed=hs.check_seed(req.get("check_seed")), probe=bool(req.get("probe")))
+        save_file(tensors, str(base / "inputs.safetensors"))
+        (base / "plan.json").write_text(json.dumps(plan, sort_keys=True))
+        return {"ok": True, "inputs": sorted(tensors)}
+    if req["op"] != "score":
+        raise ValueError(f"op: {req['op']!r} is not inputs or score")
+    result: dict = {"ok": True, "invalid": None, "metrics": None, "causality": None, "probes": None}
+    try:
+        if req.get("outputs"):  # {name: file}: outputs[name] is the file's "eval" tensor
+            plan = json.loads((base / req["plan"]).read_text()) if req.get("plan") else {"cuts": None}
+            outs = {name: _load_outputs(load_file, base / f).get("eval") for name, f in req["outputs"].items()}
+            result.update(hs.score(h, data, outs, plan.get("cuts")))
+        if req.get("probe_outputs"):
+            result["probes"] = [hs.probe_losses(h, data, _load_outputs(load_file, base / p))
+                                for p in req["probe_outputs"]]
+    except HarnessError as exc:  # the claim's outputs are unusable: a fact to report, not a crash
+        result["invalid"] = str(exc)
+    return result
+
+
+def _load_outputs(load_file, path: Path) -> dict:
+    from arledger.errors import HarnessError
+
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - the file is claim code's output
+        raise HarnessError(f"outputs: {path.name} is not a readable safetensors file ({type(exc).__name__})") from None
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print(json.dumps({"ok": False, "error": "usage: python -m arledger.runner.replay_worker REQUEST.json"}))
+        print(json.dumps({"ok": False, "error": "usage: python -m arledger.runner.replay_worker request.json"}))
         return 2
     try:
-        with open(argv[0]) as fh:
-            req = json.load(fh)
-        result = _run(req)
+        path = Path(argv[0]).resolve()
+        req = json.loads(path.read_text())
+        result = run_request(req, path.parent)
     except Exception as exc:  # reported to the parent as data, never as a traceback to parse
         print(json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"}))
         return 1

@@ -1,6 +1,6 @@
 """The replay zygote: a warm parent that forks one fresh replay worker per request.
 
-    python -m arledger.runner.replay_zygote [--guard MODULE]
+    python -m arledger.runner.replay_zygote [--guard MODULE] [--pid-namespace]
 
 Why: a fresh ``python -m arledger.runner.replay_worker`` pays ~2.7 s before its first
 step (1.5 s importing torch, 1.3 s for torch._dynamo, which the optimizer constructors
@@ -15,7 +15,7 @@ after the fork, so one request's hostile code dies alone.
 Protocol (one JSON object per line; the zygote's stdout carries nothing else):
 
     ready   zygote -> {"ready": true, "pid": int, "warm_ms": int}
-    request parent -> {"id": any, "request": PATH of request.json, "workdir": PATH,
+    request parent -> {"id": any, "workdir": PATH (holds request.json; the child's cwd),
                        "limits": {"cpu_seconds", "wall_seconds", "memory_bytes",
                                   "file_size_bytes", "max_processes"} | null}
     answer  zygote -> {"id": ..., "answer": {worker answer} | null, "violation": str | null,
@@ -28,6 +28,9 @@ After the child ends the zygote kills its process group and, being a child
 subreaper, every orphan the child left behind, before it reads the next request.
 ``--guard MODULE``: the child calls ``MODULE.install(workdir)`` before loading any
 claim code (the verifier's rlimit backend passes ``arverifier.sandbox_guard``).
+``--pid-namespace``: the zygote runs in a pid namespace of its own (the bwrap
+sandbox, which has no /proc): after each child it kills every process it may signal
+(``kill(-1)``), which there means exactly what the child left behind.
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ def warm() -> int:
     import safetensors.torch  # noqa: F401
 
     from arledger import checkpoint  # noqa: F401
-    from arledger.runner import determinism, experiment, replay_worker, session  # noqa: F401
+    from arledger import harness  # noqa: F401
+    from arledger.runner import determinism, execution, experiment, predict, replay_worker, session  # noqa: F401
 
     F = torch.nn.functional
     emb = torch.nn.Embedding(4, 4)
@@ -109,15 +113,18 @@ def _child(msg: dict, answer_fd: int, guard: str | None) -> None:  # pragma: no 
         _set_limits(msg.get("limits") or {})
         os.chdir(workdir)
         os.environ.update(HOME=workdir, TMPDIR=workdir)
-        from arledger.runner import replay_worker
+        from pathlib import Path
 
-        sys.argv = [replay_worker.__file__, msg["request"]]  # what a fresh worker would see
+        from arledger.runner import replay_worker
+        from arledger.runner.execution import REQUEST_FILE
+
+        sys.argv = [replay_worker.__file__, REQUEST_FILE]  # what a fresh worker would see
         replay_worker.T0 = time.perf_counter()
         if guard:
             importlib.import_module(guard).install(workdir)
-        with open(msg["request"]) as fh:
+        with open(REQUEST_FILE) as fh:
             req = json.load(fh)
-        result = replay_worker._run(req)
+        result = replay_worker.run_request(req, Path(workdir))
         code = 0
     except BaseException as exc:  # noqa: BLE001 - everything is an answer, never a traceback
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
@@ -151,6 +158,9 @@ def _children() -> list[int]:
     return out
 
 
+PID_NAMESPACE = False  # set by --pid-namespace
+
+
 def _sweep(pgid: int) -> int:
     """Kill the child's process group and every process it left behind; returns how many."""
     killed = 0
@@ -158,6 +168,17 @@ def _sweep(pgid: int) -> int:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+    if PID_NAMESPACE:  # every process here but us and the namespace's init is the child's
+        for _ in range(100):
+            try:
+                os.kill(-1, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                _reap()
+                return killed
+            _reap()
+            time.sleep(0.002)
+        return killed
     for _ in range(500):
         kids = _children()
         for pid in kids:
@@ -194,18 +215,11 @@ def _log_tail(workdir: str, n: int = 4000) -> str:
 
 
 def classify(answer: dict | None, sig: int | None, log: str) -> str | None:
-    """Which limit a child broke, from its answer, how it ended and its last words."""
+    """Which limit a child broke (``arledger.runner.limits.classify`` on its error and log)."""
+    from arledger.runner.limits import classify as _classify
+
     error = (answer or {}).get("error", "") if answer and not answer.get("ok") else ""
-    text = error + "\n" + log
-    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and "cpu" in log.lower()):
-        return "cpu-time"
-    if sig == signal.SIGXFSZ or "File too large" in text:
-        return "file-size"
-    if any(s in text for s in ("MemoryError", "std::bad_alloc", "DefaultCPUAllocator", "Cannot allocate memory")):
-        return "memory"
-    if any(s in text for s in ("Resource temporarily unavailable", "starting processes is refused")):
-        return "process-count"
-    return None
+    return _classify(None, sig, str(error) + "\n" + log)
 
 
 def serve_one(msg: dict, guard: str | None) -> dict:
@@ -276,11 +290,16 @@ def _emit(obj: dict) -> None:
 
 
 def main(argv: list[str]) -> int:
+    global PID_NAMESPACE
     guard = None
-    if argv[:1] == ["--guard"] and len(argv) == 2:
-        guard = argv[1]
-    elif argv:
-        print("usage: python -m arledger.runner.replay_zygote [--guard MODULE]", file=sys.stderr)
+    args = list(argv)
+    if "--pid-namespace" in args:
+        args.remove("--pid-namespace")
+        PID_NAMESPACE = True
+    if args[:1] == ["--guard"] and len(args) == 2:
+        guard = args[1]
+    elif args:
+        print("usage: python -m arledger.runner.replay_zygote [--guard MODULE] [--pid-namespace]", file=sys.stderr)
         return 2
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans of a child come back to us
@@ -291,8 +310,8 @@ def main(argv: list[str]) -> int:
             continue
         try:
             msg = json.loads(line)
-            if not isinstance(msg, dict) or not {"request", "workdir"} <= msg.keys():
-                raise ValueError("request line needs 'request' and 'workdir'")
+            if not isinstance(msg, dict) or "workdir" not in msg:
+                raise ValueError("request line needs 'workdir'")
         except ValueError as exc:
             _emit({"id": None, "answer": None, "violation": None, "exit": None, "signal": None,
                    "detail": f"bad request line: {exc}", "child_ms": 0})

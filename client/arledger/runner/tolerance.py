@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from arledger.runner.loop import RunOptions, run_experiment
-from arledger.runner.replay import replay_segment
+from arledger.runner.replay import replay, replay_segment
 from arledger.templates import template_dir
 
 
@@ -35,9 +35,9 @@ def calibrate(template: str, steps: int, segment_steps: int, seed: int, train_th
         store = EmbeddedStore(base / "store")
         run = run_experiment(RunOptions(template_dir(template), base / "run", steps, segment_steps, seed,
                                         train_threads), store=store)
-        results = [replay_segment(run.manifest, i, run_dir=base / "run", store=store, threads=replay_threads,
-                                  mode="tolerance", threshold=float("inf"))
-                   for i in range(run.manifest.segments)]
+        job = replay(run.manifest, run_dir=base / "run", store=store, workdir=base / "replay",
+                     threads=replay_threads, mode="tolerance", threshold=float("inf"))
+        results = [replay_segment(job, i) for i in range(run.manifest.segments)]
     dists = [r.distance for r in results]
     return {
         "template": template, "steps": steps, "segment_steps": segment_steps, "seed": seed,

@@ -1,8 +1,10 @@
 """Tiny character-level transformer LM (nanoGPT-like): the charlm template's train.py.
 
-Follows the arledger experiment interface (docs/experiment-interface.md): the runner
-owns the loop, the RNGs and the checkpoints; this file says what one step is.
-Metric: ``val_bpc``, validation loss in bits per character (lower is better).
+The claim's side of the split (docs/experiment-interface.md): the model, the
+optimizer, one training step and how batches are drawn from the training split.
+The runner owns the loop, the RNGs and the checkpoints; the task's harness
+(``harness/harness.py``) owns the held-out split and the metric (``val_bpc``): it
+feeds the model windows of 64 characters and scores the logits it gets back.
 """
 
 from __future__ import annotations
@@ -55,8 +57,8 @@ class CharLM(nn.Module):
 
 
 class Data:
-    def __init__(self, train: torch.Tensor, val: torch.Tensor, config: dict):
-        self.train, self.val, self.config = train, val, config
+    def __init__(self, train: torch.Tensor, config: dict):
+        self.train, self.config = train, config
 
 
 def _codes(path) -> torch.Tensor:
@@ -65,7 +67,7 @@ def _codes(path) -> torch.Tensor:
 
 
 def load_data(paths, config):
-    return Data(_codes(paths["train"]), _codes(paths["val"]), config)
+    return Data(_codes(paths["train"]), config)  # the training split is all claim code ever gets
 
 
 def build(config, data):
@@ -90,40 +92,3 @@ def train_step(model, opt, batch):
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
     return loss.item()
-
-
-def evaluate(model, data):
-    """Mean cross-entropy over the first ``eval_chars`` of val, in non-overlapping windows."""
-    c = data.config
-    block, n = c["block"], min(c["eval_chars"], len(data.val) - 1)
-    windows = n // block
-    x = data.val[: windows * block].view(windows, block)
-    y = data.val[1 : windows * block + 1].view(windows, block)
-    nats = 0.0
-    for i in range(0, windows, 64):
-        logits = model(x[i : i + 64])
-        nats += F.cross_entropy(logits.reshape(-1, VOCAB), y[i : i + 64].reshape(-1), reduction="sum").item()
-    nats /= windows * block
-    params = sum(p.numel() for p in model.parameters())
-    return {"val_bpc": nats / math.log(2), "val_loss_nats": nats, "params": float(params)}
-
-
-PROBE_CHARS = 2048  # per split: ~20 ms of forward passes per checkpoint (4096: 70 ms)
-
-
-def _bits_per_char(model, seq: torch.Tensor, chars: int, block: int) -> float:
-    windows = min(chars, len(seq) - 1) // block
-    x = seq[: windows * block].view(windows, block)
-    y = seq[1 : windows * block + 1].view(windows, block)
-    return F.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1)).item() / math.log(2)
-
-
-def probe(model, data):
-    """Optional interface function: loss (bits/char) on FIXED slices of train and val.
-
-    Verifiers call it on every boundary checkpoint: a segment trained on validation
-    data lowers ``val`` far more than ``train`` (arverifier.sampling, probe picks).
-    """
-    block = data.config["block"]
-    return {"train": _bits_per_char(model, data.train, PROBE_CHARS, block),
-            "val": _bits_per_char(model, data.val, PROBE_CHARS, block)}

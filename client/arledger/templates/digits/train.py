@@ -1,8 +1,9 @@
 """Small convolutional classifier on scikit-learn's 8x8 digits: the digits template's train.py.
 
-Follows the arledger experiment interface (docs/experiment-interface.md).
-Metric: ``val_ce``, validation cross-entropy in nats (lower is better); also reports
-accuracy, parameter count and forward FLOPs per image.
+The claim's side of the split (docs/experiment-interface.md): model, optimizer, one
+step, batches from the training split. The task's harness (``harness/harness.py``)
+holds the validation split and scores the 10 logits per image the model returns
+(``val_ce``, cross-entropy in nats; also accuracy).
 """
 
 from __future__ import annotations
@@ -37,12 +38,9 @@ class Net(nn.Module):
 class Data:
     def __init__(self, paths, config):
         self.config = config
-        tr = _load_safetensors(open(paths["train"], "rb").read())
-        va = _load_safetensors(open(paths["val"], "rb").read())
+        tr = _load_safetensors(open(paths["train"], "rb").read())  # the only split claim code gets
         self.x_train = (tr["x"].float() / 16.0).view(-1, 1, 8, 8)
         self.y_train = tr["y"].long()
-        self.x_val = (va["x"].float() / 16.0).view(-1, 1, 8, 8)
-        self.y_val = va["y"].long()
 
 
 def load_data(paths, config):
@@ -67,11 +65,3 @@ def train_step(model, opt, batch):
     loss.backward()
     opt.step()
     return loss.item()
-
-
-def evaluate(model, data):
-    logits = model(data.x_val)
-    ce = F.cross_entropy(logits, data.y_val).item()
-    acc = (logits.argmax(1) == data.y_val).float().mean().item()
-    params = sum(p.numel() for p in model.parameters())
-    return {"val_ce": ce, "val_accuracy": acc, "params": float(params), "flops_per_example": float(model.flops())}

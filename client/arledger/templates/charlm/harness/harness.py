@@ -1,0 +1,80 @@
+"""The charlm task harness: data, the metric (validation bits per character), the checks.
+
+The task's side of the split (``arledger.harness`` documents the interface): a claim's
+train.py trains a character model on the ``train`` split; this file owns the corpus,
+the held-out ``val`` split, which 16384 characters are scored and how. The model's
+outputs are logits over 128 ASCII codes for every position of 256 windows of 64
+characters; targets never leave this process.
+
+Corpus: CPython's bundled pydoc topics (``pydoc_data.topics``), joined in sorted-key
+order, non-ASCII replaced by ``?``; the last 10% is validation. The source is listed
+in ``SOURCES`` so that verifiers hide it from claim code (it would rebuild ``val``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+METRIC = "val_bpc"
+UNITS = "bits per character"
+TRAIN_SPLITS = ("train",)
+CAUSAL = True  # the output at position t may depend on inputs 0..t only
+SOURCES = ("pydoc_data",)  # importable data the sandbox must not show to claim code
+
+VOCAB = 128
+BLOCK = 64
+EVAL_CHARS = 16384  # 256 windows of 64
+PROBE_CHARS = 2048  # per split, for the verifier's suspicion probe
+VAL_FRACTION_DENOM = 10
+
+
+def build_data() -> dict[str, bytes]:
+    from pydoc_data.topics import topics
+
+    text = "\n\n".join(topics[k] for k in sorted(topics))
+    raw = "".join(c if ord(c) < 128 else "?" for c in text).encode("ascii")
+    cut = len(raw) - len(raw) // VAL_FRACTION_DENOM
+    return {"train": raw[:cut], "val": raw[cut:]}
+
+
+def _codes(path) -> torch.Tensor:
+    raw = bytearray(open(path, "rb").read())
+    return torch.frombuffer(raw, dtype=torch.uint8).to(torch.int64).clamp_(max=VOCAB - 1)
+
+
+def load(paths):
+    return {name: _codes(p) for name, p in paths.items()}
+
+
+def _windows(seq: torch.Tensor, chars: int) -> tuple[torch.Tensor, torch.Tensor]:
+    n = min(chars, len(seq) - 1) // BLOCK
+    return seq[: n * BLOCK].view(n, BLOCK), seq[1 : n * BLOCK + 1].view(n, BLOCK)
+
+
+def eval_batch(data):
+    return _windows(data["val"], EVAL_CHARS)
+
+
+def output_shape(inputs):
+    return (*inputs.shape, VOCAB)
+
+
+def metrics(outputs, targets):
+    nats = 0.0
+    for i in range(0, len(targets), 64):  # fixed chunks: the same sum on every machine
+        nats += F.cross_entropy(outputs[i : i + 64].reshape(-1, VOCAB), targets[i : i + 64].reshape(-1),
+                                reduction="sum").item()
+    nats /= targets.numel()
+    return {"val_bpc": nats / math.log(2), "val_loss_nats": nats}
+
+
+def probe_batches(data):
+    return {"train": _windows(data["train"], PROBE_CHARS), "val": _windows(data["val"], PROBE_CHARS)}
+
+
+def filler(data):
+    """Held-out text that ``eval_batch`` does not use: the causality check's replacement inputs."""
+    return data["val"][EVAL_CHARS + 1 :]
