@@ -259,7 +259,8 @@ class ClaimChecker:
         t = time.perf_counter()
         try:
             src.code_dir()
-            src.data_paths()
+            src.all_paths()
+            src.harness_dir()
             norms = self.update_norms(src, m)
         except _ArtifactMismatch as exc:
             raise challenge(str(exc), Challenge("Artifact", exc.index))
@@ -342,7 +343,8 @@ class ClaimChecker:
         src = ArtifactSource(m, work, store=self.store)
         try:
             src.code_dir()
-            src.data_paths()
+            src.all_paths()
+            src.harness_dir()
             if kind == "Artifact":
                 for i in range(m.segments + 1):
                     src.checkpoint(i)
