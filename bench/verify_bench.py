@@ -3,26 +3,33 @@
     python -m bench.verify_bench                    # charlm at its default budget, 2000 trials/attack
     python -m bench.verify_bench --trials 500 --json
     python -m bench.verify_bench --no-latency       # skip the anvil part
+    python -m bench.verify_bench --steps 40 --segment-steps 10 --trials 30 --runs-per-attack 1 \
+        --attacks forged_jump --no-confirm-misses --no-latency      # a smoke run (~1 min)
 
 Three figures, each against its target (docs/verification.md discusses them):
 
 - ``cost_per_verifier``: one verifier's work on an honest claim (``ClaimChecker.check``:
-  fetch + hash every checkpoint + update norms, the sampled replays in the sandbox, the
-  final evaluation in the sandbox) over the claim's training time (the manifest's
-  ``train_ms``). Target <= 0.25. The breakdown (fetch / replay / eval / rest, and the
-  replays' process start-up vs work) comes with it.
+  fetch + hash every checkpoint + update norms, the harness's loss probe when the
+  sampling needs it, the sampled replays in the sandbox, the final evaluation: the
+  harness makes the held-out inputs, the claim's model predicts on them and on the
+  inputs spliced after this verifier's own cuts, the harness scores and checks
+  causality, every step in the sandbox) over the claim's training time (the manifest's
+  ``train_ms``). Target <= 0.25. The breakdown (fetch / probe / replay / eval / rest,
+  and the replays' process start-up vs work) comes with it.
 - ``detection``: for each attack in ``arledger.attacks`` a few forged runs (different
   seeds, random forged positions) are trained for real; each trial draws a fresh random
   32-byte chain seed, claim id and 3 verifier addresses and asks whether at least one
   verifier's sample (``sampling.sample_segments`` with the update norms measured from the
-  forged checkpoints by ``ClaimChecker.update_norms``, and the loss-probe scores from
-  the claim's ``probe`` run in a sandboxed pool) contains a forged segment. That
+  forged checkpoints by ``ClaimChecker.update_norms``, and the loss-probe scores of
+  ``probe_checkpoints``: the claim's model on the task harness's probe slices, scored
+  by the harness, both in a sandboxed pool) contains a forged segment. That
   membership shortcut is then CONFIRMED on real replays: for a detecting trial of each
   forged run ``ClaimChecker.check`` must challenge a forged segment (exact mode), and for
   one missing trial (if any) it must confirm. Targets: >= 0.95 for ``forged_jump`` and
   ``data_substitution`` with three verifiers; ``spread_small`` is reported.
 - ``latency_s``: on a real anvil, from the reveal transaction's receipt to the verifier's
-  confirm/challenge receipt, minus the replay + evaluation time its verdict reports, with
+  confirm/challenge receipt, minus the probe + replay + evaluation time its verdict reports
+  (``replay_eval_s``), with
   a ``VerifierNode`` (confirmations=0) polling every ``--poll-interval`` seconds in its own
   thread, as ``arverify watch`` does. Target <= 5 s.
 
@@ -34,6 +41,7 @@ estimated from the measured per-replay cost.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import sys
@@ -107,12 +115,22 @@ def _norms(checker: Any, result: Any, work: Path) -> list[float]:
                                 result.manifest)
 
 
-def _probe(result: Any, pool: Any) -> list[float] | None:
-    """The loss-probe scores a verifier computes (the claim's ``probe`` in the sandboxed pool)."""
+def _job(result: Any, spec: Any, executor: Any, work: Path):
+    """A verifier's ``Replay`` of a run: claim code and harness through ``executor`` (sandboxed),
+    the TaskSpec's mode and limits, the files from the run dir (hash-checked)."""
+    from arledger.runner.replay import replay
+
+    return replay(result.manifest, run_dir=result.manifest_path.parent, workdir=work, executor=executor,
+                  harness_executor=executor, mode=spec.mode, threshold=spec.threshold, limits=spec.sandbox_limits())
+
+
+def _probe(result: Any, spec: Any, executor: Any, work: Path) -> list[float] | None:
+    """The loss-probe scores a verifier computes (the harness's probe slices through every
+    checkpoint, claim model and harness in the sandboxed pool)."""
     from arledger.runner.replay import probe_checkpoints
     from arverifier.sampling import probe_scores
 
-    probes = probe_checkpoints(result.manifest, run_dir=result.manifest_path.parent, pool=pool)
+    probes = probe_checkpoints(_job(result, spec, executor, work))
     return probe_scores(probes) if probes is not None else None
 
 
@@ -185,35 +203,44 @@ def _confirm(checker_for, spec, runs: list[ForgedRun], examples: dict, confirm_m
     return out
 
 
+def _startup_s(replays: list[dict]) -> float:
+    """What the replays spent outside training steps (process or fork start-up, data load,
+    model build, staging, the parent's checks): wall minus the worker's own work timer."""
+    return sum(max(0.0, r.get("wall_s", 0.0) - r.get("work_s", 0.0)) for r in replays)
+
+
 def _warm_pool_cost(checker: Any, spec: Any, result: Any, segments: list[int], base: Path,
-                    probe: bool = True) -> dict:
-    """The same probe, replays + evaluation through a warm sandboxed zygote (start-up paid once per node)."""
+                    check_seed: bytes, probe: bool = True) -> dict:
+    """The same probe, replays + evaluation (harness inputs, predictions, scoring and the
+    causality check) through a warm sandboxed zygote (start-up paid once per node)."""
     from arledger.runner.replay import evaluate_final, probe_checkpoints, replay_segment
 
-    run_dir = result.manifest_path.parent
     t = time.perf_counter()
-    with checker.sandbox(spec).replay_pool(readable=[base]) as pool:
-        pool.start()
+    with checker.sandbox(spec).pool_executor() as ex:
+        ex.pool.start()
         started = time.perf_counter() - t
+        job = _job(result, spec, ex, base / "warm-work")
         t = time.perf_counter()
         if probe:
-            probe_checkpoints(result.manifest, run_dir=run_dir, pool=pool)
+            probe_checkpoints(job)
         probe_s = time.perf_counter() - t
         t = time.perf_counter()
-        reps = [replay_segment(result.manifest, i, run_dir=run_dir, pool=pool) for i in segments]
+        reps = [replay_segment(job, i) for i in segments]
         replay_s = time.perf_counter() - t
         t = time.perf_counter()
-        evaluate_final(result.manifest, run_dir=run_dir, pool=pool)
+        ev = evaluate_final(job, check_seed=check_seed)
         eval_s = time.perf_counter() - t
     if not all(r.ok for r in reps):
         raise RuntimeError(f"warm-pool replay of the honest run failed: {[r.status for r in reps]}")
+    if not ev.ok or not (ev.causality or {}).get("checked"):
+        raise RuntimeError(f"warm-pool evaluation of the honest run failed: {ev.problem or ev.causality}")
     return {"warm": {"pool_start_s": round(started, 3), "probe_s": round(probe_s, 3), "replay_s": round(replay_s, 3),
-                     "eval_s": round(eval_s, 3),
-                     "replay_startup_s": round(sum(r.startup_s for r in reps), 3)}}
+                     "eval_s": round(eval_s, 3), "eval_harness_s": ev.wall_s,
+                     "replay_startup_s": round(_startup_s([r.to_dict() for r in reps]), 3)}}
 
 
 def measure_latency(spec_req: dict, run_dir: Path, store: Any, base: Path, poll_interval: float) -> dict:
-    """A real anvil: reveal -> the verifier's confirm/challenge receipt, minus its replay + eval time."""
+    """A real anvil: reveal -> the verifier's confirm/challenge receipt, minus its probe + replay + eval time."""
     from eth_account import Account
 
     from arledger import tasks
@@ -238,8 +265,8 @@ def measure_latency(spec_req: dict, run_dir: Path, store: Any, base: Path, poll_
         ready, stop = threading.Event(), threading.Event()
 
         def watch() -> None:  # the node in its own thread (its SQLite connection lives here)
+            checker = ClaimChecker(store, vledger.account_address, workdir=base / "verifier" / "work")
             try:
-                checker = ClaimChecker(store, vledger.account_address, workdir=base / "verifier" / "work")
                 orig = checker.check
                 checker.check = lambda info, sp: verdicts.append(orig(info, sp)) or verdicts[-1]
                 node = VerifierNode(vledger, store, WatcherState(base / "verifier" / "state.sqlite"), checker,
@@ -257,6 +284,8 @@ def measure_latency(spec_req: dict, run_dir: Path, store: Any, base: Path, poll_
             except BaseException as exc:  # reported by the caller, never swallowed
                 acted["error"] = repr(exc)
                 ready.set()
+            finally:
+                checker.close()  # its sandboxed zygote pool
 
         th = threading.Thread(target=watch, daemon=True)
         th.start()
@@ -269,7 +298,7 @@ def measure_latency(spec_req: dict, run_dir: Path, store: Any, base: Path, poll_
             raise RuntimeError(f"verifier node did not act on claim {sub.claim_id}: {acted.get('error', 'timeout')}")
         v = verdicts[-1]
         raw = acted["at"] - t_reveal
-        work = v.seconds.get("replay", 0.0) + v.seconds.get("eval", 0.0)
+        work = v.seconds.get("probe", 0.0) + v.seconds.get("replay", 0.0) + v.seconds.get("eval", 0.0)
         return {"claim_id": sub.claim_id, "action": acted["action"], "poll_interval_s": poll_interval,
                 "reveal_to_action_s": round(raw, 3), "replay_eval_s": round(work, 3),
                 "fetch_s": v.seconds.get("fetch"), "latency_s": round(raw - work, 3), "gas": acted.get("gas")}
@@ -291,7 +320,7 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
     t_all = time.perf_counter()
     out: dict[str, Any] = {"template": "charlm", "trials": trials, "runs_per_attack": runs_per_attack,
                            "verifiers": VERIFIERS, "rng_seed": seed, "targets": TARGETS}
-    with tempfile.TemporaryDirectory(prefix="verify-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="verify-bench-") as tmp, contextlib.ExitStack() as closing:
         base = Path(tmp)
         store = EmbeddedStore(base / "store")
         spec = taskspec.build_taskspec(template_dir("charlm"), store, steps=steps, segment_steps=segment_steps)
@@ -300,28 +329,36 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
         checkers: dict[str, ClaimChecker] = {}
 
         def checker_for(addr: str) -> ClaimChecker:
-            return checkers.setdefault(addr, ClaimChecker(store, addr, workdir=base / "work"))
+            if addr not in checkers:  # each keeps a warm sandboxed pool until the bench ends
+                checkers[addr] = ClaimChecker(store, addr, workdir=base / "work")
+                closing.callback(checkers[addr].close)
+            return checkers[addr]
 
         # -- cost: one verifier, one honest claim ------------------------------------------
         honest = _train(base, store, "honest", 1, spec.steps, spec.segment_steps)
         train_s = honest.manifest.timings["train_ms"] / 1000
-        v = checker_for(_random_address(rng)).check(_claim_info(honest.manifest, honest.manifest_cid, 1,
-                                                                rng.randbytes(32)), spec)
+        info = _claim_info(honest.manifest, honest.manifest_cid, 1, rng.randbytes(32))
+        cold = checker_for(_random_address(rng))
+        v = cold.check(info, spec)
         if v.decision != "confirm":
             raise RuntimeError(f"honest claim not confirmed: {v.decision}: {v.reason}")
+        if not (v.causality or {}).get("checked"):
+            raise RuntimeError(f"honest claim confirmed without a causality check: {v.causality}")
         s = v.seconds
         policy = policy_of(spec)
-        startup = sum(r.get("startup_s", 0.0) for r in v.replays)
+        startup = _startup_s(v.replays)
         per_replay = s["replay"] / max(1, len(v.replays))
         rest = s["total"] - s["fetch"] - s["probe"] - s["replay"] - s["eval"]
         out["cost"] = {"train_s": round(train_s, 3), "check_s": s["total"], "fetch_norms_s": s["fetch"],
                        "probe_s": s["probe"],
                        "replay_s": s["replay"], "replays": len(v.replays), "segments_replayed": v.segments,
                        "replay_startup_s": round(startup, 3), "eval_s": s["eval"], "other_s": round(rest, 3),
-                       "segment_train_s": round(train_s / spec.segments, 3), "per_replay_s": round(per_replay, 3)}
+                       "segment_train_s": round(train_s / spec.segments, 3), "per_replay_s": round(per_replay, 3),
+                       "causality": v.causality}
         out["cost_per_verifier"] = s["total"] / train_s
-        out["cost"].update(_warm_pool_cost(checker_for(_random_address(rng)), spec, honest, v.segments, base,
-                                           probe=True))
+        warm_checker = checker_for(_random_address(rng))
+        out["cost"].update(_warm_pool_cost(warm_checker, spec, honest, v.segments, base,
+                                           warm_checker.check_seed(info), probe=True))
         out["cost"]["warm"]["fetch_norms_s"] = s["fetch"]
         warm = out["cost"]["warm"]
         warm_probe = warm["probe_s"] if policy.needs_probe(spec.segments) else 0.0  # measured either way
@@ -335,9 +372,10 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
         out["honest_update_norms"] = [round(u, 5) for u in honest_norms]
         out["detection"] = {}
         all_runs: dict[str, list[ForgedRun]] = {}
-        probe_pool = norms_checker.sandbox(spec).replay_pool(readable=[base])
+        probe_pool = norms_checker.sandbox(spec).pool_executor()
         try:
-            out["honest_probe_scores"] = [round(x, 4) for x in (_probe(honest, probe_pool) or [])]
+            out["honest_probe_scores"] = [round(x, 4) for x in
+                                          (_probe(honest, spec, probe_pool, base / "probe-honest") or [])]
             for attack in attacks:
                 runs = []
                 for j in range(runs_per_attack):
@@ -346,7 +384,7 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
                     res = _train(base, store, f"{attack}-{j}", run_seed, spec.steps, spec.segment_steps, hook)
                     runs.append(ForgedRun(attack, run_seed, forged, res.manifest_path.parent, res.manifest,
                                           res.manifest_cid, _norms(norms_checker, res, base / f"norms-{attack}-{j}"),
-                                          _probe(res, probe_pool)))
+                                          _probe(res, spec, probe_pool, base / f"probe-{attack}-{j}")))
                 all_runs[attack] = runs
         finally:
             probe_pool.close()
@@ -399,7 +437,8 @@ def table_rows(r: dict) -> list[tuple[str, str, str, str]]:
             ("  loss probe of every checkpoint (incl. zygote start)", f"{c['probe_s']:.2f}s", "", ""),
             (f"  {c['replays']} replay(s) {c['segments_replayed']}", f"{c['replay_s']:.2f}s "
              f"(start-up {c['replay_startup_s']:.2f}s)", "", ""),
-            ("  final evaluation", f"{c['eval_s']:.2f}s", "", ""),
+            ("  final evaluation (harness inputs, predictions, score, causality "
+             f"{(c.get('causality') or {}).get('checked', 0)} cuts)", f"{c['eval_s']:.2f}s", "", ""),
             ("  rest (manifest, checks, cleanup)", f"{c['other_s']:.2f}s", "", ""),
             ("cost per verifier, warm sandboxed zygote pool", f"{r['cost_per_verifier_warm_pool']:.3f}  (probe "
              f"{c['warm']['probe_s']:.2f}s, replays {c['warm']['replay_s']:.2f}s, eval {c['warm']['eval_s']:.2f}s)", "<= 0.25",
@@ -416,7 +455,7 @@ def table_rows(r: dict) -> list[tuple[str, str, str, str]]:
                      conf["hits_checked"] and conf["misses_confirmed"] == conf["misses_checked"] else "MISS"))
     if "latency" in r:
         lat = r["latency"]
-        rows.append(("verifier latency (reveal -> tx, minus replay+eval)", f"{lat['latency_s']:.2f}s  (raw "
+        rows.append(("verifier latency (reveal -> tx, minus probe+replay+eval)", f"{lat['latency_s']:.2f}s  (raw "
                      f"{lat['reveal_to_action_s']:.2f}s - {lat['replay_eval_s']:.2f}s)", "<= 5 s", mark("latency_s")))
     return rows
 
@@ -446,11 +485,21 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--segment-steps", type=int, default=None, help="segment length (default: 50)")
     ap.add_argument("--seed", type=int, default=20240601, help="seed of the trials' random chain seeds")
     ap.add_argument("--poll-interval", type=float, default=1.0, help="the verifier node's polling period")
+    ap.add_argument("--attacks", default="forged_jump,data_substitution,spread_small",
+                    help="comma-separated attacks of arledger.attacks to train forged runs for")
+    ap.add_argument("--no-confirm-misses", action="store_true",
+                    help="confirm only detecting trials on real replays, not one missing trial per attack")
     ap.add_argument("--no-latency", action="store_true", help="skip the anvil latency measurement")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
+    from arledger.attacks import ATTACKS
+
+    chosen = tuple(x.strip() for x in a.attacks.split(",") if x.strip())
+    unknown = [x for x in chosen if x not in ATTACKS]
+    if unknown or not chosen:
+        ap.error(f"--attacks: unknown {', '.join(unknown) or '(none given)'} (known: {', '.join(ATTACKS)})")
     res = run(a.trials, a.runs_per_attack, a.steps, a.segment_steps, a.seed, latency=not a.no_latency,
-              poll_interval=a.poll_interval)
+              confirm_misses=not a.no_confirm_misses, poll_interval=a.poll_interval, attacks=chosen)
     if a.json:
         print(json.dumps(res, sort_keys=True, default=str))
     else:

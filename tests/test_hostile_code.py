@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from arledger.runner import RunOptions, replay_segment, run_experiment
+from arledger.runner import RunOptions, replay, replay_segment, run_experiment
 from arledger.runner.replay import ReplayError
 from arstore import EmbeddedStore
 from arverifier.sandbox import Sandbox, SandboxLimits
@@ -32,14 +32,14 @@ ATTACKS = {
         import socket
         try:
             socket.create_connection(("127.0.0.1", {port}), timeout=3).sendall(b"stolen")
-        except OSError:
-            pass
+        except OSError as exc:
+            open("../attack-refused", "a").write(type(exc).__name__ + " ")  # the scratch root
     """,
     "write_outside": """
         try:
             open({outside!r}, "w").write("pwned")
-        except OSError:
-            pass
+        except OSError as exc:
+            open("../attack-refused", "a").write(type(exc).__name__ + " ")  # the scratch root
     """,
     "fork_bomb": """
         import os
@@ -114,21 +114,29 @@ def test_hostile_train_py_is_contained(name, tmp_path, listener):
     run = run_experiment(RunOptions(experiment_dir=exp, out=tmp_path / "run", steps=4, segment_steps=2,
                                     seed=1, threads=1), store=store)
     box = Sandbox(LIMITS, backend="bwrap")
-    try:
-        result = replay_segment(run.manifest, 0, store=store, workdir=tmp_path / "replay",
-                                execute=box.executor())
-        outcome = result.status
-    except ReplayError as exc:
-        outcome = f"failed: {exc}"
+    # The verifier's files come from the store (no run_dir), claim code runs in the sandbox.
+    with box.executor() as ex:
+        job = replay(run.manifest, store=store, workdir=tmp_path / "replay", executor=ex, limits=LIMITS)
+        try:
+            result = replay_segment(job, 0)
+            outcome = result.status
+        except ReplayError as exc:
+            outcome = f"failed: {exc}"
+        refused = ex.root() / "attack-refused"
+        refusals = refused.read_text().split() if refused.is_file() else []
     try:
         if name == "network":
             assert received == [], "the sandboxed code reached a host socket"
+            assert refusals, "the attack never ran in the replay"
             assert outcome == "match"  # attack failed, honest step ran, replay still agrees
         elif name == "write_outside":
             assert not outside.exists()
+            assert refusals, "the attack never ran in the replay"
             assert outcome == "match"
         elif name == "fork_bomb":
-            assert outcome.startswith("failed"), outcome
+            # the pids cgroup caps the bomb; forks that keep failing end in the process-count
+            # word or, while surviving children hold the worker's stdout, on the wall clock
+            assert outcome.startswith("failed") and ("process-count" in outcome or "wall-time" in outcome), outcome
         elif name == "memory_bomb":
             assert outcome.startswith("failed") and "memory" in outcome.lower(), outcome
         elif name == "endless_loop":

@@ -12,6 +12,7 @@ from arledger import manifest as mf
 from arledger.errors import ManifestError
 
 CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+HARNESS_CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 
 
 def _hash(i: int) -> str:
@@ -21,7 +22,8 @@ def _hash(i: int) -> str:
 def valid_dict(segments: int = 3, k: int = 10) -> dict:
     bounds = [mf.Boundary(i, i * k, CID, _hash(i)) for i in range(segments + 1)]
     return {
-        "schema_version": 1, "task_id": 1, "parent": None, "trainer": "0x" + "ab" * 20, "code_cid": CID,
+        "schema_version": 2, "task_id": 1, "parent": None, "trainer": "0x" + "ab" * 20, "code_cid": CID,
+        "harness_cid": HARNESS_CID, "train_splits": ["train"],
         "experiment": {"name": "digits", "metric": "val_ce"}, "hypothesis": "h", "notes": "",
         "seed": 1, "steps": segments * k, "segment_steps": k, "datasets": {"train": CID, "val": CID},
         "environment": {"python": "3.11.7", "python_impl": "cpython", "torch": "2.13.0+cpu", "platform": "linux",
@@ -37,6 +39,7 @@ def test_valid_manifest_round_trips_to_identical_canonical_bytes():
     data = mf.canonical_bytes(valid_dict())
     m = mf.loads(data)
     assert m.segments == 3 and m.evaluation.value == pytest.approx(0.312345)
+    assert m.harness_cid == HARNESS_CID and m.train_splits == ("train",)
     assert mf.dumps(m) == data
     assert b": " not in data and b", " not in data  # no whitespace between tokens
     assert list(json.loads(data)) == sorted(json.loads(data))  # keys sorted
@@ -57,6 +60,13 @@ def test_valid_manifest_round_trips_to_identical_canonical_bytes():
         (lambda d: d["boundaries"][3].__setitem__("step", 31), "/boundaries/3/step"),
         (lambda d: d.__setitem__("merkle_root", "0x" + "00" * 32), "/merkle_root"),
         (lambda d: d["evaluation"].__setitem__("metric", "acc"), "/evaluation/metric"),
+        (lambda d: d.__setitem__("schema_version", 1), "/schema_version"),
+        (lambda d: d.pop("harness_cid"), "/: 'harness_cid' is a required property"),
+        (lambda d: d.__setitem__("harness_cid", "not-a-cid"), "/harness_cid"),
+        (lambda d: d.pop("train_splits"), "/: 'train_splits' is a required property"),
+        (lambda d: d.__setitem__("train_splits", []), "/train_splits"),
+        (lambda d: d.__setitem__("train_splits", ["test"]), "/train_splits: must name datasets"),
+        (lambda d: d.__setitem__("train_splits", ["train", "val"]), "/train_splits: must name datasets and leave"),
     ],
 )
 def test_rejection_names_the_field(mutate, pointer):

@@ -1,14 +1,19 @@
 """The loss probe and the sampling it drives: the picks that catch data substitution.
 
 Real parts: real charlm / digits training runs, the real replay worker (fresh process
-and a sandboxed zygote pool), the real ClaimChecker on an embedded store. Asserted:
+and a sandboxed zygote pool), the task harness's probe (``probe_batches``), the real
+ClaimChecker on an embedded store. Asserted:
 
 - ``probe_scores`` and the segment-0 extrapolation score rank a forged segment first,
   and a forged segment 2 does not inflate segment 0's score;
 - ``sample_segments`` picks the top probe segment besides the growth pick, and turns
-  probe picks into random picks when there is no probe (digits has none);
-- the worker's probe mode returns one {train, val} per checkpoint and its scores put a
-  validation-trained charlm segment first; hostile probe answers are refused by name;
+  probe picks into random picks when there is no probe;
+- ``probe_checkpoints`` (the claim's model on the harness's probe slices, the harness
+  scores) returns one {train, val} per checkpoint, the same in the verifier's sandbox,
+  and its scores put a validation-trained charlm segment first (its val loss drops
+  more than its train loss); a harness without ``probe_batches`` gives None, and a
+  model whose probe outputs are unusable gives None or a ReplayError, which the checker
+  turns into no probe (random picks);
 - ``ClaimChecker.check`` with only a probe pick challenges the data-substituted segment.
 """
 
@@ -21,10 +26,12 @@ import pytest
 
 from arledger import attacks, taskspec
 from arledger.runner import RunOptions, run_experiment
+from arledger.runner import replay
 from arledger.runner.replay import ReplayError, probe_checkpoints
 from arledger.templates import template_dir
 from arstore import EmbeddedStore
 from arverifier.check import ClaimChecker, policy_of
+from arverifier.sandbox import Sandbox
 from arverifier.sampling import (SamplingPolicy, fused_scores, probe_scores, robust_z, sample_segments,
                                  suspicion_scores)
 from bench.verify_bench import TASK_ID, TRAINER, _claim_info
@@ -108,32 +115,80 @@ def forged(tmp_path_factory, store):
                           train_segment=attacks.data_substitution([FORGED]))
 
 
-def test_worker_probe_ranks_the_validation_trained_segment_first(forged):
-    probes = probe_checkpoints(forged.manifest, run_dir=forged.manifest_path.parent)
+def _probes(result, workdir, **kw):
+    job = replay(result.manifest, run_dir=result.manifest_path.parent, workdir=workdir, **kw)
+    return probe_checkpoints(job)
+
+
+def test_harness_probe_ranks_the_validation_trained_segment_first(forged, tmp_path):
+    probes = _probes(forged, tmp_path / "probe")
     assert len(probes) == forged.manifest.segments + 1 == 5
-    assert all(set(p) == {"train", "val"} and 0 < p["val"] < 8 for p in probes)
+    assert all(set(p) == {"train", "val"} and 0 < p["val"] < 8 and 0 < p["train"] < 8 for p in probes)
     scores = probe_scores(probes)
     assert max(range(4), key=lambda i: scores[i]) == FORGED, scores
+    # the signal: training on the validation split drops the val loss more than the train loss
+    a, b = probes[FORGED], probes[FORGED + 1]
+    assert a["val"] - b["val"] > a["train"] - b["train"] > 0, probes
+    assert scores[FORGED] > 0 and all(scores[i] < scores[FORGED] for i in range(4) if i != FORGED)
 
 
-def test_experiment_without_probe_gives_none(tmp_path, store):
-    res = run_experiment(RunOptions(template_dir("digits"), tmp_path / "run", 4, 2, 1, 1), store=store)
-    assert probe_checkpoints(res.manifest, run_dir=res.manifest_path.parent) is None
+def test_sandboxed_probe_agrees_with_the_trainers(forged, tmp_path):
+    """The verifier's probe (claim model and harness in the bwrap zygote pool) gives the
+    trainer's numbers bit for bit: the picks do not depend on who computes them."""
+    with Sandbox(backend="bwrap").pool_executor() as ex:
+        boxed = _probes(forged, tmp_path / "boxed", executor=ex, harness_executor=ex)
+    assert boxed == _probes(forged, tmp_path / "plain")
 
 
-@pytest.mark.parametrize("body, error", [
-    ("return {'train': 1.0}", "must return a dict with 'train' and 'val'"),
-    ("return {'train': float('nan'), 'val': 1.0}", "non-finite loss"),
-])
-def test_hostile_probe_answers_are_refused(tmp_path, store, body, error):
+def _without_probe(tmp_path: Path) -> Path:
+    exp = tmp_path / "exp"
+    shutil.copytree(template_dir("digits"), exp, ignore=shutil.ignore_patterns("__pycache__"))
+    h = exp / "harness" / "harness.py"
+    src = h.read_text()
+    assert "def probe_batches(" in src
+    h.write_text(src.replace("def probe_batches(", "def _no_probe_batches("))
+    return exp
+
+
+def test_harness_without_probe_gives_none(tmp_path, store):
+    res = run_experiment(RunOptions(_without_probe(tmp_path), tmp_path / "run", 4, 2, 1, 1), store=store)
+    assert _probes(res, tmp_path / "probe") is None
+    # digits' own harness has one: the same run shape gives N+1 probes
+    res = run_experiment(RunOptions(template_dir("digits"), tmp_path / "run2", 4, 2, 1, 1), store=store)
+    probes = _probes(res, tmp_path / "probe2")
+    assert len(probes) == 3 and all(set(p) == {"train", "val"} for p in probes)
+
+
+# Hostile models: outputs on the probe slices (32 windows of 64; training batches have 16
+# rows, evaluation chunks 64) that the harness must refuse. The run itself is honest.
+HOSTILE_FORWARD = {
+    "nan": "return torch.full_like(out, float('nan'))",
+    "shape": "return out[..., :VOCAB // 2]",
+    "not_a_tensor": "return {'logits': out}",
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_FORWARD))
+def test_unusable_probe_outputs_give_no_probe(tmp_path, store, name):
     exp = tmp_path / "exp"
     shutil.copytree(template_dir("charlm"), exp, ignore=shutil.ignore_patterns("__pycache__"))
     src = (exp / "train.py").read_text()
-    (exp / "train.py").write_text(src.replace("def probe(model, data):", f"def probe(model, data):\n    {body}\n\n"
-                                              "def _unused_probe(model, data):"))
+    old = "        return self.head(self.ln(self.blocks(x)))\n"
+    assert old in src
+    (exp / "train.py").write_text(src.replace(old, (
+        "        out = self.head(self.ln(self.blocks(x)))\n"
+        "        if not self.training and idx.shape[0] == 32:\n"
+        f"            {HOSTILE_FORWARD[name]}\n"
+        "        return out\n")))
     res = run_experiment(RunOptions(exp, tmp_path / "run", 4, 2, 1, 1), store=store)
-    with pytest.raises(ReplayError, match=error):
-        probe_checkpoints(res.manifest, run_dir=res.manifest_path.parent)
+    job = replay(res.manifest, run_dir=res.manifest_path.parent, workdir=tmp_path / "probe")
+    if name == "not_a_tensor":  # the prediction itself fails: a failed request, named
+        with pytest.raises(ReplayError, match="forward returned dict, not a tensor"):
+            probe_checkpoints(job)
+    else:  # the harness rejects the outputs: no probe
+        assert probe_checkpoints(job) is None
+    checker = ClaimChecker(store, VERIFIER, workdir=tmp_path / "work")
+    assert checker.probe(job) is None, "a broken probe buys nothing: the picks become random ones"
 
 
 def test_checker_probe_pick_challenges_the_substituted_segment(tmp_path, store, forged):

@@ -4,12 +4,14 @@ Real parts only: real training runs of the templates, the real zygote, real bubb
 and the rlimit fallback. Asserted:
 
 - a pooled replay produces the trainer's h_{i+1}, and so does the fresh-process path
-  (digits and charlm), and the final evaluation gives the manifest's metrics;
+  (digits and charlm), and the final evaluation (the claim's predictions in the pool,
+  the harness in this process) gives the manifest's metrics, causal check included;
 - each attack of tests/test_hostile_code.py, replayed through a sandboxed pool, is
   contained and reported (a ReplayError naming the limit), and the SAME zygote then
   serves an honest replay that matches;
 - what a child leaves behind (a setsid daemon) is killed; a child past its wall clock
-  is killed and reported; a worker lying about its state hash is caught;
+  (the pool's or the request's) is killed and reported; the worker's word about its
+  state hash is never what counts (the file it wrote is hashed);
 - a crash of the zygote is reported and the pool restarts it once; a zygote that cannot
   come back breaks the pool with a clear error.
 """
@@ -27,8 +29,10 @@ from pathlib import Path
 
 import pytest
 
-from arledger.runner import RunOptions, evaluate_final, replay_segment, run_experiment
-from arledger.runner.replay import ReplayError, ReplayPool
+from arledger.errors import ReplayError
+from arledger.runner import PoolExecutor, RunOptions, evaluate_final, replay, replay_segment, run_experiment
+from arledger.runner.limits import Limits
+from arledger.runner.replay_pool import ReplayPool
 from arledger.templates import template_dir
 from arstore import EmbeddedStore
 from arverifier.sandbox import Sandbox, SandboxLimits
@@ -46,6 +50,23 @@ def _train(exp: Path, out: Path, store, steps: int = 2, segment_steps: int = 2):
 def _with_attack(tmp: Path, code: str) -> Path:
     """The digits template with ``code`` run inside a replay's train_step (not the trainer's)."""
     return _hostile_experiment(tmp, code)
+
+
+def _job(m, store, executor, run_dir: Path | None = None, workdir: Path | None = None, **kw):
+    """A replay of claim ``m`` whose claim code runs through ``executor`` (the harness: in process)."""
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="pool-test-", dir=_WORK))
+    return replay(m, run_dir=run_dir, store=store, workdir=workdir, executor=executor, **kw)
+
+
+_WORK = None  # set by the module fixture below: where replays keep fetched files
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _workdirs(tmp_path_factory):
+    global _WORK
+    _WORK = tmp_path_factory.mktemp("replay-work")
+    yield
+    _WORK = None
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +87,9 @@ def pool():
         yield p
 
 
-def _assert_serves(pool: ReplayPool, honest, store) -> None:
+def _assert_serves(pool: ReplayPool, honest, store, **kw) -> None:
     m, run_dir = honest
-    r = replay_segment(m, 1, run_dir=run_dir, store=store, pool=pool)
+    r = replay_segment(_job(m, store, PoolExecutor(pool), run_dir, **kw), 1)
     assert r.status == "match", r
     assert r.produced_hash == m.boundaries[2].state_hash
 
@@ -79,16 +100,22 @@ def _assert_serves(pool: ReplayPool, honest, store) -> None:
 @pytest.mark.parametrize("template,steps,seg", [("digits", 4, 2), ("charlm", 6, 3)])
 def test_pooled_replay_equals_fresh_process_and_trainer(template, steps, seg, tmp_path, store, pool):
     m = _train(template_dir(template), tmp_path / "run", store, steps, seg)
-    pooled = replay_segment(m, 1, run_dir=tmp_path / "run", store=store, pool=pool)
-    fresh = replay_segment(m, 1, run_dir=tmp_path / "run", store=store)
+    job = _job(m, store, PoolExecutor(pool), tmp_path / "run")
+    pooled = replay_segment(job, 1)
+    fresh = replay_segment(replay(m, run_dir=tmp_path / "run", store=store, workdir=tmp_path / "fresh"), 1)
     assert pooled.status == fresh.status == "match"
     assert pooled.produced_hash == fresh.produced_hash == m.boundaries[2].state_hash
     # segment 0 too, through the same zygote: nothing carries over between children
-    assert replay_segment(m, 0, run_dir=tmp_path / "run", store=store, pool=pool).status == "match"
-    metrics = evaluate_final(m, run_dir=tmp_path / "run", store=store, pool=pool)
-    assert round(metrics[m.evaluation.metric] * 1e6) == m.evaluation.value_micro
-    assert pooled.startup_s < 1.0, "a forked child must not pay the interpreter + torch start-up"
-    assert not [d for d in pool.scratch.iterdir() if d.name.startswith("req-")], "request dirs are removed"
+    assert replay_segment(job, 0).status == "match"
+    ev = evaluate_final(job)
+    assert ev.ok and round(ev.metrics[m.evaluation.metric] * 1e6) == m.evaluation.value_micro
+    if template == "charlm":  # a causal task: the seed-drawn splice changes no output before its cut
+        checked = evaluate_final(job, check_seed=bytes(range(32)))
+        assert checked.ok and checked.metrics == ev.metrics
+        assert checked.causality["checked"] > 0 and checked.causality["violations"] == 0
+    assert pool.startup_s is not None  # the interpreter + torch start-up, paid once by the zygote
+    assert pooled.wall_s + 1.0 < fresh.wall_s, "a forked child must not pay the interpreter + torch start-up"
+    assert list(pool.scratch.iterdir()) == [], "request dirs are removed"
 
 
 # -- hostile code in a sandboxed pool ----------------------------------------------------
@@ -96,9 +123,11 @@ def test_pooled_replay_equals_fresh_process_and_trainer(template, steps, seg, tm
 
 @pytest.fixture(scope="module", params=["bwrap", "rlimit"])
 def box_pool(request, tmp_path_factory):
+    """A sandboxed pool (inputs are copied into its scratch root) and the verifier's own work dir."""
     work = tmp_path_factory.mktemp(f"verifier-work-{request.param}")
-    with Sandbox(LIMITS, backend=request.param).replay_pool(readable=[work]) as p:
-        yield p, work
+    with Sandbox(LIMITS, backend=request.param).pool_executor() as ex:
+        assert ex.copy_inputs and ex.pool.sandboxed
+        yield ex, work
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +151,8 @@ EXPECTED_LIMIT = {"fork_bomb": "process-count", "memory_bomb": "memory", "endles
 @pytest.mark.parametrize("name", list(ATTACKS))
 def test_hostile_request_dies_alone_and_zygote_serves_on(name, box_pool, hostile_runs, listener, store, honest,
                                                          tmp_path):
-    pool, work = box_pool
+    ex, work = box_pool
+    pool = ex.pool
     port, received = listener
     outside_dir = Path(tempfile.mkdtemp(dir="/var/tmp"))
     outside = outside_dir / "pwned.txt"
@@ -131,7 +161,7 @@ def test_hostile_request_dies_alone_and_zygote_serves_on(name, box_pool, hostile
     t0 = time.monotonic()
     try:
         try:
-            outcome = replay_segment(m, 0, store=store, workdir=work / f"claim-{name}", pool=pool).status
+            outcome = replay_segment(_job(m, store, ex, workdir=work / f"claim-{name}"), 0).status
         except ReplayError as exc:
             outcome = f"failed: {exc}"
         took = time.monotonic() - t0
@@ -147,7 +177,7 @@ def test_hostile_request_dies_alone_and_zygote_serves_on(name, box_pool, hostile
     assert pool.pid == zygote and pool.restarts == 0, "the zygote itself must survive its child"
     honest_m, honest_dir = honest
     mine = work / f"honest-after-{name}"
-    r = replay_segment(honest_m, 1, store=store, workdir=mine, pool=pool)
+    r = replay_segment(_job(honest_m, store, ex, workdir=mine), 1)
     assert r.status == "match", r
 
 
@@ -165,7 +195,7 @@ def test_orphans_of_a_child_are_killed(tmp_path, store, pool):
             os._exit(0)
         time.sleep(0.3)
     """), tmp_path / "run", store)
-    r = replay_segment(m, 0, run_dir=tmp_path / "run", store=store, pool=pool)
+    r = replay_segment(_job(m, store, PoolExecutor(pool), tmp_path / "run"), 0)
     assert r.status == "match"
     daemon = int(pidfile.read_text())
     deadline = time.monotonic() + 5
@@ -184,21 +214,42 @@ def _alive(pid: int) -> bool:
 
 def test_wall_clock_kills_a_sleeping_child(tmp_path, store, honest):
     m = _train(_with_attack(tmp_path, "import time; time.sleep(60)"), tmp_path / "run", store)
-    with ReplayPool(limits={"wall_seconds": 1.5}) as p:
+    with ReplayPool(limits=Limits(wall_seconds=2)) as p:
         t0 = time.monotonic()
-        with pytest.raises(ReplayError, match="wall-time limit"):
-            replay_segment(m, 0, run_dir=tmp_path / "run", store=store, pool=p)
+        with pytest.raises(ReplayError, match="wall-time limit") as err:
+            replay_segment(_job(m, store, PoolExecutor(p), tmp_path / "run"), 0)
+        assert err.value.violation == "wall-time"
         assert time.monotonic() - t0 < 6
-        _assert_serves(p, honest, store)
+        _assert_serves(p, honest, store, limits=Limits())  # a request's own limits replace the pool's
 
 
-def test_a_lying_state_hash_is_caught(tmp_path, store, pool):
-    m = _train(_with_attack(tmp_path, """
+def test_a_request_wall_clock_overrides_the_pools(tmp_path, store, pool):
+    m = _train(_with_attack(tmp_path, "import time; time.sleep(60)"), tmp_path / "run", store)
+    t0 = time.monotonic()
+    with pytest.raises(ReplayError, match="wall-time limit"):
+        replay_segment(_job(m, store, PoolExecutor(pool), tmp_path / "run", limits=Limits(wall_seconds=2)), 0)
+    assert time.monotonic() - t0 < 6 and pool.restarts == 0
+
+
+def test_the_worker_s_word_about_its_state_hash_does_not_count(tmp_path, store, pool):
+    # a lie about the hash of an honest file: the file is hashed, the replay matches
+    m = _train(_with_attack(tmp_path / "a", """
         import arledger.checkpoint as c
-        c.state_hash = lambda data: "0" * 64
-    """), tmp_path / "run", store)
-    with pytest.raises(ReplayError, match="state_hash: worker reported 0000"):
-        replay_segment(m, 0, run_dir=tmp_path / "run", store=store, pool=pool)
+        c.state_hash = lambda data: "0x" + "0" * 64
+    """), tmp_path / "a" / "run", store)
+    r = replay_segment(_job(m, store, PoolExecutor(pool), tmp_path / "a" / "run"), 0)
+    assert r.status == "match" and r.produced_hash == m.boundaries[1].state_hash
+    # the honest hash reported for a file that is not what training produced: a mismatch
+    m = _train(_with_attack(tmp_path / "b", """
+        import arledger.checkpoint as c
+        if not getattr(c, "_forged", False):
+            c._forged, _write = True, c.atomic_write
+            def _flip_last_byte(path, data):
+                _write(path, data[:-1] + bytes([data[-1] ^ 1]))
+            c.atomic_write = _flip_last_byte
+    """), tmp_path / "b" / "run", store)
+    r = replay_segment(_job(m, store, PoolExecutor(pool), tmp_path / "b" / "run"), 0)
+    assert r.status == "mismatch" and r.produced_hash != r.expected_hash == m.boundaries[1].state_hash
 
 
 # -- the zygote itself -------------------------------------------------------------------
@@ -211,7 +262,7 @@ def test_zygote_crash_is_reported_and_restarted_once_per_crash(tmp_path, store, 
         first = p.pid
         # killed by the child it was serving: that request fails, naming the crash
         with pytest.raises(ReplayError, match=r"crashed \(killed by signal 9\).*zygote restarted"):
-            replay_segment(m, 0, run_dir=tmp_path / "run", store=store, pool=p)
+            replay_segment(_job(m, store, PoolExecutor(p), tmp_path / "run"), 0)
         assert p.restarts == 1 and p.pid != first
         _assert_serves(p, honest, store)
         # killed while idle: noticed before the next request, which is then served
@@ -225,12 +276,13 @@ def test_zygote_crash_is_reported_and_restarted_once_per_crash(tmp_path, store, 
 def test_zygote_that_cannot_come_back_breaks_the_pool(tmp_path, store, honest):
     calls = []
 
-    def launch(argv, scratch):
+    def launch(argv, scratch, log_path):
         calls.append(argv)
+        assert log_path.parent == scratch.parent, "the zygote's log lies outside the scratch root"
         if len(calls) > 1:  # the restart: a "zygote" that dies before it is ready
             argv = [sys.executable, "-c", "import sys; print('no torch today', file=sys.stderr); sys.exit(3)"]
-        with open(scratch / "zygote.log", "ab") as log:
-            return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=scratch)
 
     with ReplayPool(launch=launch) as p:
         os.kill(p.pid, signal.SIGKILL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -11,6 +12,7 @@ from arledger.cli import main
 from arledger.templates import template_dir
 
 DIGITS = str(template_dir("digits"))
+DIGITS_HARNESS = template_dir("digits") / "harness"
 
 
 @pytest.mark.ipfsnode
@@ -25,6 +27,8 @@ def test_run_then_replay_by_manifest_cid_from_ipfs(tmp_path, ipfs_node):
     assert summary["manifest_cid"].startswith("bafk")
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["hypothesis"] == "width 8 suffices" and manifest["task_id"] == 1
+    assert manifest["schema_version"] == 2 and manifest["train_splits"] == ["train"]
+    assert manifest["harness_cid"].startswith("b") and manifest["harness_cid"] != manifest["code_cid"]
 
     # a verifier's view: only the manifest CID and the IPFS node
     res = runner.invoke(main, ["replay", summary["manifest_cid"], "--all", "--evaluate",
@@ -43,9 +47,40 @@ def test_replay_of_a_run_dir_prints_one_line_per_segment(tmp_path):
                                str(tmp_path / "r"), "--store", store])
     assert res.exit_code == 0, res.output
     assert "val_ce = " in res.output
-    res = runner.invoke(main, ["replay", str(tmp_path / "r"), "--segment", "1", "--store", store])
+    res = runner.invoke(main, ["replay", str(tmp_path / "r"), "--segment", "1", "--evaluate", "--store", store])
     assert res.exit_code == 0, res.output
     assert res.output.startswith("segment 1: match")
+    assert "final val_ce: claimed" in res.output and "(match)" in res.output
+
+
+def test_an_experiment_json_with_a_metric_is_one_clear_line(tmp_path):
+    exp = tmp_path / "exp"
+    shutil.copytree(DIGITS, exp, ignore=shutil.ignore_patterns("__pycache__"))
+    spec = json.loads((exp / "experiment.json").read_text())
+    (exp / "experiment.json").write_text(json.dumps(dict(spec, metric="val_ce")))
+    res = CliRunner().invoke(main, ["run", str(exp), "--steps", "2", "--segment-steps", "2",
+                                    "--out", str(tmp_path / "r"),
+                                    "--store", f"embedded:{tmp_path}/s"])
+    assert res.exit_code == 1
+    assert "field 'metric' belongs to the task harness now" in res.output
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_run_with_an_explicit_harness_dir(tmp_path):
+    exp = tmp_path / "exp"
+    shutil.copytree(DIGITS, exp, ignore=shutil.ignore_patterns("__pycache__", "harness"))
+    spec = json.loads((exp / "experiment.json").read_text())
+    (exp / "experiment.json").write_text(json.dumps({k: v for k, v in spec.items() if k != "harness"}))
+    store = f"embedded:{tmp_path / 'store'}"
+    res = CliRunner().invoke(main, ["run", str(exp), "--steps", "2", "--segment-steps", "2",
+                                    "--out", str(tmp_path / "r"),
+                                    "--store", store])
+    assert res.exit_code == 1 and "names no 'harness'" in res.output
+    res = CliRunner().invoke(main, ["run", str(exp), "--steps", "2", "--segment-steps", "2",
+                                    "--out", str(tmp_path / "r"), "--store", store,
+                                    "--harness", str(DIGITS_HARNESS), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["metric"] == "val_ce"
 
 
 def test_bad_budget_is_one_clear_line(tmp_path):

@@ -8,6 +8,7 @@ bubblewrap through `make setup`); nothing is skipped silently.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import tempfile
@@ -173,3 +174,61 @@ def test_big_file_hits_file_size_limit(sandbox, tmp_path):
     assert not res.ok
     assert res.violation == "file-size", res.describe()
     assert (scratch / "big.bin").stat().st_size <= LIMITS.file_size_bytes
+
+
+def test_held_out_sources_are_hidden_and_only_scratch_is_writable(tmp_path):
+    # The host interpreter ships pydoc_data (the charlm corpus): the sandbox must not.
+    import pydoc_data.topics
+
+    host_topics = Path(pydoc_data.topics.__file__)
+    assert host_topics.is_file()
+    box = Sandbox(LIMITS, backend="bwrap")
+    res, scratch = _run(box, tmp_path, """
+        import os, sys
+        try:
+            from pydoc_data.topics import topics
+            print("imported", len(topics))
+        except ImportError as exc:
+            print("import-refused", type(exc).__name__)
+        stdlib = os.path.dirname(os.__file__)
+        visible = os.path.join(stdlib, "pydoc_data", "topics.py")
+        print("file-visible" if os.path.exists(visible) else "file-hidden", stdlib)
+        for d in ("/", "/tmp", "/dev", "/opt", "/opt/python", "/opt/site", "/opt/src", "/scratch"):
+            try:
+                with open(os.path.join(d, "probe.txt"), "w") as f:
+                    f.write("x")
+                print("writable", d)
+            except OSError as exc:
+                print("readonly", d, type(exc).__name__)
+    """)
+    assert res.ok, res.describe() + res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("import-refused"), res.stdout
+    assert lines[1].split() == ["file-hidden", f"/opt/python/lib/python{sys.version_info[0]}.{sys.version_info[1]}"]
+    verdicts = dict(reversed(ln.split()[:2]) for ln in lines[2:])
+    assert verdicts == {"/": "readonly", "/tmp": "readonly", "/dev": "readonly", "/opt": "readonly",
+                        "/opt/python": "readonly", "/opt/site": "readonly", "/opt/src": "readonly",
+                        "/scratch": "writable"}, res.stdout
+    assert (scratch / "probe.txt").read_text() == "x", "/scratch is the host's scratch dir"
+    assert host_topics.is_file(), "hiding binds over the sandbox's view, never the host's file"
+
+
+def test_identity_is_the_same_on_every_verifier(tmp_path):
+    box = Sandbox(LIMITS, backend="bwrap", cpus=1)
+    res, _ = _run(box, tmp_path, """
+        import json, os, socket
+        print(json.dumps({"host": socket.gethostname(), "uid": os.getuid(), "gid": os.getgid(),
+                          "cwd": os.getcwd(), "env": dict(os.environ), "proc": sorted(os.listdir("/proc")),
+                          "cpus": len(os.sched_getaffinity(0)), "exe": os.path.realpath(__import__("sys").executable),
+                          "cpuinfo": open("/proc/cpuinfo").read().count("processor")}))
+    """)
+    assert res.ok, res.describe() + res.stderr
+    seen = json.loads(res.stdout)
+    assert seen["host"] == "arledger" and seen["uid"] == seen["gid"] == 65534
+    assert seen["cwd"] == "/scratch" and seen["exe"].startswith("/opt/python/")
+    assert seen["proc"] == ["cpuinfo"], "no /proc/self, no mountinfo: nothing names a host path"
+    assert seen["cpus"] == seen["cpuinfo"] == 1
+    from arverifier.sandbox import _inner_env
+
+    assert seen["env"] == {**_inner_env("/scratch"), "PWD": "/scratch"}, "a fixed environment, nothing of the verifier's"
+    assert not any(str(Path.home()) in v or sys.prefix in v for v in seen["env"].values())

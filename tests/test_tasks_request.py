@@ -21,6 +21,16 @@ def test_shipped_example_loads_with_its_terms():
     assert (over.terms.reward, over.terms.quorum, over.steps) == (7, 3, 100)
 
 
+def test_shipped_example_names_an_experiment_with_a_loadable_harness():
+    from arledger.harness import load_harness
+    from arledger.runner import load_experiment
+    from arledger.runner.artifacts import harness_dir_of
+
+    exp = load_experiment(tasks.load_request(EXAMPLE).experiment_dir)
+    h = load_harness(harness_dir_of(exp))
+    assert h.metric == "val_bpc" and h.train_splits == ("train",) and h.causal
+
+
 @pytest.mark.parametrize("patch, message", [
     ({"terms": {"reward": "1 banana"}}, "terms.reward"),
     ({"terms": {"quorum": 0}}, "terms.quorum"),

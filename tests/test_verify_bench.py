@@ -1,7 +1,8 @@
 """The verification benchmark runs end to end on a tiny budget and reports sane figures.
 
-Real parts throughout: a charlm run in the embedded store, ClaimChecker replays in the
-sandbox, a warm zygote pool, a forged-jump run, and a VerifierNode on a real anvil.
+Real parts throughout: a charlm run in the embedded store, ClaimChecker replays and the
+harness's final evaluation (with the causality check) in the sandbox, a warm zygote pool,
+a forged-jump run, and a VerifierNode on a real anvil.
 """
 
 from bench import verify_bench
@@ -21,6 +22,10 @@ def test_tiny_bench_detects_a_forged_jump_and_reports_every_figure(capsys):
     assert r["cost_per_verifier"] == c["check_s"] / c["train_s"] > 0
     assert c["replay_s"] >= c["replay_startup_s"] > 0
     assert 0 < c["warm"]["replay_startup_s"] < c["replay_startup_s"], "the warm pool skips the start-up"
+    # the final evaluation is in the cost: harness inputs, the claim's predictions, scoring and the
+    # causality check on inputs spliced after the verifier's own cuts (one per eval row)
+    assert c["eval_s"] > 0 and c["warm"]["eval_s"] >= c["warm"]["eval_harness_s"] > 0
+    assert c["causality"]["checked"] > 0 and c["causality"]["violations"] == 0, c["causality"]
 
     d = r["detection"]["forged_jump"]
     assert d["trials"] == 30 and r["detect_forged_jump"] == d["rate"] == 1.0

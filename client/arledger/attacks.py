@@ -79,3 +79,59 @@ def spread_small(every: int = 2, skipped_steps: int = 1) -> Segmenter:
 
 
 ATTACKS = {"forged_jump": forged_jump, "data_substitution": data_substitution, "spread_small": spread_small}
+
+
+# -- a claimed number the harness did not compute -------------------------------------------
+
+
+def rewrite_claimed_loss(run_dir, store, value: float) -> None:
+    """Replace a finished run's claimed metric with ``value`` (a valid manifest, re-pinned).
+
+    What a trainer whose own code reported the number would publish: the evaluation in
+    the manifest is the trainer's word; verifiers compute their own with the harness.
+    """
+    from dataclasses import replace
+    from pathlib import Path
+
+    from arledger import manifest as mf
+    from arledger.checkpoint import atomic_write
+
+    path = Path(run_dir) / "manifest.json"
+    m = mf.load(path)
+    metric = m.evaluation.metric
+    micro = dict(m.evaluation.metrics_micro, **{metric: mf.to_micro(value)})
+    m = replace(m, evaluation=mf.Evaluation(metric, mf.to_micro(value), micro))
+    data = mf.dumps(m)
+    atomic_write(path, data)
+    store.pin(str(store.add_bytes(data)))
+
+
+def legacy_in_process_loss(run_dir) -> float:
+    """The metric as the pre-harness runner computed it: the claim's forward and the targets
+    in ONE process, the targets a local of the caller (``targets``). A forward that reads its
+    caller's frames finds them; verifiers never evaluate this way."""
+    from pathlib import Path
+
+    import torch
+
+    from arledger import checkpoint
+    from arledger.harness import load_harness
+    from arledger.runner.experiment import load_experiment
+    from arledger.runner.session import Session
+
+    run_dir = Path(run_dir)
+    m_path = run_dir / "manifest.json"
+    from arledger import manifest as mf
+
+    m = mf.load(m_path)
+    h = load_harness(run_dir / "harness")
+    all_paths = {k: (run_dir / ("data" if k in m.train_splits else "heldout") / c) for k, c in m.datasets.items()}
+    data = h.module.load(all_paths)
+    inputs, targets = h.module.eval_batch(data)
+    session = Session(load_experiment(run_dir / "code"), {k: all_paths[k] for k in m.train_splits}, m.seed,
+                      int(m.environment["threads"]))
+    checkpoint.load_weights((run_dir / "final.safetensors").read_bytes(), session.model)
+    session.model.eval()
+    with torch.no_grad():
+        outputs = torch.cat([session.model(inputs[i : i + 64]) for i in range(0, len(inputs), 64)])
+    return h.module.metrics(outputs, targets)[h.metric]

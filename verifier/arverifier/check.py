@@ -46,6 +46,10 @@ from arverifier.sandbox import Sandbox
 log = logging.getLogger("arverify.check")
 
 ZERO32 = b"\x00" * 32
+# The observed value of a FinalEvaluation challenge whose outputs the harness rejected or that
+# failed the causality check: no loss at all; the largest value the contract accepts (uint64 max),
+# which no claimed loss reaches (1.8e13 in micro-units).
+NO_VALID_LOSS = (2**64 - 1).to_bytes(32, "big")
 
 
 @dataclass(frozen=True)
@@ -306,8 +310,7 @@ class ClaimChecker:
             raise challenge(f"final evaluation failed: {exc}", Challenge("FinalEvaluation", 0, observed=ZERO32))
         eval_s = time.perf_counter() - t
         if not ev.ok:
-            observed = loss_to_bytes32(mf.to_micro(ev.metrics[spec.experiment["metric"]])) if ev.metrics else ZERO32
-            raise challenge(f"final evaluation: {ev.problem}", Challenge("FinalEvaluation", 0, observed=observed))
+            raise challenge(f"final evaluation: {ev.problem}", Challenge("FinalEvaluation", 0, observed=NO_VALID_LOSS))
         measured = mf.to_micro(ev.metrics[spec.experiment["metric"]])
         if not _losses_agree(measured, info.claimed_loss, spec):
             raise challenge(f"final evaluation gives {measured}, claim says {info.claimed_loss}",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
 import click
 
 from arledger.manifest import to_micro
-from arledger.runner import loop, replay as rp
+from arledger.runner import loop
+
+# the module, not arledger.runner.replay(), the function arledger.runner re-exports under its name
+rp = importlib.import_module("arledger.runner.replay")
 
 
 @click.command("run")

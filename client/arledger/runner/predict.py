@@ -3,7 +3,7 @@ to an evaluation.
 
 The worker (``mode: predict``) loads the claim's model from a checkpoint or the final
 weights and runs its forward on each named input tensor, in fixed chunks, in eval mode
-with gradients off and the global RNG seeded from ``(seed, "predict")``: the same bits
+with gradients off and the global RNG seeded from ``(seed, "step", -1)``: the same bits
 on every machine of the environment, whoever runs it. The outputs go to a file that a
 different process (the harness) reads, validates and scores; the targets are never in
 this process.

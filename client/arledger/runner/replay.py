@@ -398,7 +398,8 @@ def probe_checkpoints(r: Replay) -> list[dict[str, float]] | None:
     save_file(tensors, str(f))
     outs = r._predict(ckpts, "checkpoint", f, keep)
     files = {f"outputs-{j}.safetensors": p for j, p in enumerate(outs)}
-    with r._harness("harness", "score", files, outputs=None, probe_outputs=sorted(files)) as done:
+    order = [f"outputs-{j}.safetensors" for j in range(len(outs))]  # checkpoint order, not name order
+    with r._harness("harness", "score", files, outputs=None, probe_outputs=order) as done:
         a = done.answer
     for p in outs:
         p.unlink(missing_ok=True)

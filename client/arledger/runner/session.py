@@ -59,10 +59,5 @@ class Session:
     def restore(self, data: bytes, source: str = "checkpoint") -> None:
         self.step = checkpoint.restore(data, self.model, self.optimizer, source)
 
-    def evaluate(self) -> dict[str, float]:
-        self.model.eval()
-        with torch.no_grad():
-            return self.experiment.evaluate(self.model, self.data)
-
     def weights(self) -> bytes:
         return checkpoint.weights_bytes(self.model)
