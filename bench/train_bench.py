@@ -8,17 +8,18 @@ Measured on one template, same process, same thread count, best of ``--repeats``
   boundary, as ``artrain run`` does) over the same steps without checkpoints. Target <= 1.10.
 - ``checkpoint_share``: (capture + sha256 + atomic write + store add/pin) / training time.
   Target <= 0.05.
-- ``replay_vs_train``: wall time of ``replay_segment(..., pool=ReplayPool())`` (a child
-  forked by the warm replay zygote: data load, model build, checkpoint load, K steps,
-  capture, hash, the parent's artifact checks and the re-hash of the written
-  checkpoint included) over the time the run spent training that segment (its share
-  of ``train_ms``). Target <= 1.05. The pool's own start-up (``pool_startup_s``:
-  Python + torch + torch._dynamo, once) is NOT in the ratio: a verifier pays it once
-  for all the replays it ever runs, not per replay.
-- ``replay_fresh_vs_train``: the same with a fresh worker process per replay (the
-  default without a pool: Python + torch import every time), for comparison.
-  ``replay_work_vs_train`` is it without the process start-up (the worker's own
-  post-import timer), ``replay_startup_s`` the start-up alone; with start-up S and work
+- ``replay_vs_train``: wall time of ``replay_segment(replay(m, executor=PoolExecutor(ReplayPool())), i)``
+  (a child forked by the warm replay zygote: staging the request dir, data load, model
+  build, checkpoint load, K steps, capture, hash, the parent's artifact checks and the
+  re-hash of the written checkpoint included) over the time the run spent training
+  that segment (its share of ``train_ms``). Target <= 1.05. The pool's own start-up
+  (``pool_startup_s``: Python + torch + torch._dynamo, once) is NOT in the ratio: a
+  verifier pays it once for all the replays it ever runs, not per replay.
+- ``replay_fresh_vs_train``: the same with a fresh worker process per replay
+  (``SubprocessExecutor``, the default without a pool: Python + torch import every
+  time), for comparison. ``replay_work_vs_train`` is it without the start-up (the
+  worker's own timer around the K steps), ``replay_startup_s`` the rest of its wall
+  time (process start-up, data load, model build, checks); with start-up S and work
   ratio w a fresh replay meets the target once a segment trains for more than
   S / (1.05 - w) seconds (``replay_break_even_segment_s``).
 """
@@ -47,17 +48,25 @@ def _plain_loop_s(template: str, steps: int, seed: int, threads: int, data_paths
     return time.perf_counter() - t0
 
 
+def _startup(res) -> float:
+    """A replay's wall time outside its K training steps (start-up, data load, build, checks)."""
+    return max(0.0, res.wall_s - res.work_s)
+
+
 def run(template: str = "charlm", steps: int = 200, segment_steps: int = 50, threads: int = 1,
         seed: int = 1, repeats: int = 2) -> dict:
     """Run the benchmark; returns ratios, targets and raw timings (seconds)."""
     from arstore import EmbeddedStore
 
+    from arledger.runner.execution import PoolExecutor, SubprocessExecutor
     from arledger.runner.loop import RunOptions, run_experiment
-    from arledger.runner.replay import ReplayPool, replay_segment
+    from arledger.runner.replay import replay, replay_segment
+    from arledger.runner.replay_pool import ReplayPool
     from arledger.templates import template_dir
 
     with tempfile.TemporaryDirectory(prefix="arledger-bench-") as tmp, ReplayPool(Path(tmp) / "pool") as pool:
         base = Path(tmp)
+        pooled_ex, fresh_ex = PoolExecutor(pool), SubprocessExecutor(root=base / "fresh-work")
         store = EmbeddedStore(base / "store")
         plain, seg_loop, seg_train, ckpt, replays, pooled = [], [], [], [], [], []
         result = None
@@ -69,29 +78,35 @@ def run(template: str = "charlm", steps: int = 200, segment_steps: int = 50, thr
             seg_train.append(t["train_ms"] / 1000)
             ckpt.append((t["checkpoint_ms"] + t["pin_ms"]) / 1000)
             seg_loop.append((t["train_ms"] + t["checkpoint_ms"] + t["pin_ms"]) / 1000)
-            data_paths = {n: base / f"run{r}" / "data" / c for n, c in result.manifest.datasets.items()}
-            plain.append(_plain_loop_s(template, steps, seed, threads, data_paths))
             m = result.manifest
+            # the training splits only: what train.py is handed (the harness keeps the rest)
+            data_paths = {n: base / f"run{r}" / "data" / m.datasets[n] for n in m.train_splits}
+            plain.append(_plain_loop_s(template, steps, seed, threads, data_paths))
             mid = m.segments // 2
+            run_dir = base / f"run{r}"
+            pooled_job = replay(m, run_dir=run_dir, store=store, workdir=base / f"replay{r}-pool", executor=pooled_ex)
+            fresh_job = replay(m, run_dir=run_dir, store=store, workdir=base / f"replay{r}-fresh", executor=fresh_ex)
+            pool.start()  # its one-time start-up stays out of the per-replay figure
             for _ in range(2):  # cheap: one segment each, no start-up
                 t0 = time.perf_counter()
-                res = replay_segment(m, mid, run_dir=base / f"run{r}", store=store, pool=pool)
+                res = replay_segment(pooled_job, mid)
                 pooled.append((time.perf_counter() - t0, res))
-            replays.append(replay_segment(m, mid, run_dir=base / f"run{r}", store=store))
+            replays.append(replay_segment(fresh_job, mid))
         best = min(replays, key=lambda x: x.wall_s)
         assert best.status == "match", best
         pool_wall, pool_best = min(pooled, key=lambda x: x[0])
         assert pool_best.status == "match", pool_best
         pool_startup = pool.startup_s
+        fresh_ex.close()
     seg_train_s = min(seg_train) / m.segments
     out = {
         "template": template, "steps": steps, "segment_steps": segment_steps, "threads": threads,
         "segments": m.segments,
         "plain_loop_s": min(plain), "segmented_loop_s": min(seg_loop), "train_s": min(seg_train),
         "checkpoint_pin_s": min(ckpt), "segment_train_s": seg_train_s,
-        "replay_wall_s": best.wall_s, "replay_startup_s": best.startup_s, "replay_work_s": best.work_s,
+        "replay_wall_s": best.wall_s, "replay_startup_s": _startup(best), "replay_work_s": best.work_s,
         "pool_startup_s": pool_startup, "pool_replay_wall_s": pool_wall,
-        "pool_replay_child_startup_s": pool_best.startup_s, "pool_replay_work_s": pool_best.work_s,
+        "pool_replay_child_startup_s": _startup(pool_best), "pool_replay_work_s": pool_best.work_s,
         "segmented_vs_plain": min(seg_loop) / min(plain),
         "checkpoint_share": min(ckpt) / min(seg_train),
         "replay_vs_train": pool_wall / seg_train_s,

@@ -437,8 +437,8 @@ def table_rows(r: dict) -> list[tuple[str, str, str, str]]:
             ("  loss probe of every checkpoint (incl. zygote start)", f"{c['probe_s']:.2f}s", "", ""),
             (f"  {c['replays']} replay(s) {c['segments_replayed']}", f"{c['replay_s']:.2f}s "
              f"(start-up {c['replay_startup_s']:.2f}s)", "", ""),
-            ("  final evaluation (harness inputs, predictions, score, causality "
-             f"{(c.get('causality') or {}).get('checked', 0)} cuts)", f"{c['eval_s']:.2f}s", "", ""),
+            (f"  final evaluation + causality ({(c.get('causality') or {}).get('checked', 0)} cuts)",
+             f"{c['eval_s']:.2f}s", "", ""),
             ("  rest (manifest, checks, cleanup)", f"{c['other_s']:.2f}s", "", ""),
             ("cost per verifier, warm sandboxed zygote pool", f"{r['cost_per_verifier_warm_pool']:.3f}  (probe "
              f"{c['warm']['probe_s']:.2f}s, replays {c['warm']['replay_s']:.2f}s, eval {c['warm']['eval_s']:.2f}s)", "<= 0.25",

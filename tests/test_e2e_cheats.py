@@ -256,7 +256,8 @@ def train_step(model, opt, batch):
     first = world.watch()
     decisions = {v: [r["decision"] for r in recs if r.get("claim") == sub["claim_id"] and "dispute" not in r]
                  for v, recs in first.items()}
-    assert decisions == {3: ["confirm"], 4: ["confirm"], 5: ["confirm"]}, decisions
+    # verifier 4 is the one it looks for; 5 may find the quorum already reached and do nothing
+    assert decisions[3] == ["confirm"] and decisions[4] == ["confirm"] and decisions[5] in ([], ["confirm"]), decisions
     world.close_windows()
     assert world.ledger.claim_state(sub["claim_id"]) == "Accepted"
     assert world.events("ClaimChallenged", claimId=sub["claim_id"]) == []

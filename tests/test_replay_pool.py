@@ -121,12 +121,27 @@ def test_pooled_replay_equals_fresh_process_and_trainer(template, steps, seg, tm
 # -- hostile code in a sandboxed pool ----------------------------------------------------
 
 
+REFUSED = "attack-refused"  # where an attack notes what stopped it, in its request dir
+
+
+class WitnessExecutor(PoolExecutor):
+    """``Sandbox.pool_executor()`` that reads the attack's notes before the request dir is wiped."""
+
+    refusals: list[str] = []
+
+    def _discard(self, directory: Path) -> None:
+        note = directory / REFUSED
+        self.refusals = note.read_text().split() if note.is_file() else []
+        super()._discard(directory)
+
+
 @pytest.fixture(scope="module", params=["bwrap", "rlimit"])
 def box_pool(request, tmp_path_factory):
-    """A sandboxed pool (inputs are copied into its scratch root) and the verifier's own work dir."""
+    """A sandboxed, started pool (inputs are copied into its scratch root) and the verifier's work dir."""
     work = tmp_path_factory.mktemp(f"verifier-work-{request.param}")
-    with Sandbox(LIMITS, backend=request.param).pool_executor() as ex:
+    with WitnessExecutor(Sandbox(LIMITS, backend=request.param).replay_pool()) as ex:
         assert ex.copy_inputs and ex.pool.sandboxed
+        ex.pool.start()
         yield ex, work
 
 
@@ -139,6 +154,9 @@ def hostile_runs(tmp_path_factory, store):
         if name not in cache:
             base = tmp_path_factory.mktemp(f"hostile-{name}")
             code = ATTACKS[name].replace("{port}", str(port)).replace("{outside!r}", repr(str(outside)))
+            # tests/test_hostile_code.py notes refusals in the one-process sandbox's scratch root
+            # (".."); a pooled child may write only its own request dir (the rlimit guard's root)
+            code = code.replace(f'"../{REFUSED}"', f'"{REFUSED}"')
             cache[name] = _train(_hostile_experiment(base, code), base / "run", store)
         return cache[name]
 
@@ -170,8 +188,10 @@ def test_hostile_request_dies_alone_and_zygote_serves_on(name, box_pool, hostile
             assert took < LIMITS.wall_seconds, f"{name} took {took:.1f}s"
         elif name == "network":
             assert outcome == "match" and received == [], (outcome, received)
+            assert ex.refusals, "the attack never ran in the replay"
         else:
             assert outcome == "match" and not outside.exists(), outcome
+            assert ex.refusals, "the attack never ran in the replay"
     finally:
         shutil.rmtree(outside_dir, ignore_errors=True)
     assert pool.pid == zygote and pool.restarts == 0, "the zygote itself must survive its child"

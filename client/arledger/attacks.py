@@ -127,11 +127,14 @@ def legacy_in_process_loss(run_dir) -> float:
     h = load_harness(run_dir / "harness")
     all_paths = {k: (run_dir / ("data" if k in m.train_splits else "heldout") / c) for k, c in m.datasets.items()}
     data = h.module.load(all_paths)
-    inputs, targets = h.module.eval_batch(data)
+    inputs, all_targets = h.module.eval_batch(data)
     session = Session(load_experiment(run_dir / "code"), {k: all_paths[k] for k in m.train_splits}, m.seed,
                       int(m.environment["threads"]))
     checkpoint.load_weights((run_dir / "final.safetensors").read_bytes(), session.model)
     session.model.eval()
+    outputs = []
     with torch.no_grad():
-        outputs = torch.cat([session.model(inputs[i : i + 64]) for i in range(0, len(inputs), 64)])
-    return h.module.metrics(outputs, targets)[h.metric]
+        for i in range(0, len(inputs), 64):
+            targets = all_targets[i : i + 64]  # noqa: F841 - in this frame, where a forward can look
+            outputs.append(session.model(inputs[i : i + 64]))
+    return h.module.metrics(torch.cat(outputs), all_targets)[h.metric]

@@ -1,4 +1,4 @@
-"""Experiment templates shipped with arledger (each: train.py, experiment.json, data.py).
+"""Experiment templates shipped with arledger (each: train.py, experiment.json, harness/harness.py).
 
 ``template_dir(name)`` returns the directory to pass to ``artrain run``.
 """
