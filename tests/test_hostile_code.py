@@ -33,13 +33,13 @@ ATTACKS = {
         try:
             socket.create_connection(("127.0.0.1", {port}), timeout=3).sendall(b"stolen")
         except OSError as exc:
-            open("../attack-refused", "a").write(type(exc).__name__ + " ")  # the scratch root
+            open("attack-refused", "a").write(type(exc).__name__ + " ")  # its request dir
     """,
     "write_outside": """
         try:
             open({outside!r}, "w").write("pwned")
         except OSError as exc:
-            open("../attack-refused", "a").write(type(exc).__name__ + " ")  # the scratch root
+            open("attack-refused", "a").write(type(exc).__name__ + " ")  # its request dir
     """,
     "fork_bomb": """
         import os
@@ -115,15 +115,23 @@ def test_hostile_train_py_is_contained(name, tmp_path, listener):
                                     seed=1, threads=1), store=store)
     box = Sandbox(LIMITS, backend="bwrap")
     # The verifier's files come from the store (no run_dir), claim code runs in the sandbox.
+    kept = tmp_path / "kept-attack-refused"
     with box.executor() as ex:
+        discard = ex._discard
+
+        def keep_note(directory: Path) -> None:  # the request dir goes; what the attack noted stays
+            if (directory / "attack-refused").is_file():
+                shutil.copyfile(directory / "attack-refused", kept)
+            discard(directory)
+
+        ex._discard = keep_note
         job = replay(run.manifest, store=store, workdir=tmp_path / "replay", executor=ex, limits=LIMITS)
         try:
             result = replay_segment(job, 0)
             outcome = result.status
         except ReplayError as exc:
             outcome = f"failed: {exc}"
-        refused = ex.root() / "attack-refused"
-        refusals = refused.read_text().split() if refused.is_file() else []
+        refusals = kept.read_text().split() if kept.is_file() else []
     try:
         if name == "network":
             assert received == [], "the sandboxed code reached a host socket"

@@ -303,11 +303,12 @@ class Sandbox:
         return out
 
     def wrap(self, argv: Sequence[str], scratch: Path, readable: Sequence[Path] = (),
-             chdir: str | None = None) -> list[str]:
+             chdir: str | None = None, mount_at: str = INNER_SCRATCH) -> list[str]:
         """The bwrap command line that runs ``argv`` in the hermetic layout (module docstring).
 
-        ``scratch`` (host) is seen as /scratch; ``chdir`` is the working directory inside
-        (default /scratch). ``readable``: extra host paths bound read-only at the same
+        ``scratch`` (host) is seen at ``mount_at`` (/scratch, or one request dir under it:
+        then that dir is the only writable one); ``chdir`` is the working directory inside
+        (default ``mount_at``). ``readable``: extra host paths bound read-only at the same
         path (tests of hostile scripts only: it names a host path on purpose).
         """
         prefix = Path(sys.base_prefix).resolve()
@@ -330,17 +331,17 @@ class Sandbox:
         for path in readable:
             real = str(Path(path).resolve())
             cmd += ["--ro-bind", real, real]
-        cmd += ["--bind", str(Path(scratch).resolve()), INNER_SCRATCH,
+        cmd += ["--bind", str(Path(scratch).resolve()), mount_at,
                 "--remount-ro", "/dev", "--remount-ro", "/tmp", "--remount-ro", "/",
-                "--chdir", chdir or INNER_SCRATCH]
-        for k, v in sorted(_inner_env(chdir or INNER_SCRATCH).items()):
+                "--chdir", chdir or mount_at]
+        for k, v in sorted(_inner_env(chdir or mount_at).items()):
             cmd += ["--setenv", k, v]
         return cmd + self.inner_argv(argv)
 
     def _command(self, argv: Sequence[str], scratch: Path, readable: Sequence[Path], chdir: str | None,
-                 python_guard: bool = True) -> list[str]:
+                 python_guard: bool = True, mount_at: str = INNER_SCRATCH) -> list[str]:
         if self.backend == "bwrap":
-            return self.wrap(argv, scratch, readable, chdir)
+            return self.wrap(argv, scratch, readable, chdir, mount_at)
         if not python_guard:
             return list(argv)
         return [sys.executable, "-m", "arverifier.sandbox_guard", str(Path(scratch).resolve()), *argv]
@@ -349,17 +350,16 @@ class Sandbox:
 
     def run(self, argv: Sequence[str], *, scratch: Path, readable: Sequence[Path] = (),
             env: Mapping[str, str] | None = None, stdin: bytes | None = None,
-            chdir: str | None = None) -> SandboxResult:
-        """Run ``argv`` with ``scratch`` as its only writable directory (``/scratch`` inside)."""
+            mount_at: str = INNER_SCRATCH) -> SandboxResult:
+        """Run ``argv`` in ``scratch``, its only writable directory (seen at ``mount_at`` inside)."""
         scratch = Path(scratch)
         scratch.mkdir(parents=True, exist_ok=True)
         os.chmod(scratch, 0o777)  # the sandboxed uid must be able to write its scratch dir
         cgroup = self._make_pids_cgroup()
-        cmd = self._command(argv, scratch, readable, chdir)
-        cwd = scratch if chdir is None or self.backend == "bwrap" else scratch / Path(chdir).name
+        cmd = self._command(argv, scratch, readable, None, mount_at=mount_at)
         start = time.monotonic()
         try:
-            proc = subprocess.Popen(cmd, cwd=cwd, env=_scrubbed_env(env, scratch), stdin=subprocess.PIPE,
+            proc = subprocess.Popen(cmd, cwd=scratch, env=self._env(env, scratch), stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     preexec_fn=lambda: self._preexec(cgroup))
             violation = None
@@ -402,7 +402,7 @@ class Sandbox:
         cgroup = self._make_pids_cgroup()
         cmd = self._command(argv, scratch, readable, None, python_guard)
         try:
-            proc = SandboxPopen(cmd, cwd=scratch, env=_scrubbed_env(env, scratch), stdin=subprocess.PIPE,
+            proc = SandboxPopen(cmd, cwd=scratch, env=self._env(env, scratch), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=stderr,
                                 preexec_fn=lambda: self._preexec(cgroup))
         except BaseException:
@@ -430,6 +430,20 @@ class Sandbox:
         from arledger.runner.execution import PoolExecutor
 
         return PoolExecutor(self.replay_pool(scratch))
+
+    def _env(self, extra: Mapping[str, str] | None, scratch: Path) -> dict[str, str]:
+        """The environment bwrap (which clears it) or the rlimit guard starts from."""
+        env = _scrubbed_env(extra, scratch)
+        if self.backend == "rlimit":
+            env["ARVERIFY_GUARD_HIDDEN"] = os.pathsep.join(str(p) for p in self.hidden_host_paths())
+        return env
+
+    def hidden_host_paths(self) -> list[Path]:
+        """What the rlimit backend's guard refuses to open: the verifier's secrets and the hidden sources."""
+        prefix, site = Path(sys.base_prefix).resolve(), _site_packages()
+        roots = [prefix / _stdlib_rel(), prefix / _stdlib_rel() / "site-packages", site]
+        found = [r / rel for rel in self.hidden_sources for r in roots if (r / rel).exists()]
+        return [p.resolve() for p in [*self.hide, *found]]
 
     @staticmethod
     def _kill_group(proc: subprocess.Popen) -> None:
@@ -478,8 +492,8 @@ class SandboxExecutor(Executor):
         box = self.sandbox
         if req.limits is not None and req.limits != box.limits:
             box = Sandbox(req.limits, box.backend, box.hide, box.hidden_sources, box.cpus)
-        inner = f"{INNER_SCRATCH}/{directory.name}" if box.backend == "bwrap" else str(directory)
-        res = box.run(worker_argv(), scratch=self._root, chdir=inner)
+        # Only the request dir is bound (writable): nothing written here outlives the request.
+        res = box.run(worker_argv(), scratch=directory, mount_at=f"{INNER_SCRATCH}/{directory.name}")
         return parse_answer(res.stdout, res.returncode, res.stderr, res.violation)
 
     def close(self) -> None:

@@ -7,7 +7,9 @@ refuses, for the rest of the process's life:
 - opening a file for writing anywhere but under SCRATCH (and /dev/null),
 - starting processes (``subprocess``, ``os.system``, ``os.exec*``, ``os.fork``),
 - any socket connection (the process already sits in an empty network namespace;
-  this only turns the failure into a clear message).
+  this only turns the failure into a clear message),
+- opening or listing anything under the paths in ``ARVERIFY_GUARD_HIDDEN``
+  (``os.pathsep``-separated: the verifier's secrets, held-out data an interpreter ships).
 
 Audit hooks cannot be removed from Python code, but native code (ctypes) can step
 around them; the bwrap backend does not rely on them.
@@ -27,6 +29,13 @@ _NET_EVENTS = {"socket.connect", "socket.bind", "socket.sendto", "socket.getaddr
 
 def install(scratch: str) -> None:
     root = os.path.realpath(scratch) + os.sep
+    hidden = [os.path.realpath(p) for p in os.environ.get("ARVERIFY_GUARD_HIDDEN", "").split(os.pathsep) if p]
+
+    def _hidden(path) -> bool:
+        if isinstance(path, int) or path is None:
+            return False
+        real = os.path.realpath(os.fsdecode(path))
+        return any(real == h or real.startswith(h + os.sep) for h in hidden)
 
     def _writable(path) -> bool:
         if isinstance(path, int):
@@ -35,6 +44,8 @@ def install(scratch: str) -> None:
         return real == "/dev/null" or (real + os.sep).startswith(root)
 
     def hook(event: str, args: tuple) -> None:
+        if event in ("open", "os.listdir", "os.scandir") and args and _hidden(args[0]):
+            raise PermissionError(f"sandbox: {args[0]} is hidden from claim code")
         if event == "open":
             path, mode, flags = args
             writing = (mode and any(c in mode for c in "wax+")) or (flags & _WRITE_FLAGS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from pathlib import Path
 
 import click
@@ -82,7 +83,8 @@ def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, ha
 @click.argument("ref")
 @click.option("--segment", "segments", type=click.IntRange(min=0), multiple=True, help="Segment index (repeatable).")
 @click.option("--all", "all_segments", is_flag=True, help="Replay every segment.")
-@click.option("--evaluate", "do_eval", is_flag=True, help="Also re-evaluate the final weights.")
+@click.option("--evaluate", "do_eval", is_flag=True,
+              help="Also evaluate the final weights with the task harness, causality check included.")
 @click.option("--threads", type=click.IntRange(min=1), help="Override the manifest's thread count (calibration).")
 @click.option("--tolerance", "threshold", type=float, help="Tolerance mode with this normalized-distance threshold.")
 @click.option("--store", "store_spec", help="Artifact store spec (default: arstore's default store).")
@@ -91,7 +93,8 @@ def replay(ref, segments, all_segments, do_eval, threads, threshold, store_spec,
     """Replay segments of a run (REF: run dir, manifest file or manifest CID) in fresh processes.
 
     Exit status 1 if any replayed segment is not a match (or within tolerance), or if the
-    re-evaluated metric differs from the claimed one (compared in micro-units).
+    re-evaluated metric differs from the claimed one (compared in micro-units); a model the
+    harness rejects (bad outputs, or outputs that read later inputs) is a one-line error.
 
     \b
     Examples:
@@ -117,14 +120,14 @@ def replay(ref, segments, all_segments, do_eval, threads, threshold, store_spec,
             click.echo(f"segment {i}: {r.status}{dist}{env}  ({r.wall_s:.2f}s)")
     evaluation = None
     if do_eval:
-        ev = rp.evaluate_final(job)
+        ev = rp.evaluate_final(job, check_seed=os.urandom(16))  # the causality check a verifier will run
         if not ev.ok:
             raise click.ClickException(f"final evaluation: {ev.problem}")
         metrics = ev.metrics
         measured = metrics[manifest.evaluation.metric]
         same = to_micro(measured) == manifest.evaluation.value_micro
         evaluation = {"metric": manifest.evaluation.metric, "claimed": manifest.evaluation.value,
-                      "measured": measured, "matches": same, "metrics": metrics}
+                      "measured": measured, "matches": same, "metrics": metrics, "causality": ev.causality}
         if not as_json:
             click.echo(f"final {manifest.evaluation.metric}: claimed {manifest.evaluation.value:.6f}, "
                        f"measured {measured:.6f} ({'match' if same else 'differs'})")

@@ -161,6 +161,11 @@ def parse_answer(stdout: str, returncode: int | None, log: str, violation: str |
         answer = json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError):
         raise ReplayError(f"worker: exit {returncode} without an answer, {_tail(log)}") from None
+    if isinstance(answer, dict) and not answer.get("ok"):  # its own error may name a broken limit
+        error = str(answer.get("error", "failed"))[:500]
+        broke = classify(returncode, None, error + "\n" + log)
+        if broke:
+            raise ReplayError(f"worker broke the {broke} limit (exit {returncode}): {error}", broke)
     return checked_answer(answer)
 
 
