@@ -28,7 +28,6 @@ compute the metric, check causality, probe losses).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Any
 import torch
 
 from arledger.errors import HarnessError
+from arledger.modfile import import_file
 
 HARNESS_FILE = "harness.py"
 REQUIRED = ("build_data", "load", "eval_batch", "output_shape", "metrics")
@@ -73,16 +73,7 @@ def load_harness(directory: Path | str) -> Harness:
     path = directory / HARNESS_FILE
     if not path.is_file():
         raise HarnessError(f"{path}: missing (a task harness dir needs {HARNESS_FILE})")
-    name = "arledger_harness_" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        raise HarnessError(f"{path}: import failed ({type(exc).__name__}: {exc})") from exc
-    missing = [f for f in REQUIRED if not callable(getattr(module, f, None))]
-    if missing:
-        raise HarnessError(f"{path}: missing function(s) {', '.join(missing)}")
+    module = import_file(path, "arledger_harness", HarnessError, REQUIRED)
     for attr in ("METRIC", "UNITS"):
         if not isinstance(getattr(module, attr, None), str):
             raise HarnessError(f"{path}: {attr} must be a string")

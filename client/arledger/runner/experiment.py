@@ -20,8 +20,6 @@ process of its own. See docs/experiment-interface.md for a complete example.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 from arledger.errors import ExperimentError
+from arledger.modfile import import_file
 
 TRAIN_FILE = "train.py"
 SPEC_FILE = "experiment.json"
@@ -113,15 +112,5 @@ def load_experiment(directory: Path | str) -> Experiment:
     except json.JSONDecodeError as exc:
         raise ExperimentError(f"{spec_path}: invalid JSON ({exc})") from exc
     spec = parse_spec(raw, str(spec_path))
-    digest = hashlib.sha256(train_path.read_bytes()).hexdigest()[:16]
-    mod_name = f"arledger_experiment_{digest}"
-    ispec = importlib.util.spec_from_file_location(mod_name, train_path)
-    module = importlib.util.module_from_spec(ispec)
-    try:
-        ispec.loader.exec_module(module)
-    except Exception as exc:
-        raise ExperimentError(f"{train_path}: import failed ({type(exc).__name__}: {exc})") from exc
-    missing = [f for f in REQUIRED if not callable(getattr(module, f, None))]
-    if missing:
-        raise ExperimentError(f"{train_path}: missing function(s) {', '.join(missing)}")
+    module = import_file(train_path, "arledger_experiment", ExperimentError, REQUIRED)
     return Experiment(directory=directory, spec=spec, module=module)

@@ -161,6 +161,31 @@ def _children() -> list[int]:
 PID_NAMESPACE = False  # set by --pid-namespace
 
 
+def _sweep_ipc() -> int:
+    """Remove every System V shared-memory segment, semaphore set and message queue.
+
+    They outlive the process that made them, so they would carry data from one request
+    to the next; only called inside the sandbox, whose IPC namespace is the zygote's own.
+    Returns how many were removed.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(1024)
+    removed = 0
+    # (ctl function, INFO cmd, STAT cmd); IPC_RMID = 0
+    for fn, info, stat in ((libc.shmctl, 14, 13), (libc.msgctl, 12, 11)):
+        top = fn(0, info, buf)
+        for idx in range(max(top, -1) + 1):
+            ident = fn(idx, stat, buf)
+            if ident >= 0 and fn(ident, 0, None) == 0:
+                removed += 1
+    top = libc.semctl(0, 0, 19, buf)  # SEM_INFO
+    for idx in range(max(top, -1) + 1):
+        ident = libc.semctl(idx, 0, 18, buf)  # SEM_STAT
+        if ident >= 0 and libc.semctl(ident, 0, 0) == 0:
+            removed += 1
+    return removed
+
+
 def _sweep(pgid: int) -> int:
     """Kill the child's process group and every process it left behind; returns how many."""
     killed = 0
@@ -175,9 +200,10 @@ def _sweep(pgid: int) -> int:
                 killed += 1
             except ProcessLookupError:
                 _reap()
-                return killed
+                break
             _reap()
             time.sleep(0.002)
+        _sweep_ipc()  # the sandbox's IPC namespace is ours: nothing in it may reach the next request
         return killed
     for _ in range(500):
         kids = _children()
