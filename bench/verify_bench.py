@@ -211,9 +211,10 @@ def _startup_s(replays: list[dict]) -> float:
 
 def _warm_pool_cost(checker: Any, spec: Any, result: Any, segments: list[int], base: Path,
                     check_seed: bytes, probe: bool = True) -> dict:
-    """The same probe, replays + evaluation (harness inputs, predictions, scoring and the
-    causality check) through a warm sandboxed zygote (start-up paid once per node)."""
-    from arledger.runner.replay import evaluate_final, probe_checkpoints, replay_segment
+    """The checker's own path through a warm sandboxed zygote (start-up paid once per node):
+    ``assess`` (harness inputs, the probe of every checkpoint, the evaluation and the
+    causality check, harness scores) then the replays."""
+    from arledger.runner.replay import assess, replay_segment
 
     t = time.perf_counter()
     with checker.sandbox(spec).pool_executor() as ex:
@@ -221,15 +222,14 @@ def _warm_pool_cost(checker: Any, spec: Any, result: Any, segments: list[int], b
         started = time.perf_counter() - t
         job = _job(result, spec, ex, base / "warm-work")
         t = time.perf_counter()
-        if probe:
-            probe_checkpoints(job)
-        probe_s = time.perf_counter() - t
+        a = assess(job, job.files.weights(), check_seed, probe=probe)
+        assess_s = time.perf_counter() - t
+        ev = a.evaluation
+        probe_s = a.seconds.get("probe", 0.0)
+        eval_s = assess_s - probe_s
         t = time.perf_counter()
         reps = [replay_segment(job, i) for i in segments]
         replay_s = time.perf_counter() - t
-        t = time.perf_counter()
-        ev = evaluate_final(job, check_seed=check_seed)
-        eval_s = time.perf_counter() - t
     if not all(r.ok for r in reps):
         raise RuntimeError(f"warm-pool replay of the honest run failed: {[r.status for r in reps]}")
     if not ev.ok or not (ev.causality or {}).get("checked"):

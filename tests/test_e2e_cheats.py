@@ -194,7 +194,7 @@ def test_stdlib_corpus_lookup_is_slashed(world, task, honest_loss):
 
     run = _run(world, _variant(world, "stdlib-lookup", edit), "stdlib-lookup")
     assert _manifest_loss(run) < 2.0, "on the trainer's machine the corpus is importable"
-    _caught(world, run, trainer=7, kind="Segment")  # its training steps already differ where pydoc is hidden
+    _caught(world, run, trainer=7, kind="FinalEvaluation")  # where pydoc is hidden it predicts nothing
 
 
 FRAME_READER = '''

@@ -27,7 +27,7 @@ import pytest
 from arledger import attacks, taskspec
 from arledger.runner import RunOptions, run_experiment
 from arledger.runner import replay
-from arledger.runner.replay import ReplayError, probe_checkpoints
+from arledger.runner.replay import assess, ReplayError, probe_checkpoints
 from arledger.templates import template_dir
 from arstore import EmbeddedStore
 from arverifier.check import ClaimChecker, policy_of
@@ -182,11 +182,13 @@ def test_unusable_probe_outputs_give_no_probe(tmp_path, store, name):
         "        return out\n")))
     res = run_experiment(RunOptions(exp, tmp_path / "run", 4, 2, 1, 1), store=store)
     job = replay(res.manifest, run_dir=res.manifest_path.parent, workdir=tmp_path / "probe")
-    if name == "not_a_tensor":  # the prediction itself fails: a failed request, named
-        with pytest.raises(ReplayError, match="forward returned dict, not a tensor"):
-            probe_checkpoints(job)
-    else:  # the harness rejects the outputs: no probe
-        assert probe_checkpoints(job) is None
+    a = assess(job, None, None, probe=True)
+    assert a.probes is None  # the probe only samples: a model that fails it is no accusation
+    if name == "not_a_tensor":  # the prediction itself failed, and says why
+        assert "forward returned dict, not a tensor" in a.probe_problem
+    else:  # the harness rejected the outputs, and says why
+        assert a.probe_problem
+    assert probe_checkpoints(job) is None
     checker = ClaimChecker(store, VERIFIER, workdir=tmp_path / "work")
     assert checker.probe(job) is None, "a broken probe buys nothing: the picks become random ones"
 

@@ -210,6 +210,10 @@ def _carry():
         addr = libc.shmat(ident, None, 0)
         if addr not in (None, ctypes.c_void_p(-1).value) and ctypes.string_at(addr, len(marker)) == marker:
             return True
+    libc.mq_open.restype = ctypes.c_int
+    if libc.mq_open(b"/arledger-carrier", 0o2, 0o600, None) >= 0:  # O_RDWR: one left by an earlier request
+        return True
+    libc.mq_open(b"/arledger-carrier", 0o100 | 0o2, 0o600, None)  # O_CREAT: refused in the sandbox
     ident = libc.shmget(key, 4096, 0o1000 | 0o600)  # IPC_CREAT
     addr = libc.shmat(ident, None, 0)
     ctypes.memmove(addr, marker, len(marker))
@@ -238,6 +242,7 @@ def _remove_host_segment():
     ident = libc.shmget(0x41524C47, 0, 0)
     if ident >= 0:
         libc.shmctl(ident, 0, None)
+    libc.mq_unlink(b"/arledger-carrier")
 
 
 def test_shared_memory_left_by_one_request_is_gone_for_the_next(tmp_path):
@@ -271,3 +276,63 @@ def Limits_for_test():
     from arledger.runner.limits import Limits
 
     return Limits.from_dict(LIMITS)
+
+
+PTRACER = r'''
+
+def _attach_to_parent():
+    """PTRACE_ATTACH to the process that forked us (the zygote); detach at once if it worked."""
+    import ctypes, os
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    libc.ptrace.restype = ctypes.c_long
+    parent = os.getppid()
+    if libc.ptrace(16, parent, None, None) != 0:  # PTRACE_ATTACH
+        return False
+    os.waitpid(parent, 0x40000000)  # __WALL
+    libc.ptrace(17, parent, None, None)  # PTRACE_DETACH
+    return True
+
+
+_ATTACHED = None
+
+
+def train_step(model, opt, batch, _honest=train_step):
+    global _ATTACHED
+    if _ATTACHED is None:
+        _ATTACHED = _attach_to_parent()
+    if _ATTACHED:  # it could have rewritten the zygote (the next request's code): diverge to say so
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1e-2)
+    return _honest(model, opt, batch)
+'''
+
+
+def test_claim_code_cannot_ptrace_the_zygote_it_was_forked_from(tmp_path):
+    """The zygote is not dumpable and claim code has no capability in the sandbox: attaching
+    fails, so a child cannot rewrite what later children (or the scores) come from. Control:
+    in a plain pool, as root on the host, the same attach succeeds."""
+    from arledger.runner import replay
+    from arledger.runner.replay_pool import ReplayPool
+    from arverifier.sandbox import Sandbox
+
+    store = open_store(f"embedded:{tmp_path / 'store'}")
+    exp = tmp_path / "ptracer"
+    shutil.copytree(DIGITS, exp, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    (exp / "train.py").write_text((exp / "train.py").read_text() + PTRACER)
+    mp = pytest.MonkeyPatch()
+    # trained in-process: its parent is pytest's own parent, so keep the honest path there
+    src = (exp / "train.py").read_text().replace("    if _ATTACHED is None:\n",
+                                                 "    if _ATTACHED is None and 'replay_worker' in ' '.join(__import__('sys').argv):\n")
+    (exp / "train.py").write_text(src)
+    run = run_experiment(RunOptions(exp, tmp_path / "run", steps=1, segment_steps=1, seed=1), store=store)
+    mp.undo()
+    box = Sandbox(Limits_for_test(), backend="bwrap")
+    with box.pool_executor() as ex:
+        job = replay(run.manifest, store=store, workdir=tmp_path / "sandboxed", executor=ex, harness_executor=ex)
+        assert replay_segment(job, 0).status == "match"
+    if os.geteuid() == 0:
+        with PoolExecutor(ReplayPool()) as ex:
+            job = replay(run.manifest, store=store, workdir=tmp_path / "plain", executor=ex)
+            assert replay_segment(job, 0).status == "mismatch", "the control: root on the host may attach"

@@ -97,8 +97,9 @@ def perturb(x: torch.Tensor, filler: torch.Tensor, seed: int) -> tuple[torch.Ten
     """Every row of ``x`` with its inputs after a random cut replaced by other held-out inputs.
 
     Row r keeps positions 0..cut_r and gets ``filler`` text after it, so a causal model's
-    outputs at 0..cut_r are unchanged, bit for bit. The cuts come from ``seed`` (the
-    verifier's own), so claim code cannot know them in advance.
+    outputs at 0..cut_r are unchanged, bit for bit; a cut at the last position keeps the
+    row whole, and then its outputs must not depend on the other (spliced) rows either.
+    The cuts come from ``seed`` (the verifier's own), so claim code cannot know them.
     """
     if x.dim() < 2 or x.shape[1] < 2:
         raise HarnessError(f"causality check: inputs of shape {tuple(x.shape)} have no sequence dimension")
@@ -108,12 +109,16 @@ def perturb(x: torch.Tensor, filler: torch.Tensor, seed: int) -> tuple[torch.Ten
         raise HarnessError(f"causality check: filler has {len(filler)} elements, needs more than {t}")
     out, plan = x.clone(), []
     for r in range(rows):
-        cut = int(torch.randint(0, t - 1, (1,), generator=g))
-        for _ in range(8):  # the first replaced input must differ, or that position is not tested
-            off = int(torch.randint(0, len(filler) - t, (1,), generator=g))
-            if not torch.equal(filler[off + cut + 1], x[r, cut + 1]):
-                break
-        out[r, cut + 1 :] = filler[off + cut + 1 : off + t]
+        # A quarter of the rows stay whole (cut t - 1): all of such a row is compared, so its
+        # outputs may not depend on the other, spliced rows either. The rest are cut uniformly.
+        whole = int(torch.randint(0, 4, (1,), generator=g)) == 0
+        cut = t - 1 if whole else int(torch.randint(0, t - 1, (1,), generator=g))
+        if cut < t - 1:
+            for _ in range(8):  # the first replaced input must differ, or that position is not tested
+                off = int(torch.randint(0, len(filler) - t, (1,), generator=g))
+                if not torch.equal(filler[off + cut + 1], x[r, cut + 1]):
+                    break
+            out[r, cut + 1 :] = filler[off + cut + 1 : off + t]
         plan.append([r, cut])
     return out, plan
 

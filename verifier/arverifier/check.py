@@ -8,14 +8,15 @@ The order is cheapest first, and the first failure decides:
 3. the environment: in ``exact`` mode a verifier whose environment differs from the
    claim's abstains instead of accusing anyone;
 4. every checkpoint: available and hashing to its h_i (also gives the update norms
-   for the suspicious-segment picks), then, if the task's sampling asks for probe
-   picks, the task harness's loss probe of every checkpoint (the claim's model
-   predicts on the harness's slices in the sandbox; the harness scores);
-5. the sampled segments, replayed in the sandbox from checkpoint i;
-6. the final weights, evaluated by the task's harness: the claim's model predicts on
-   held-out inputs in a sandboxed process that has the training split only, the harness
-   validates and scores the outputs in another, and checks causality on inputs spliced
-   after cuts drawn from this verifier's own seed (``check_seed``).
+   for the suspicious-segment picks);
+5. the task harness's verdict on the model (``arledger.runner.replay.assess``): the
+   final weights evaluated (the claim's model predicts on held-out inputs in a
+   sandboxed process that has the training split only, the harness validates and
+   scores the outputs in another) with the causality check on inputs spliced after
+   cuts drawn from this verifier's own seed (``check_seed``), and, if the task's
+   sampling asks for probe picks, the harness's loss probe of every checkpoint; two
+   harness requests in all, and before any replay because it is cheaper than one;
+6. the sampled segments, replayed in the sandbox from checkpoint i.
 
 Nothing here sends a transaction; ``arverifier.node`` turns the verdict into one.
 """
@@ -37,7 +38,7 @@ from arledger.errors import ArledgerError, ManifestError
 from arledger.errors import ArtifactMismatch as _ArtifactMismatch
 from arledger.runner import determinism
 from arledger.runner.execution import Executor
-from arledger.runner.replay import (ArtifactSource, EvalResult, Replay, ReplayError, evaluate_final,
+from arledger.runner.replay import (ArtifactSource, Replay, ReplayError, assess, evaluate_final,
                                     probe_checkpoints, replay_segment)
 from arstore.errors import StoreError
 from arverifier.sampling import SamplingPolicy, probe_scores, sample_segments
@@ -197,21 +198,22 @@ class ClaimChecker:
         return Challenge("Segment", i, leaves[i], leaves[i + 1], merkle.merkle_proof(leaves, i),
                          merkle.merkle_proof(leaves, i + 1), observed)
 
-    def executor(self, spec: taskspec.TaskSpec) -> Executor:
-        """Where claim code and the harness run: a sandboxed zygote pool per sandbox policy,
-        kept for the checker's life (its start-up is paid once, not per request), or one
-        sandboxed process per request when ``use_pool`` is off."""
-        key = (spec.sandbox_limits().key(), spec.hidden_sources, self.use_pool)
+    def executor(self, spec: taskspec.TaskSpec, role: str = "claim") -> Executor:
+        """Where claim code (``role="claim"``) or the task's harness (``"harness"``) runs: a
+        sandboxed zygote pool per role and sandbox policy, kept for the checker's life (its
+        start-up is paid once, not per request), or one sandboxed process per request when
+        ``use_pool`` is off. Never the same pool for both: whatever a claim's child could do
+        to its zygote cannot reach the process that scores it."""
+        key = (role, spec.sandbox_limits().key(), spec.hidden_sources, self.use_pool)
         if key not in self._executors:
             box = self.sandbox(spec)
             self._executors[key] = box.pool_executor() if self.use_pool else box.executor()
         return self._executors[key]
 
     def replay_of(self, m: mf.Manifest, spec: taskspec.TaskSpec, src: ArtifactSource) -> Replay:
-        ex = self.executor(spec)
         threads = int(m.environment["threads"])
-        return Replay(m, src, ex, ex, threads, m.seed, spec.mode, spec.threshold, spec.sandbox_limits(),
-                      determinism.environment(threads))
+        return Replay(m, src, self.executor(spec, "claim"), self.executor(spec, "harness"), threads, m.seed,
+                      spec.mode, spec.threshold, spec.sandbox_limits(), determinism.environment(threads))
 
     def close(self) -> None:
         """Stop the executors (their zygotes)."""
@@ -275,8 +277,29 @@ class ClaimChecker:
         policy = policy_of(spec)
         r = self.replay_of(m, spec, src)
         t = time.perf_counter()
-        probe = self.probe(r) if policy.needs_probe(m.segments) else None
-        probe_s = time.perf_counter() - t
+        try:  # the harness's evaluation (causality included) and its probe, in two harness requests
+            weights = src.weights()
+            a = assess(r, weights, self.check_seed(info), probe=policy.needs_probe(m.segments))
+        except _ArtifactMismatch as exc:
+            raise challenge(str(exc), Challenge("Artifact", exc.index))
+        except StoreError as exc:
+            raise challenge(f"final weights unavailable: {exc}", Challenge("Artifact", _boundary_of(exc, m)))
+        except ReplayError as exc:
+            raise challenge(f"final evaluation failed: {exc}", Challenge("FinalEvaluation", 0, observed=NO_VALID_LOSS))
+        assess_s = time.perf_counter() - t
+        ev = a.evaluation
+        if not ev.ok:
+            raise challenge(f"final evaluation: {ev.problem}", Challenge("FinalEvaluation", 0, observed=NO_VALID_LOSS))
+        measured = mf.to_micro(ev.metrics[spec.experiment["metric"]])
+        if not _losses_agree(measured, info.claimed_loss, spec):
+            raise challenge(f"final evaluation gives {measured}, claim says {info.claimed_loss}",
+                            Challenge("FinalEvaluation", 0, observed=loss_to_bytes32(measured)))
+        if a.probe_problem and policy.needs_probe(m.segments):
+            log.warning("loss probe unusable, probe picks become random picks: %s", a.probe_problem)
+        probe = probe_scores(a.probes) if a.probes is not None else None
+        probe_s = a.seconds.get("probe", 0.0)
+        eval_s = assess_s - probe_s
+
         sample = sample_segments(cid, self.verifier, info.seed, m.segments, norms, policy, probe=probe)
         replays = []
         t = time.perf_counter()
@@ -302,19 +325,6 @@ class ClaimChecker:
                             challenge=self.segment_challenge(m, i, observed), replays=replays)
                 raise _Decided(v)
         replay_s = time.perf_counter() - t
-
-        t = time.perf_counter()
-        try:
-            ev = evaluate_final(r, self.check_seed(info))
-        except ReplayError as exc:
-            raise challenge(f"final evaluation failed: {exc}", Challenge("FinalEvaluation", 0, observed=ZERO32))
-        eval_s = time.perf_counter() - t
-        if not ev.ok:
-            raise challenge(f"final evaluation: {ev.problem}", Challenge("FinalEvaluation", 0, observed=NO_VALID_LOSS))
-        measured = mf.to_micro(ev.metrics[spec.experiment["metric"]])
-        if not _losses_agree(measured, info.claimed_loss, spec):
-            raise challenge(f"final evaluation gives {measured}, claim says {info.claimed_loss}",
-                            Challenge("FinalEvaluation", 0, observed=loss_to_bytes32(measured)))
         return Verdict(cid, "confirm", f"{len(sample.segments)} segment(s) reproduce; loss {measured} confirmed",
                        segments=list(sample.segments), measured_loss=measured, replays=replays,
                        seconds={"fetch": round(fetch_s, 3), "probe": round(probe_s, 3), "replay": round(replay_s, 3),

@@ -344,71 +344,112 @@ def normalized_distance(produced: Path, claimed: Path, start: Path) -> float:
 
 def evaluate_final(r: Replay, check_seed: bytes | None = None) -> EvalResult:
     """The harness's metrics of the final weights; with ``check_seed``, the causality check too."""
-    return evaluate_weights(r, r.files.weights(), check_seed)
+    return assess(r, r.files.weights(), check_seed, probe=False).evaluation
 
 
 def evaluate_weights(r: Replay, weights: Path, check_seed: bytes | None = None) -> EvalResult:
-    from safetensors.torch import load_file, save_file
-
-    t0 = time.perf_counter()
-    keep = r.files.workdir / "eval"
-    seed_hex = check_seed.hex() if check_seed is not None else None
-    with r._harness("harness", "inputs", {}, check_seed=seed_hex, probe=False) as done:
-        tensors = load_file(str(done.file("inputs.safetensors")))
-        plan = _keep(done, "plan.json", keep)
-    batches = {"eval": tensors["eval"]}
-    if "perturbed" in tensors:
-        batches["check"] = tensors["perturbed"]
-    outputs = {}
-    for name, x in batches.items():  # one request each: the claim cannot tell the check from the eval
-        f = keep / f"inputs-{name}.safetensors"
-        keep.mkdir(parents=True, exist_ok=True)
-        save_file({"eval": x}, str(f))
-        outputs["eval" if name == "eval" else "perturbed"] = r._predict([weights], "weights", f, keep)[0]
-    files = {f"outputs-{k}.safetensors": p for k, p in outputs.items()}
-    with r._harness("harness", "score", {**files, "plan.json": plan},
-                    outputs={k: f"outputs-{k}.safetensors" for k in outputs}, plan="plan.json") as done:
-        a = done.answer
-    for p in (*outputs.values(), plan):
-        p.unlink(missing_ok=True)
-    if a.get("invalid"):
-        return EvalResult(None, str(a["invalid"])[:500], None, round(time.perf_counter() - t0, 3))
-    return EvalResult({str(k): float(v) for k, v in a["metrics"].items()}, None, a.get("causality"),
-                      round(time.perf_counter() - t0, 3))
-
-
-# -- the probe ---------------------------------------------------------------------------
+    return assess(r, weights, check_seed, probe=False).evaluation
 
 
 def probe_checkpoints(r: Replay) -> list[dict[str, float]] | None:
     """The harness's probe losses ``{"train", "val"}`` of every checkpoint 0..N (checkpoints
     hash-checked first), or None when the harness has no probe or the claim's outputs are
-    unusable. Three requests: inputs (harness), predictions (claim, one child), losses (harness)."""
+    unusable."""
+    return assess(r, None, None, probe=True).probes
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the harness says of a claim's model: its evaluation and its probe losses."""
+
+    evaluation: EvalResult | None
+    probes: list[dict[str, float]] | None
+    probe_problem: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def assess(r: Replay, weights: Path | None, check_seed: bytes | None, probe: bool) -> Assessment:
+    """The final evaluation of ``weights`` (None: none), with the causality check when
+    ``check_seed`` is given, and the loss probe of every checkpoint when ``probe``.
+
+    Two harness requests whatever is asked (inputs, then scores) around the claim's
+    predictions: the probe (every checkpoint, one request), the evaluation and the
+    causality check (one request each, identical but for the inputs, in an order drawn
+    from ``check_seed``, so claim code cannot tell which is which).
+    """
     from safetensors.torch import load_file, save_file
 
-    m = r.manifest
-    ckpts = [r.files.checkpoint(i) for i in range(m.segments + 1)]
-    keep = r.files.workdir / "probe"
-    with r._harness("harness", "inputs", {}, check_seed=None, probe=True) as done:
-        tensors = {k: v for k, v in load_file(str(done.file("inputs.safetensors"))).items() if k.startswith("probe_")}
-    if not tensors:
-        return None
+    t0 = time.perf_counter()
+    keep = r.files.workdir / "assess"
     keep.mkdir(parents=True, exist_ok=True)
-    f = keep / "inputs.safetensors"
-    save_file(tensors, str(f))
-    outs = r._predict(ckpts, "checkpoint", f, keep)
-    files = {f"outputs-{j}.safetensors": p for j, p in enumerate(outs)}
-    order = [f"outputs-{j}.safetensors" for j in range(len(outs))]  # checkpoint order, not name order
-    with r._harness("harness", "score", files, outputs=None, probe_outputs=order) as done:
+    seed_hex = check_seed.hex() if check_seed is not None and weights is not None else None
+    with r._harness("harness", "inputs", {}, check_seed=seed_hex, probe=probe) as done:
+        tensors = load_file(str(done.file("inputs.safetensors")))
+        plan = _keep(done, "plan.json", keep)
+    t_inputs = time.perf_counter()
+    files: dict[str, Path] = {"plan.json": plan}
+    body: dict[str, Any] = {"outputs": None, "plan": "plan.json", "probe_outputs": None}
+    probe_tensors = {k: v for k, v in tensors.items() if k.startswith("probe_")}
+    probe_failed = None
+    if probe and probe_tensors:
+        ckpts = [r.files.checkpoint(i) for i in range(r.manifest.segments + 1)]
+        f = keep / "inputs-probe.safetensors"
+        save_file(probe_tensors, str(f))
+        try:
+            outs = r._predict(ckpts, "checkpoint", f, keep)
+        except ArtifactMismatch:
+            raise
+        except ReplayError as exc:  # a model that fails the probe is no accusation: the probe only samples
+            probe_failed = f"the model failed on the probe slices: {exc}"
+        else:
+            names = [f"probe-{j}.safetensors" for j in range(len(outs))]  # checkpoint order, not name order
+            files.update(zip(names, outs))
+            body["probe_outputs"] = names
+    t_probe = time.perf_counter()
+    if weights is not None:
+        batches = {"eval": tensors["eval"]}
+        if "perturbed" in tensors:
+            batches["check"] = tensors["perturbed"]
+            if check_seed[0] & 1:  # which comes first is the verifier's secret too (pids count requests)
+                batches = {"check": batches["check"], "eval": batches["eval"]}
+        outputs = {}
+        for name, x in batches.items():  # one request each: the claim cannot tell the check from the eval
+            f = keep / f"inputs-{name}.safetensors"
+            save_file({"eval": x}, str(f))
+            outputs["eval" if name == "eval" else "perturbed"] = r._predict([weights], "weights", f, keep)[0]
+        files.update({f"outputs-{k}.safetensors": p for k, p in outputs.items()})
+        body["outputs"] = {k: f"outputs-{k}.safetensors" for k in outputs}
+    t_eval = time.perf_counter()
+    no_probe = probe_failed or (None if probe_tensors or not probe else "the harness has no probe")
+    if body["outputs"] is None and body["probe_outputs"] is None:
+        return Assessment(None, None, no_probe)
+    with r._harness("harness", "score", files, **body) as done:
         a = done.answer
-    for p in outs:
+    for p in files.values():
         p.unlink(missing_ok=True)
-    if a.get("invalid") or a.get("probes") is None:
-        return None
-    probes = a["probes"]
-    if not isinstance(probes, list) or len(probes) != m.segments + 1:
-        raise ReplayError(f"probes: harness returned {type(probes).__name__} for {m.segments + 1} checkpoints")
-    return [{k: float(p[k]) for k in ("train", "val")} for p in probes]
+    t_end = time.perf_counter()
+    evaluation = None
+    if weights is not None:
+        wall = round((t_eval - t_probe) + (t_end - t_eval) + (t_inputs - t0), 3)
+        if a.get("invalid"):
+            evaluation = EvalResult(None, str(a["invalid"])[:500], None, wall)
+        else:
+            evaluation = EvalResult({str(k): float(v) for k, v in a["metrics"].items()}, None, a.get("causality"), wall)
+    probes, problem = None, no_probe
+    if body["probe_outputs"] is not None:
+        probes, problem = _probes(a, r.manifest.segments + 1)
+    return Assessment(evaluation, probes, problem,
+                      {"inputs": round(t_inputs - t0, 3), "probe": round(t_probe - t_inputs, 3),
+                       "predict": round(t_eval - t_probe, 3), "score": round(t_end - t_eval, 3)})
+
+
+def _probes(answer: dict, expected: int) -> tuple[list[dict[str, float]] | None, str | None]:
+    if answer.get("probe_invalid"):
+        return None, str(answer["probe_invalid"])[:500]
+    probes = answer.get("probes")
+    if not isinstance(probes, list) or len(probes) != expected:
+        return None, f"harness returned {type(probes).__name__} for {expected} checkpoints"
+    return [{k: float(p[k]) for k in ("train", "val")} for p in probes], None
 
 
 def load_manifest_ref(ref: str | Path, store: Any = None, store_spec: str | None = None) -> tuple[mf.Manifest, Path | None]:

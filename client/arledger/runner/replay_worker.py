@@ -94,17 +94,22 @@ def _harness(req: dict, base: Path) -> dict:
         return {"ok": True, "inputs": sorted(tensors)}
     if req["op"] != "score":
         raise ValueError(f"op: {req['op']!r} is not inputs or score")
-    result: dict = {"ok": True, "invalid": None, "metrics": None, "causality": None, "probes": None}
-    try:
-        if req.get("outputs"):  # {name: file}: outputs[name] is the file's "eval" tensor
+    result: dict = {"ok": True, "invalid": None, "metrics": None, "causality": None, "probes": None,
+                    "probe_invalid": None}
+    # The claim's outputs may be unusable: a fact to report (for each part apart), not a crash.
+    if req.get("outputs"):  # {name: file}: outputs[name] is the file's "eval" tensor
+        try:
             plan = json.loads((base / req["plan"]).read_text()) if req.get("plan") else {"cuts": None}
             outs = {name: _load_outputs(load_file, base / f).get("eval") for name, f in req["outputs"].items()}
             result.update(hs.score(h, data, outs, plan.get("cuts")))
-        if req.get("probe_outputs"):
+        except HarnessError as exc:
+            result["invalid"] = str(exc)
+    if req.get("probe_outputs"):
+        try:
             result["probes"] = [hs.probe_losses(h, data, _load_outputs(load_file, base / p))
                                 for p in req["probe_outputs"]]
-    except HarnessError as exc:  # the claim's outputs are unusable: a fact to report, not a crash
-        result["invalid"] = str(exc)
+        except HarnessError as exc:
+            result["probe_invalid"] = str(exc)
     return result
 
 

@@ -48,6 +48,7 @@ import time
 ANSWER_CAP = 1 << 20  # bytes of a child's answer kept; the rest is drained and dropped
 LOG_NAME = "worker.log"
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_DUMPABLE = 4
 
 
 def warm() -> int:
@@ -82,6 +83,9 @@ def warm() -> int:
 
 def _set_limits(limits: dict) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # No POSIX message queues: they would outlive the request in the sandbox's IPC
+    # namespace (System V objects are swept instead; /dev/shm is read-only).
+    resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
     if limits.get("cpu_seconds"):
         cpu = int(limits["cpu_seconds"])  # soft < hard: SIGXCPU names the violation
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
@@ -329,6 +333,12 @@ def main(argv: list[str]) -> int:
         return 2
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans of a child come back to us
+    # Not dumpable: a child (claim code, same uid) can neither ptrace this process nor read or
+    # write its memory (process_vm_*), so it cannot change what the next child is forked from.
+    # Children inherit it, so they cannot reach each other either.
+    if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        print("replay zygote: prctl(PR_SET_DUMPABLE, 0) failed", file=sys.stderr)
+        return 3
     warm_ms = warm()
     _emit({"ready": True, "pid": os.getpid(), "warm_ms": warm_ms})
     for line in sys.stdin:

@@ -26,8 +26,9 @@ SOURCES = ("pydoc_data",)  # importable data the sandbox must not show to claim 
 
 VOCAB = 128
 BLOCK = 64
-EVAL_CHARS = 16384  # 256 windows of 64
-PROBE_CHARS = 2048  # per split, for the verifier's suspicion probe
+EVAL_CHARS = 16384  # 256 windows of 64 scored characters each
+EVAL_STRIDE = 2 * BLOCK  # a window every 128 characters: 64 unseen characters between windows
+PROBE_CHARS = 2048  # per split, for the verifier's suspicion probe (32 windows of 64)
 VAL_FRACTION_DENOM = 10
 
 
@@ -49,13 +50,18 @@ def load(paths):
     return {name: _codes(p) for name, p in paths.items()}
 
 
-def _windows(seq: torch.Tensor, chars: int) -> tuple[torch.Tensor, torch.Tensor]:
-    n = min(chars, len(seq) - 1) // BLOCK
-    return seq[: n * BLOCK].view(n, BLOCK), seq[1 : n * BLOCK + 1].view(n, BLOCK)
+def _windows(seq: torch.Tensor, chars: int, stride: int = BLOCK) -> tuple[torch.Tensor, torch.Tensor]:
+    """``chars // BLOCK`` windows of BLOCK inputs and their next-character targets, ``stride`` apart."""
+    n = min(chars // BLOCK, (len(seq) - 1 - BLOCK) // stride + 1)
+    starts = torch.arange(n) * stride
+    idx = starts[:, None] + torch.arange(BLOCK)[None, :]
+    return seq[idx], seq[idx + 1]
 
 
 def eval_batch(data):
-    return _windows(data["val"], EVAL_CHARS)
+    # Windows EVAL_STRIDE apart, not back to back: no row's inputs hold another row's targets
+    # (back to back, row r+1 starts with the target of row r's last position).
+    return _windows(data["val"], EVAL_CHARS, EVAL_STRIDE)
 
 
 def output_shape(inputs):
@@ -77,4 +83,4 @@ def probe_batches(data):
 
 def filler(data):
     """Held-out text that ``eval_batch`` does not use: the causality check's replacement inputs."""
-    return data["val"][EVAL_CHARS + 1 :]
+    return data["val"][(EVAL_CHARS // BLOCK) * EVAL_STRIDE + 1 :]
