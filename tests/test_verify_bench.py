@@ -21,7 +21,10 @@ def test_tiny_bench_detects_a_forged_jump_and_reports_every_figure(capsys):
     assert len(r["honest_probe_scores"]) == 4, "charlm has a probe: one score per segment"
     assert r["cost_per_verifier"] == c["check_s"] / c["train_s"] > 0
     assert c["replay_s"] >= c["replay_startup_s"] > 0
-    assert 0 < c["warm"]["replay_startup_s"] < c["replay_startup_s"], "the warm pool skips the start-up"
+    assert 0 < c["warm"]["replay_startup_s"] and 0 < c["replay_startup_s"]
+    # a fresh checker starts its zygotes (claim code's, the harness's) in its first requests, the
+    # harness's verdict before any replay; a warm pool has paid that already
+    assert c["eval_s"] > c["warm"]["eval_s"] + 1.0, "the warm pool skips the zygotes' start-up"
     # the final evaluation is in the cost: harness inputs, the claim's predictions, scoring and the
     # causality check on inputs spliced after the verifier's own cuts (one per eval row)
     assert c["eval_s"] > 0 and c["warm"]["eval_s"] >= c["warm"]["eval_harness_s"] > 0
