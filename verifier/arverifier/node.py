@@ -192,6 +192,9 @@ class VerifierNode:
                   "reason": v.reason, "seconds": round(seconds, 2)}
         if v.challenge:
             record["challenge"] = {"kind": v.challenge.kind, "segment": v.challenge.segment}
+        if v.measured_loss is not None:  # what the task's harness measured, and its causality check
+            record["measured_loss_micro"] = v.measured_loss
+            record["causality"] = v.causality
         report.decisions.append(record)
         log.info("claim %d: %s segments=%s %s (%.1fs)", v.claim_id, v.decision.upper(),
                  v.segments or (record.get("challenge") or {}).get("segment", "-"), v.reason, seconds)
