@@ -219,19 +219,6 @@ def _carry():
     ctypes.memmove(addr, marker, len(marker))
     return False
 
-
-_CARRIED = None
-
-
-def train_step(model, opt, batch, _honest=train_step):
-    global _CARRIED
-    if _CARRIED is None:
-        _CARRIED = _carry()
-    if _CARRIED:  # something survived from another request: this replay will not reproduce
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(1e-2)
-    return _honest(model, opt, batch)
 '''
 
 
@@ -245,15 +232,40 @@ def _remove_host_segment():
     libc.mq_unlink(b"/arledger-carrier")
 
 
+DIVERGE = r'''
+
+_SEEN_IT = None
+
+
+def train_step(model, opt, batch, _honest=train_step):
+    """Honest, unless {probe}() saw what it looks for: then the replay cannot reproduce."""
+    global _SEEN_IT
+    if _SEEN_IT is None and {when}:
+        _SEEN_IT = {probe}()
+    if _SEEN_IT:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1e-2)
+    return _honest(model, opt, batch)
+'''
+
+
+def _digits_with(tmp_path: Path, name: str, code: str, probe: str, when: str = "True") -> Path:
+    """The digits template whose train_step diverges once ``probe()`` (defined in ``code``) is true."""
+    exp = tmp_path / name
+    shutil.copytree(DIGITS, exp, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    (exp / "train.py").write_text((exp / "train.py").read_text() + code
+                                  + DIVERGE.replace("{probe}", probe).replace("{when}", when))
+    return exp
+
+
 def test_shared_memory_left_by_one_request_is_gone_for_the_next(tmp_path):
     from arledger.runner import replay
     from arledger.runner.replay_pool import ReplayPool
     from arverifier.sandbox import Sandbox
 
     store = open_store(f"embedded:{tmp_path / 'store'}")
-    exp = tmp_path / "carrier"
-    shutil.copytree(DIGITS, exp, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
-    (exp / "train.py").write_text((exp / "train.py").read_text() + SYSV_CARRIER)
+    exp = _digits_with(tmp_path, "carrier", SYSV_CARRIER, "_carry")
     _remove_host_segment()
     try:
         # trained in one process: the first step leaves the segment, later ones see only their own
@@ -293,19 +305,6 @@ def _attach_to_parent():
     libc.ptrace(17, parent, None, None)  # PTRACE_DETACH
     return True
 
-
-_ATTACHED = None
-
-
-def train_step(model, opt, batch, _honest=train_step):
-    global _ATTACHED
-    if _ATTACHED is None:
-        _ATTACHED = _attach_to_parent()
-    if _ATTACHED:  # it could have rewritten the zygote (the next request's code): diverge to say so
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(1e-2)
-    return _honest(model, opt, batch)
 '''
 
 
@@ -318,16 +317,10 @@ def test_claim_code_cannot_ptrace_the_zygote_it_was_forked_from(tmp_path):
     from arverifier.sandbox import Sandbox
 
     store = open_store(f"embedded:{tmp_path / 'store'}")
-    exp = tmp_path / "ptracer"
-    shutil.copytree(DIGITS, exp, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
-    (exp / "train.py").write_text((exp / "train.py").read_text() + PTRACER)
-    mp = pytest.MonkeyPatch()
-    # trained in-process: its parent is pytest's own parent, so keep the honest path there
-    src = (exp / "train.py").read_text().replace("    if _ATTACHED is None:\n",
-                                                 "    if _ATTACHED is None and 'replay_worker' in ' '.join(__import__('sys').argv):\n")
-    (exp / "train.py").write_text(src)
+    # trained in-process, where its parent is pytest's own: only a worker tries to attach
+    exp = _digits_with(tmp_path, "ptracer", PTRACER, "_attach_to_parent",
+                       when="'replay_worker' in ' '.join(__import__('sys').argv)")
     run = run_experiment(RunOptions(exp, tmp_path / "run", steps=1, segment_steps=1, seed=1), store=store)
-    mp.undo()
     box = Sandbox(Limits_for_test(), backend="bwrap")
     with box.pool_executor() as ex:
         job = replay(run.manifest, store=store, workdir=tmp_path / "sandboxed", executor=ex, harness_executor=ex)

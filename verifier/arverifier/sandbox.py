@@ -11,7 +11,7 @@ world on every verifier and nothing of the verifier itself:
       /opt/site       the verifier's site-packages (torch, safetensors, ...)
       /opt/src        arledger, arverifier, arstore
       /usr/lib/<arch> the C libraries, /lib and /lib64 as links
-      /proc/cpuinfo   the host's first CPU, once (torch reads it to pick its kernels)
+      /proc/cpuinfo   the host's first CPU, once per visible CPU (torch reads it to pick its kernels)
       /etc/passwd, /etc/group, /etc/hostname: fixed contents
       /dev            the minimal device set; /tmp empty and read-only
       /scratch        the only writable place: one request dir at a time

@@ -68,7 +68,7 @@ def harness_dir_of(experiment: Experiment) -> Path:
     """The harness an experiment names in experiment.json (relative to its directory)."""
     if not experiment.spec.harness:
         raise ExperimentError(f"{experiment.directory / 'experiment.json'}: names no 'harness'; "
-                              f"give the task (--task) or a harness dir (--harness)")
+                              f"give a harness dir (artrain run --harness DIR)")
     return experiment.directory / experiment.spec.harness
 
 

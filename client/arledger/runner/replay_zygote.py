@@ -7,7 +7,7 @@ step (1.5 s importing torch, 1.3 s for torch._dynamo, which the optimizer constr
 import), which alone made a 50-step replay cost 3x its training. The zygote pays that
 once: it imports torch and the runner, builds a throw-away optimizer on a one-element
 tensor (so torch._dynamo is loaded) and runs a tiny single-threaded forward/backward,
-then forks a child per request. The child is exactly today's worker (``_run(req)`` of
+then forks a child per request. The child is exactly the worker (``run_request(req, base)`` of
 ``arledger.runner.replay_worker``), started from a process that has never seen claim
 code, never trained, and never started an intra-op thread pool; it sets its own limits
 after the fork, so one request's hostile code dies alone.
