@@ -261,3 +261,58 @@ def train_step(model, opt, batch):
     world.close_windows()
     assert world.ledger.claim_state(sub["claim_id"]) == "Accepted"
     assert world.events("ClaimChallenged", claimId=sub["claim_id"]) == []
+
+
+# -- compute smuggling: code that does more work than the task's budget (arledger.runner.budget).
+# Its replays reproduce its bits; only the verifiers' own count of the work catches it.
+
+def test_four_updates_per_counted_step_are_slashed(world, task, honest_loss):
+    from arledger.attacks import extra_updates_per_step
+
+    run = _run(world, _variant(world, "x4-updates", extra_updates_per_step), "x4-updates")
+    assert _manifest_loss(run) < honest_loss - 0.05, "four updates per step buy a lower number"
+    # the trainer's own tools refuse it before any gas...
+    head = world.ledger.block_number()
+    out = world.artrain("submit", run, "--task", task, "--store", world.store_spec, "--dev-account", 2, "--json",
+                        ok=False)
+    assert out.exit_code != 0 and "budget.flops_per_step" in out.output, out.output
+    assert world.ledger.block_number() == head, "refused before any transaction"
+    # ...so the cheater strips the work report from its manifest; the verifiers count for themselves
+    _strip_work(world, run)
+    sub = _caught(world, run, trainer=2, kind="Segment")
+    assert sub["claim_id"] > 0
+
+
+def test_training_inside_build_is_slashed(world, task, honest_loss):
+    from arledger.attacks import train_inside_build
+
+    run = _run(world, _variant(world, "build-trains", lambda s: train_inside_build(s, 100)), "build-trains")
+    assert _manifest_loss(run) < honest_loss - 0.05, "a head start before step 0 buys a lower number"
+    _strip_work(world, run)
+    _caught(world, run, trainer=6, kind="Artifact")
+
+
+def test_a_start_that_is_not_the_seeds_is_slashed(world, task, honest_loss):
+    import torch
+    from safetensors.torch import load_file
+
+    from arledger.attacks import pretrained_start
+
+    out = world.tmp / "runs" / "pretrained"
+    out.mkdir(parents=True)  # the cheater's weights, next to its run: the honest run's final ones
+    torch.save(load_file(str(world.tmp / "runs" / "honest" / "final.safetensors")), out / "pretrained.pt")
+    run = _run(world, _variant(world, "pretrained", pretrained_start), "pretrained")
+    assert _manifest_loss(run) < honest_loss - 0.05, "starting from trained weights buys a lower number"
+    _caught(world, run, trainer=7, kind="Artifact")
+
+
+def _strip_work(world, run: Path) -> None:
+    """The cheater's rewrite: a manifest without its work report, re-pinned (a well-formed one)."""
+    import dataclasses
+
+    from arledger import checkpoint, manifest as mf
+
+    m = mf.load(run / "manifest.json")
+    data = mf.dumps(dataclasses.replace(m, work={}))
+    checkpoint.atomic_write(run / "manifest.json", data)
+    open_store(world.store_spec).add_bytes(data)

@@ -1,5 +1,7 @@
 """Segment sampling: deterministic from chain data, distinct per verifier, suspicious first."""
 
+import pytest
+
 from arverifier.sampling import (SamplingPolicy, most_suspicious, sample_segments, suspicion_scores,
                                  verifier_seed)
 
@@ -47,3 +49,64 @@ def test_late_jump_beats_the_naturally_large_first_segments():
     assert max(suspicion_scores(honest)) < 1.0 < suspicion_scores(forged)[7]
     for i in range(1, 20):
         assert 7 in sample_segments(9, f"0x{i:040x}", SEED, 8, forged).segments
+
+
+def test_segment0_is_scored_against_the_extrapolated_decay():
+    honest = [0.0868, 0.0577, 0.0472, 0.0405, 0.0382, 0.0360, 0.0351, 0.0339]  # charlm, 16 x 25 steps
+    jump0 = [0.1386, 0.0408, 0.0355, 0.0368, 0.0346, 0.0339, 0.0344, 0.0345]  # 3x the steps in segment 0
+    jump2 = [0.0555, 0.0316, 0.0671, 0.0223]  # forged segment 2 must not inflate segment 0
+    assert suspicion_scores(honest)[0] < 1.0 < suspicion_scores(jump0)[0]
+    assert max(range(8), key=lambda i: suspicion_scores(jump0)[i]) == 0
+    assert max(range(4), key=lambda i: suspicion_scores(jump2)[i]) == 2
+    assert suspicion_scores([0.1, 0.05])[0] == 0.0, "fewer than 3 segments: no extrapolation"
+
+
+# charlm, 16 x 25: a data-substituted segment 3 hides from growth (its update grows < 1 %)
+DSUB3 = [0.0861, 0.0527, 0.0473, 0.047, 0.0399, 0.036, 0.0339, 0.0327, 0.0329, 0.0335, 0.0342, 0.0358, 0.037,
+         0.0367, 0.0374, 0.0392]
+
+
+def test_later_verifiers_spread_around_what_earlier_confirmations_listed():
+    norms = [0.1] * 16
+    norms[6], norms[11], norms[2] = 0.9, 0.5, 0.3  # growth ranks: 6, then 11 (jump after 10), then 2
+    pol = SamplingPolicy(random_segments=2, suspicious_segments=1)
+    first = sample_segments(3, A, SEED, 16, norms, pol)
+    assert first.suspicious == (6,) and len(first.segments) == 3
+    second = sample_segments(3, B, SEED, 16, norms, pol, covered=first.segments)
+    assert second.suspicious != (6,) and not set(second.segments) & set(first.segments)
+    assert second.covered == first.segments
+    third = sample_segments(3, "0x" + "cc" * 20, SEED, 16, norms, pol, covered=first.segments + second.segments)
+    assert len(set(first.segments) | set(second.segments) | set(third.segments)) == 9, "9 distinct segments"
+    # everything covered: the picks fall back on all segments (the top one first again)
+    full = sample_segments(3, B, SEED, 4, [0.1, 0.1, 0.9, 0.1], SamplingPolicy(2, 1), covered=range(4))
+    assert full.suspicious == (2,) and len(full.segments) == 3
+
+
+def test_three_spread_verifiers_catch_a_growth_invisible_segment_more_often_than_independent_ones():
+    who = [f"0x{i:040x}" for i in (1, 2, 3)]
+    pol = SamplingPolicy(random_segments=2, suspicious_segments=1)
+    hits = {"spread": 0, "independent": 0}
+    trials = 300
+    for t in range(trials):
+        seed = t.to_bytes(32, "big")
+        covered: tuple = ()
+        spread, alone = set(), set()
+        for v in who:
+            s = sample_segments(9, v, seed, 16, DSUB3, pol, covered=covered)
+            covered += s.segments
+            spread |= set(s.segments)
+            alone |= set(sample_segments(9, v, seed, 16, DSUB3, pol).segments)
+        hits["spread"] += 3 in spread
+        hits["independent"] += 3 in alone
+    # spread: 9 distinct segments of 16 always (7 random among the 15 non-top): ~0.47+; independent overlap
+    assert len(spread) == 9
+    assert hits["spread"] > hits["independent"], hits
+    assert hits["spread"] / trials > 0.4, hits
+
+
+def test_legacy_probe_and_fused_settings_only_add_random_picks():
+    pol = SamplingPolicy(random_segments=1, suspicious_segments=1, probe_segments=1, suspicion="fused")
+    s = sample_segments(7, A, SEED, 16, DSUB3, pol)
+    assert len(s.random) == 2 and s.suspicious == sample_segments(7, A, SEED, 16, DSUB3, SamplingPolicy(0, 1)).suspicious
+    with pytest.raises(ValueError, match="suspicion: 'loss'"):
+        SamplingPolicy(suspicion="loss")

@@ -138,3 +138,66 @@ def legacy_in_process_loss(run_dir) -> float:
             targets = all_targets[i : i + 64]  # noqa: F841 - in this frame, where a forward can look
             outputs.append(session.model(inputs[i : i + 64]))
     return h.module.metrics(torch.cat(outputs), all_targets)[h.metric]
+
+
+# -- compute smuggling: dishonest train.py sources (edits of the charlm template) ------------------
+#
+# These are not segment trainers: the code itself does more work than the task's budget, so
+# its replay reproduces the trainer's bits exactly, and only counting the work catches it
+# (arledger.runner.budget). Each takes the template's train.py source and returns the cheat's.
+
+_CHARLM_STEP = '''def train_step(model, opt, batch):
+    x, y = batch
+    loss = F.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss.item()'''
+_CHARLM_BUILD = "    return model, opt\n"
+
+
+def _edit(src: str, old: str, new: str) -> str:
+    if old not in src:
+        raise ValueError(f"attack: the train.py source has no {old.splitlines()[0]!r}")
+    return src.replace(old, new, 1)
+
+
+def extra_updates_per_step(src: str, updates: int = 4) -> str:
+    """``train_step`` makes ``updates`` optimizer updates per counted step (more work, same steps)."""
+    body = _CHARLM_STEP.replace("def train_step(model, opt, batch):", "def _one_update(model, opt, batch):")
+    return _edit(src, _CHARLM_STEP, body + f"\n\n\ndef train_step(model, opt, batch):\n"
+                 f"    for _ in range({updates}):\n        loss = _one_update(model, opt, batch)\n    return loss")
+
+
+def train_inside_build(src: str, steps: int = 100) -> str:
+    """``build()`` trains ``steps`` steps before step 0 (a head start the step budget does not see)."""
+    head_start = (f"    for i in range({steps}):  # a head start, before the runner counts step 0\n"
+                  f"        g = torch.Generator().manual_seed(i)\n"
+                  f"        train_step(model, opt, batch(data, g, i))\n"
+                  f"    return model, opt\n")
+    return _edit(src, _CHARLM_BUILD, head_start)
+
+
+def pretrained_start(src: str, path: str = "pretrained.pt") -> str:
+    """``build()`` loads weights trained elsewhere when the trainer's file is there (it is not in the
+    pinned code, so a verifier's rebuild gets the seed's random init: checkpoint 0 is not the seed's)."""
+    load = (f"    import os\n"
+            f"    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', {path!r})\n"
+            f"    if os.path.exists(here):  # on the trainer's disk only\n"
+            f"        model.load_state_dict(torch.load(here))\n"
+            f"    return model, opt\n")
+    return _edit(src, _CHARLM_BUILD, load)
+
+
+def hidden_from_the_counter(src: str, updates: int = 8) -> str:
+    """``train_step`` makes ``updates`` extra updates with torch's dispatch modes switched off, so a
+    FLOP counter in the process never sees them: the kernel-measured CPU backstop must."""
+    body = _CHARLM_STEP.replace("def train_step(model, opt, batch):", "def _one_update(model, opt, batch):")
+    return _edit(src, _CHARLM_STEP, body + (
+        "\n\n\ndef train_step(model, opt, batch):\n"
+        "    from torch.utils._python_dispatch import _disable_current_modes\n"
+        "    with _disable_current_modes():  # no mode (a counter) sees this\n"
+        f"        for _ in range({updates}):\n"
+        "            _one_update(model, opt, batch)\n"
+        "    return _one_update(model, opt, batch)"))

@@ -70,6 +70,7 @@ class Manifest:
     final_weights_cid: str
     evaluation: Evaluation
     timings: dict[str, int]
+    work: dict[str, int] = field(default_factory=dict)  # what the trainer counted (runner.budget)
 
     @property
     def segments(self) -> int:
@@ -87,6 +88,8 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["boundaries"] = [asdict(b) for b in self.boundaries]
+        if not d["work"]:
+            del d["work"]  # a manifest from before work was counted keeps its bytes
         return d
 
     def to_bytes(self) -> bytes:

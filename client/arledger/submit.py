@@ -100,7 +100,7 @@ def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_i
     m = mf.load(run_dir / "manifest.json")
     task = ledger.task(task_id)
     spec = taskspec.fetch(store, task.spec_digest)
-    problems = taskspec.problems_with(m, spec)
+    problems = taskspec.problems_with(m, spec) + taskspec.kernel_problems(m, spec)
     if problems:
         raise SubmitError(f"run {run_dir} does not meet task {task_id}: " + "; ".join(problems))
     if parent_id is None:

@@ -7,7 +7,7 @@ A task request (``artrain task create --spec FILE``) is a small JSON file::
       "name": "charlm-pydoc", "description": "...",
       "steps": 400, "segment_steps": 25, "threads": 1,
       "verification": {"mode": "exact"},
-      "sampling": {"random_segments": 1, "suspicious_segments": 1, "probe_segments": 0, "suspicion": "fused"},
+      "sampling": {"random_segments": 2, "suspicious_segments": 1, "suspicion": "growth"},
       "min_improvement": 0.01,                            # metric units (bits per char)
       "terms": {"reward": "1eth", "pool": "3eth", "verifier_fee": "0.01eth",
                 "min_trainer_stake": "0.1eth", "min_verifier_stake": "0.5eth",

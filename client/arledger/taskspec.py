@@ -63,6 +63,18 @@ class TaskSpec:
         return self.steps // self.segment_steps
 
     @property
+    def work_budget(self):
+        """The budget as ``arledger.runner.budget.Budget`` (fields an older spec lacks: unlimited)."""
+        from arledger.runner.budget import Budget
+
+        return Budget.from_dict(self.budget)
+
+    @property
+    def cpu_kernels(self) -> str | None:
+        """The kernel set every party runs with (arledger.runner.kernels); None in older specs."""
+        return self.environment.get("cpu_kernels")
+
+    @property
     def harness_cid(self) -> str:
         return str(self.harness["cid"])
 
@@ -134,9 +146,9 @@ def publish(store: Any, spec: TaskSpec) -> str:
 
 # -- building a spec from an experiment directory ------------------------------------------
 
-# 1 random pick + 1 suspicious pick ranked by update growth fused with the claim's loss
-# probe (arverifier.sampling; figures in docs/verification.md)
-DEFAULT_SAMPLING = {"random_segments": 1, "suspicious_segments": 1, "probe_segments": 0, "suspicion": "fused"}
+# per verifier: 2 random picks + 1 suspicious pick ranked by update growth, spread across the
+# claim's verifiers (arverifier.sampling; the trade-off curve in docs/verification.md)
+DEFAULT_SAMPLING = {"random_segments": 2, "suspicious_segments": 1, "suspicion": "growth"}
 DEFAULT_LIMITS = Limits().to_dict()
 
 
@@ -144,13 +156,18 @@ def build_taskspec(experiment_dir: Path, store: Any, *, name: str | None = None,
                    steps: int | None = None, segment_steps: int | None = None, threads: int = 1,
                    verification: dict | None = None, sampling: dict | None = None,
                    limits: dict | None = None, min_improvement: float = 0.001,
-                   baseline_loss: float | None = None, harness_dir: Path | None = None) -> TaskSpec:
+                   baseline_loss: float | None = None, harness_dir: Path | None = None,
+                   budget: dict | None = None, cpu_kernels: str | None = None) -> TaskSpec:
     """Pin the baseline code, the harness and its data set, measure the baseline, return the spec.
 
     ``harness_dir`` defaults to the harness the baseline's experiment.json names.
     ``baseline_loss`` defaults to the harness's metric of the untrained baseline model
     (seed 0): the first claim must beat an honest starting point, not a number someone typed.
+    ``budget``: work limits that override the ones measured on the baseline (``measure_work``).
+    ``cpu_kernels``: the kernel set every party runs with [default: ``kernels.DEFAULT_PIN``];
+    this process must run it (the baseline's numbers are measured here).
     """
+    from arledger.runner import kernels
     from arledger.harness import load_harness
     from arledger.runner import artifacts, determinism
     from arledger.runner.experiment import load_experiment
@@ -158,6 +175,11 @@ def build_taskspec(experiment_dir: Path, store: Any, *, name: str | None = None,
     from arledger.runner.session import Session
 
     exp = load_experiment(experiment_dir)
+    pin = cpu_kernels or kernels.DEFAULT_PIN
+    try:
+        kernels.ensure(pin)
+    except ArledgerError as exc:
+        raise TaskSpecError(str(exc)) from None
     steps = steps or exp.spec.default_steps
     segment_steps = segment_steps or exp.spec.default_segment_steps or steps
     if not steps:
@@ -173,9 +195,10 @@ def build_taskspec(experiment_dir: Path, store: Any, *, name: str | None = None,
         harness_cid = str(store.add_dir(hdir))
         h = load_harness(hdir)
         datasets = artifacts.build_datasets(h, store)
+        train = artifacts.fetch_datasets({k: c for k, c in datasets.items() if k in h.train_splits},
+                                         store, Path(tmp) / "data")
+        work = measure_work(code, train, int(segment_steps), threads)
         if baseline_loss is None:
-            train = artifacts.fetch_datasets({k: c for k, c in datasets.items() if k in h.train_splits},
-                                             store, Path(tmp) / "data")
             held = artifacts.fetch_datasets({k: c for k, c in datasets.items() if k not in h.train_splits},
                                             store, Path(tmp) / "heldout")
             weights = Path(tmp) / "baseline.safetensors"
@@ -195,9 +218,9 @@ def build_taskspec(experiment_dir: Path, store: Any, *, name: str | None = None,
         "experiment": {"name": exp.spec.name, "metric": h.metric},
         "datasets": datasets,
         "evaluation": {"metric": h.metric, "units": h.units, "lower_is_better": True, "scale": MICRO},
-        "budget": {"steps": int(steps), "segment_steps": int(segment_steps)},
+        "budget": {"steps": int(steps), "segment_steps": int(segment_steps), **work, **(budget or {})},
         "environment": {"torch": env["torch"], "device": env["device"], "threads": int(threads),
-                        "deterministic": True},
+                        "deterministic": True, "cpu_kernels": pin},
         "verification": verification or {"mode": "exact"},
         "sampling": sampling or dict(DEFAULT_SAMPLING),
         "limits": lim.to_dict(),
@@ -205,6 +228,34 @@ def build_taskspec(experiment_dir: Path, store: Any, *, name: str | None = None,
         "baseline_loss_micro": int(round(baseline_loss * MICRO)),
     }
     return validate_dict(d)
+
+
+def measure_work(code: Path, train: dict[str, Path], segment_steps: int, threads: int) -> dict[str, Any]:
+    """The baseline's work, counted here (the reference environment), and the budget it implies:
+    FLOPs per step x ``budget.FLOPS_HEADROOM``; start-up FLOPs: the baseline's or one step's,
+    whichever is more; the CPU backstop: one baseline segment's CPU time, calibrated
+    (``budget.calibrate_cpu``); parameters x ``PARAMS_HEADROOM``; the code-size default."""
+    import math
+    import time
+
+    from arledger import checkpoint
+    from arledger.runner import budget as bd
+    from arledger.runner.experiment import load_experiment
+    from arledger.runner.session import Session
+
+    session = Session(load_experiment(code), train, 0, threads, count_startup=True)
+    session.train_steps(1, count=1)
+    step_flops = max(1, session.max_step_flops)
+    cpu0 = time.process_time()
+    session.train_steps(segment_steps)
+    segment_cpu = time.process_time() - cpu0
+    params = bd.param_count(checkpoint.model_params(session.capture()))
+    flops_per_step = math.ceil(bd.FLOPS_HEADROOM * step_flops)
+    return {"flops_per_step": flops_per_step,
+            "startup_flops": max(int(session.startup_flops or 0), flops_per_step),
+            "cpu_seconds_per_segment": bd.calibrate_cpu(segment_cpu, bd.FLOPS_HEADROOM),
+            "max_params": bd.PARAMS_HEADROOM * params,
+            "max_code_bytes": max(bd.CODE_BYTES_DEFAULT, 2 * bd.code_bytes(code))}
 
 
 # -- does a run meet the task? -------------------------------------------------------------
@@ -226,8 +277,40 @@ def problems_with(manifest: Any, spec: TaskSpec) -> list[str]:
     if manifest.experiment.get("metric") != spec.experiment["metric"]:
         out.append(f"metric: run reports {manifest.experiment.get('metric')!r}, "
                    f"task uses {spec.experiment['metric']!r}")
+    out += manifest_budget_problems(manifest, spec)
     env = manifest.environment
     for key in ("torch", "device", "threads"):
         if env.get(key) != spec.environment[key]:
             out.append(f"environment.{key}: run used {env.get(key)!r}, task requires {spec.environment[key]!r}")
     return out
+
+
+def manifest_budget_problems(manifest: Any, spec: TaskSpec) -> list[str]:
+    """What the run's own count of its work (``manifest.work``) says against the budget: a run
+    that reports more than the task allows is refused by its trainer before any gas and
+    challenged by verifiers (who count again, for themselves, when they replay)."""
+    b = spec.work_budget
+    work = dict(getattr(manifest, "work", {}) or {})
+    out = b.static_problems(work.get("params"), work.get("code_bytes"))
+    if b.flops_per_step is not None and work.get("step_flops_max", 0) > b.flops_per_step:
+        out.append(f"budget.flops_per_step: a step of the run counted {work['step_flops_max']} FLOPs, "
+                   f"the task allows {b.flops_per_step}")
+    if b.startup_flops is not None and work.get("startup_flops", 0) > b.startup_flops:
+        out.append(f"budget.startup_flops: build() counted {work['startup_flops']} FLOPs, "
+                   f"the task allows {b.startup_flops}")
+    return out
+
+
+def kernel_problems(manifest: Any, spec: TaskSpec) -> list[str]:
+    """A run trained under another kernel set than the task pins: verifiers would abstain on it
+    (their replays cannot reproduce it), so its trainer refuses to submit it. Not a verifier's
+    inconsistency: an honest run on another kernel set is abstained on, never challenged."""
+    from arledger.runner import kernels
+
+    if spec.cpu_kernels is None:
+        return []
+    have = dict(manifest.environment.get("kernels") or {})
+    if have != kernels.env_for(spec.cpu_kernels):
+        return [f"environment.kernels: the run was trained with {have or 'no kernel switches'}, the task pins "
+                f"cpu_kernels {spec.cpu_kernels!r} (artrain run --cpu-kernels {spec.cpu_kernels})"]
+    return []

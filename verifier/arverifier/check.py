@@ -4,19 +4,27 @@ The order is cheapest first, and the first failure decides:
 
 1. the manifest: fetched by the digest on chain, validated (schema, size, Merkle root);
 2. its consistency with the claim (task, trainer, code CID, root, segment count, loss)
-   and with the TaskSpec (budget, segment length, data CIDs, metric, environment);
-3. the environment: in ``exact`` mode a verifier whose environment differs from the
-   claim's abstains instead of accusing anyone;
+   and with the TaskSpec (budget, segment length, data CIDs, metric, environment,
+   and the run's own work report against the budget);
+3. the environment: a verifier whose CPU cannot run the task's kernel set
+   (``arledger.runner.kernels``), or, in ``exact`` mode, whose environment under that
+   set differs from the claim's, abstains instead of accusing anyone;
 4. every checkpoint: available and hashing to its h_i (also gives the update norms
-   for the suspicious-segment picks);
-5. the task harness's verdict on the model (``arledger.runner.replay.assess``): the
+   for the suspicious-segment picks); the static budget counted here: the code's size
+   and checkpoint 0's parameters (over: an ``Artifact`` challenge of boundary 0);
+5. the start: checkpoint 0 rebuilt from the seed by the claim's own ``build()`` in the
+   sandbox, FLOPs counted (``rebuild_start``): another state, or a build() over the
+   start-up budget, is an ``Artifact`` challenge of boundary 0;
+6. the task harness's verdict on the model (``arledger.runner.replay.assess``): the
    final weights evaluated (the claim's model predicts on held-out inputs in a
    sandboxed process that has the training split only, the harness validates and
    scores the outputs in another) with the causality check on inputs spliced after
-   cuts drawn from this verifier's own seed (``check_seed``), and, if the task's
-   sampling asks for probe picks, the harness's loss probe of every checkpoint; two
-   harness requests in all, and before any replay because it is cheaper than one;
-6. the sampled segments, replayed in the sandbox from checkpoint i.
+   cuts drawn from this verifier's own seed (``check_seed``);
+7. the sampled segments (``arverifier.sampling``: growth measured here, spread around
+   what earlier confirmations listed), replayed in the sandbox from checkpoint i with
+   every step's FLOPs counted and the request's CPU time measured by the kernel: a
+   segment that does not reproduce, or reproduces from more work than the budget, is a
+   ``Segment`` challenge.
 
 Nothing here sends a transaction; ``arverifier.node`` turns the verdict into one.
 """
@@ -36,12 +44,12 @@ from typing import Any
 from arledger import checkpoint, manifest as mf, merkle, taskspec
 from arledger.errors import ArledgerError, ManifestError
 from arledger.errors import ArtifactMismatch as _ArtifactMismatch
-from arledger.runner import determinism
+from arledger.runner import budget, determinism, kernels
 from arledger.runner.execution import Executor
-from arledger.runner.replay import (ArtifactSource, Replay, ReplayError, assess, evaluate_final,
-                                    probe_checkpoints, replay_segment)
+from arledger.runner.replay import (ArtifactSource, Replay, ReplayError, assess, evaluate_final, rebuild_start,
+                                    replay_segment)
 from arstore.errors import StoreError
-from arverifier.sampling import SamplingPolicy, probe_scores, sample_segments
+from arverifier.sampling import SamplingPolicy, sample_segments
 from arverifier.sandbox import Sandbox
 
 log = logging.getLogger("arverify.check")
@@ -67,6 +75,7 @@ class ClaimInfo:
     num_segments: int
     claimed_loss: int  # micro-units
     seed: bytes
+    covered: tuple[int, ...] = ()  # segments earlier confirmations listed (sampling spreads around them)
 
 
 @dataclass
@@ -134,7 +143,28 @@ class ClaimChecker:
     # -- the pieces ------------------------------------------------------------------
 
     def sandbox(self, spec: taskspec.TaskSpec) -> Sandbox:
-        return Sandbox(spec.sandbox_limits(), backend=self.sandbox_backend, hidden_sources=spec.hidden_sources)
+        return Sandbox(spec.sandbox_limits(), backend=self.sandbox_backend, hidden_sources=spec.hidden_sources,
+                       kernel_env=kernels.env_for(spec.cpu_kernels))
+
+    @staticmethod
+    def environment_of(m: mf.Manifest, spec: taskspec.TaskSpec) -> dict:
+        """The environment this verifier's sandboxed runs have for this claim: the task's kernel
+        pin and the capability torch gets under it here (asked of a fresh interpreter, cached)."""
+        return determinism.environment(int(m.environment["threads"]), kernels=spec.cpu_kernels)
+
+    @staticmethod
+    def kernel_abstention(spec: taskspec.TaskSpec, mine: dict) -> str:
+        """Why this verifier cannot run the task's kernel set ("" if it can)."""
+        pin = spec.cpu_kernels
+        if pin is not None and mine["cpu_capability"] != kernels.expected_capability(pin):
+            return (f"this CPU cannot run the task's kernel set {pin!r} (torch runs {mine['cpu_capability']} "
+                    f"under its switches)")
+        return ""
+
+    def budget_problems(self, src: ArtifactSource, m: mf.Manifest, spec: taskspec.TaskSpec) -> list[str]:
+        """The static budget, counted here: the code's size and checkpoint 0's parameters."""
+        params = budget.param_count(checkpoint.model_params(src.checkpoint(0).read_bytes()))
+        return spec.work_budget.static_problems(params, budget.code_bytes(src.code_dir()))
 
     def check_seed(self, info: ClaimInfo) -> bytes:
         """This verifier's seed for the causality check: from the chain's seed, its address and
@@ -180,18 +210,14 @@ class ClaimChecker:
             prev = cur
         return norms
 
-    def probe(self, r: Replay) -> list[float] | None:
-        """Per-segment loss-probe scores (``sampling.probe_scores``) from the harness's probe, or
-        None when the harness has none or the claim's model fails it: the sampler then turns
-        the probe picks into random ones (disputes replay segments, not probes)."""
+    def start_verdict(self, r: Replay) -> str:
+        """"" if checkpoint 0 is what the claim's build() makes from its seed within the start-up
+        budget, else why not. A build() that fails in the sandbox is a start that is not the seed's."""
         try:
-            probes = probe_checkpoints(r)
-        except _ArtifactMismatch:
-            raise
+            res = rebuild_start(r)
         except ReplayError as exc:
-            log.warning("loss probe failed, probe picks become random picks: %s", exc)
-            return None
-        return probe_scores(probes) if probes is not None else None
+            return f"checkpoint 0 could not be rebuilt from the seed: {exc}"
+        return "" if res.ok else f"checkpoint 0: {res.detail}"
 
     def segment_challenge(self, m: mf.Manifest, i: int, observed: bytes) -> Challenge:
         leaves = mf.leaf_hashes(m.boundaries)
@@ -204,7 +230,7 @@ class ClaimChecker:
         start-up is paid once, not per request), or one sandboxed process per request when
         ``use_pool`` is off. Never the same pool for both: whatever a claim's child could do
         to its zygote cannot reach the process that scores it."""
-        key = (role, spec.sandbox_limits().key(), spec.hidden_sources, self.use_pool)
+        key = (role, spec.sandbox_limits().key(), spec.hidden_sources, spec.cpu_kernels, self.use_pool)
         if key not in self._executors:
             box = self.sandbox(spec)
             self._executors[key] = box.pool_executor() if self.use_pool else box.executor()
@@ -213,7 +239,8 @@ class ClaimChecker:
     def replay_of(self, m: mf.Manifest, spec: taskspec.TaskSpec, src: ArtifactSource) -> Replay:
         threads = int(m.environment["threads"])
         return Replay(m, src, self.executor(spec, "claim"), self.executor(spec, "harness"), threads, m.seed,
-                      spec.mode, spec.threshold, spec.sandbox_limits(), determinism.environment(threads))
+                      spec.mode, spec.threshold, spec.sandbox_limits(), self.environment_of(m, spec),
+                      budget=spec.work_budget)
 
     def close(self) -> None:
         """Stop the executors (their zygotes)."""
@@ -256,7 +283,10 @@ class ClaimChecker:
         if problems:
             raise challenge("manifest inconsistent: " + "; ".join(problems), Challenge("Artifact", 0))
 
-        mine = determinism.environment(int(m.environment["threads"]))
+        mine = self.environment_of(m, spec)
+        cannot = self.kernel_abstention(spec, mine)
+        if cannot:
+            return Verdict(cid, "abstain", cannot)
         diffs = determinism.differences(m.environment, mine)
         if spec.mode == "exact" and diffs:
             return Verdict(cid, "abstain", f"environment differs from the claim's: {', '.join(diffs)}")
@@ -268,18 +298,26 @@ class ClaimChecker:
             src.all_paths()
             src.harness_dir()
             norms = self.update_norms(src, m)
+            over = self.budget_problems(src, m, spec)
         except _ArtifactMismatch as exc:
             raise challenge(str(exc), Challenge("Artifact", exc.index))
         except StoreError as exc:
             raise challenge(f"artifact unavailable: {exc}", Challenge("Artifact", _boundary_of(exc, m)))
+        if over:  # the code or the model is larger than the task allows: an artifact the task refuses
+            raise challenge("budget: " + "; ".join(over), Challenge("Artifact", 0))
         fetch_s = time.perf_counter() - t
 
         policy = policy_of(spec)
         r = self.replay_of(m, spec, src)
         t = time.perf_counter()
-        try:  # the harness's evaluation (causality included) and its probe, in two harness requests
+        start = self.start_verdict(r)  # checkpoint 0 is build(seed), and build() stayed in budget
+        if start:
+            raise challenge(start, Challenge("Artifact", 0))
+        start_s = time.perf_counter() - t
+        t = time.perf_counter()
+        try:  # the harness's evaluation, causality included (two harness requests, one predict)
             weights = src.weights()
-            a = assess(r, weights, self.check_seed(info), probe=policy.needs_probe(m.segments))
+            a = assess(r, weights, self.check_seed(info), probe=False)
         except _ArtifactMismatch as exc:
             raise challenge(str(exc), Challenge("Artifact", exc.index))
         except StoreError as exc:
@@ -294,13 +332,9 @@ class ClaimChecker:
         if not _losses_agree(measured, info.claimed_loss, spec):
             raise challenge(f"final evaluation gives {measured}, claim says {info.claimed_loss}",
                             Challenge("FinalEvaluation", 0, observed=loss_to_bytes32(measured)))
-        if a.probe_problem and policy.needs_probe(m.segments):
-            log.warning("loss probe unusable, probe picks become random picks: %s", a.probe_problem)
-        probe = probe_scores(a.probes) if a.probes is not None else None
-        probe_s = a.seconds.get("probe", 0.0)
-        eval_s = assess_s - probe_s
+        eval_s = assess_s
 
-        sample = sample_segments(cid, self.verifier, info.seed, m.segments, norms, policy, probe=probe)
+        sample = sample_segments(cid, self.verifier, info.seed, m.segments, norms, policy, covered=info.covered)
         replays = []
         t = time.perf_counter()
         for i in sample.segments:
@@ -318,6 +352,10 @@ class ClaimChecker:
                 return Verdict(cid, "abstain", f"segment {i}: environment differs", replays=replays)
             if res.status == "artifact_mismatch":
                 raise challenge(res.detail, Challenge("Artifact", i))
+            if res.status == "over_budget":  # the claimed bits, from more work than allowed: no valid state
+                v = Verdict(cid, "challenge", f"segment {i}: {res.detail}",
+                            challenge=self.segment_challenge(m, i, ZERO32), replays=replays)
+                raise _Decided(v)
             if not res.ok:
                 observed = _hex_to_bytes(res.produced_hash) if res.produced_hash else ZERO32
                 v = Verdict(cid, "challenge", f"segment {i} does not reproduce: produced {res.produced_hash}, "
@@ -327,8 +365,8 @@ class ClaimChecker:
         replay_s = time.perf_counter() - t
         return Verdict(cid, "confirm", f"{len(sample.segments)} segment(s) reproduce; loss {measured} confirmed",
                        segments=list(sample.segments), measured_loss=measured, replays=replays,
-                       seconds={"fetch": round(fetch_s, 3), "probe": round(probe_s, 3), "replay": round(replay_s, 3),
-                                "eval": round(eval_s, 3)},
+                       seconds={"fetch": round(fetch_s, 3), "start": round(start_s, 3),
+                                "replay": round(replay_s, 3), "eval": round(eval_s, 3)},
                        causality=ev.causality)
 
     # -- a dispute -------------------------------------------------------------------
@@ -350,9 +388,11 @@ class ClaimChecker:
         problems = self.inconsistencies(m, info, spec)
         if problems:
             return "uphold", "; ".join(problems)
-        diffs = determinism.differences(m.environment, determinism.environment(int(m.environment["threads"])))
-        if spec.mode == "exact" and diffs and kind != "Artifact":
-            return "abstain", f"environment differs: {', '.join(diffs)}"
+        mine = self.environment_of(m, spec)
+        cannot = self.kernel_abstention(spec, mine)
+        diffs = determinism.differences(m.environment, mine)
+        if kind != "Artifact" and (cannot or (spec.mode == "exact" and diffs)):
+            return "abstain", cannot or f"environment differs: {', '.join(diffs)}"
         src = ArtifactSource(m, work, store=self.store)
         try:
             src.code_dir()
@@ -362,7 +402,16 @@ class ClaimChecker:
                 for i in range(m.segments + 1):
                     src.checkpoint(i)
                 src.weights()
-                return "dismiss", "every artifact is available and matches the manifest"
+                over = self.budget_problems(src, m, spec)
+                if over:
+                    return "uphold", "budget: " + "; ".join(over)
+                if cannot or (spec.mode == "exact" and diffs):  # the start's bits are only comparable here
+                    return "abstain", "every artifact is available; the start cannot be rebuilt here: " + (
+                        cannot or f"environment differs: {', '.join(diffs)}")
+                start = self.start_verdict(self.replay_of(m, spec, src))
+                if start:
+                    return "uphold", start
+                return "dismiss", "every artifact is available, within budget, and checkpoint 0 is the seed's"
             r = self.replay_of(m, spec, src)
             if kind == "Segment":
                 res = replay_segment(r, segment)
@@ -386,8 +435,8 @@ class ClaimChecker:
 
 
 def policy_of(spec: taskspec.TaskSpec) -> SamplingPolicy:
-    """The TaskSpec's sampling (``probe_segments`` and ``suspicion`` are optional: older
-    specs have neither, and mean no probe picks and growth-only suspicion)."""
+    """The TaskSpec's sampling (``probe_segments`` and ``suspicion`` are optional, and only
+    older specs have them: probe picks are made at random now, and suspicion is growth)."""
     smp = spec.sampling
     return SamplingPolicy(int(smp["random_segments"]), int(smp["suspicious_segments"]),
                           int(smp.get("probe_segments", 0)), str(smp.get("suspicion", "growth")))

@@ -290,7 +290,8 @@ def claim_info(ledger: Any, claim_id: int) -> ClaimInfo:
     ev = ledger.claim_revealed_event(claim_id)
     return ClaimInfo(claim_id=claim_id, task_id=c.task_id, trainer=c.trainer, parent_id=c.parent_id,
                      code_cid=ev.code_cid, manifest_digest=ev.manifest_digest, merkle_root=c.merkle_root,
-                     num_segments=c.num_segments, claimed_loss=c.claimed_loss, seed=c.seed)
+                     num_segments=c.num_segments, claimed_loss=c.claimed_loss, seed=c.seed,
+                     covered=ledger.confirmed_segments(claim_id))
 
 
 class _LedgerSource:

@@ -1,4 +1,5 @@
-"""Which segments a verifier replays: unpredictable to the trainer, auditable by anyone.
+"""Which segments a verifier replays: unpredictable to the trainer, auditable by anyone,
+and ranked only by what the verifier computes itself.
 
 Two kinds of picks (as in Proof-of-Learning):
 
@@ -17,28 +18,23 @@ Two kinds of picks (as in Proof-of-Learning):
   extrapolation of the next two updates, ``u_0 / (1.5 u_1 max(1, u_1 / u_2))``:
   honest decay steepens towards the random init (the plain extrapolation gives ~1.2
   on charlm: the margin keeps it below 1), a 3x jump there scores ~2-2.4. The decay
-  factor is floored at 1 so that a forged segment 2 (large u_2) cannot inflate it;
-- **probe** (loss-based): the claim's own ``probe(model, data)`` (an optional
-  train.py function, run in the sandbox on every checkpoint) gives the loss on a
-  fixed train slice and a fixed validation slice; segment i scores
-  ``(val_i - val_{i+1}) - (train_i - train_{i+1})``. A segment trained on validation
-  data drops the val loss far more than the train loss (+0.17..0.32 bits/char on
-  charlm, honest <= ~0.07), which the update size barely shows (+15 %). When the
-  experiment has no ``probe`` (or it fails), those picks become extra random picks,
-  so breaking the probe buys a cheater nothing.
+  factor is floored at 1 so that a forged segment 2 (large u_2) cannot inflate it.
 
-With ``suspicion="fused"`` (the TaskSpec default) and probe scores available, the
-suspicious picks rank segments by ``max(z_growth, z_probe)``: each signal as a robust
-z-score against the claim's own segments (median, 1.4826 x MAD; growth in log), so
-ONE pick serves both a forged jump (growth z 4-16) and a validation-trained segment
-(probe z 2.4-5.5; honest tops of either signal: z <= ~2) -- measured on charlm, 16
-segments (docs/verification.md). Below ``FUSED_MIN_SEGMENTS`` (8) segments a
-median/MAD over so few values is noise, and fused suspicion falls back to growth only
-(measured: 4 segments of 10 steps, a probe outlier outranked a 3x jump).
-``suspicion="growth"``: growth only, as before.
+**Nothing claim code computes ranks anything.** The checkpoints are bytes the verifier
+hashes and measures; the loss probe that used to rank segments (the model's loss on
+fixed slices, fused with growth) ran the claim's own model, so the claim chose its
+answers: a probe pointing at a decoy took detection of a forged segment from 1.00 to
+0.19 (issue "A budget the claim cannot stretch"). It is gone from sampling; a spec's
+``probe_segments`` are now extra random picks and ``suspicion: "fused"`` means growth.
 
-The picks are disjoint (suspicious, then probe, then random); ties in a score break
-by segment index.
+**Spread across verifiers** (``covered``): the segments that earlier confirmations of
+the same claim already listed (their ``ClaimConfirmed`` events) are skipped while any
+are left, so the second verifier takes the second most suspicious segment and random
+picks elsewhere, and three verifiers cover three suspicious segments, not one three
+times. Anyone can recompute a verifier's picks from the chain seed, its address and
+the confirmations before its own.
+
+Ties in a score break by segment index.
 """
 
 from __future__ import annotations
@@ -56,24 +52,18 @@ from eth_utils import keccak, to_checksum_address
 class SamplingPolicy:
     """How many segments one verifier replays (the TaskSpec may override these)."""
 
-    random_segments: int = 1  # picked from the chain seed
+    random_segments: int = 2  # picked from the chain seed
     suspicious_segments: int = 1  # largest growth of the parameter update
-    probe_segments: int = 0  # largest (val drop - train drop) of the loss probe
-    suspicion: str = "growth"  # "growth" | "fused" (growth and probe, robust z-scores)
+    probe_segments: int = 0  # older specs: picks now made at random (no claim-computed probe ranks)
+    suspicion: str = "growth"  # "growth"; "fused" (older specs) means growth too
 
     def __post_init__(self):
         if self.suspicion not in SUSPICION_MODES:
             raise ValueError(f"suspicion: {self.suspicion!r} is not one of {', '.join(SUSPICION_MODES)}")
 
     @property
-    def wants_probe(self) -> bool:
-        """Whether the verifier must run the claim's loss probe for these picks."""
-        return self.probe_segments > 0 or (self.suspicion == "fused" and self.suspicious_segments > 0)
-
-    def needs_probe(self, num_segments: int) -> bool:
-        """``wants_probe`` for a claim of ``num_segments`` (fused needs FUSED_MIN_SEGMENTS)."""
-        fused = self.suspicion == "fused" and self.suspicious_segments > 0 and num_segments >= FUSED_MIN_SEGMENTS
-        return self.probe_segments > 0 or fused
+    def random_picks(self) -> int:
+        return self.random_segments + self.probe_segments
 
 
 @dataclass(frozen=True)
@@ -82,11 +72,11 @@ class Sample:
     random: tuple[int, ...]
     suspicious: tuple[int, ...]
     verifier_seed: bytes
-    probe: tuple[int, ...] = ()
+    covered: tuple[int, ...] = ()  # what earlier confirmations listed (skipped while others are left)
 
     def as_dict(self) -> dict:
         return {"segments": list(self.segments), "random": list(self.random),
-                "suspicious": list(self.suspicious), "probe": list(self.probe),
+                "suspicious": list(self.suspicious), "covered": list(self.covered),
                 "verifier_seed": "0x" + self.verifier_seed.hex()}
 
 
@@ -113,8 +103,7 @@ def random_segments(vseed: bytes, num_segments: int, count: int,
     return picked
 
 
-SUSPICION_MODES = ("growth", "fused")
-FUSED_MIN_SEGMENTS = 8  # fewer: robust z-scores are noise, fused suspicion uses growth only
+SUSPICION_MODES = ("growth", "fused")  # "fused": older specs; growth only now
 SEGMENT0_MARGIN = 1.5  # honest u_0 exceeds the geometric extrapolation by ~20-30 %
 
 
@@ -144,53 +133,30 @@ def most_suspicious(update_norms: Sequence[float], count: int) -> list[int]:
     return _top(suspicion_scores(update_norms), count)
 
 
-def robust_z(values: Sequence[float]) -> list[float]:
-    """(x - median) / (1.4826 MAD) per value; a zero MAD counts as a tiny one."""
-    xs = [float(x) for x in values]
-    if not xs:
-        return []
-    med = statistics.median(xs)
-    mad = 1.4826 * statistics.median(abs(x - med) for x in xs)
-    scale = mad if mad > 0 else 1e-12
-    return [(x - med) / scale if math.isfinite(x) else math.inf for x in xs]
-
-
-def fused_scores(update_norms: Sequence[float], probe: Sequence[float]) -> list[float]:
-    """Per segment: max(robust z of log growth, robust z of the probe score)."""
-    growth = [math.log(g) if g > 0 else -math.inf if g == 0 else 0.0 for g in suspicion_scores(update_norms)]
-    finite = [g if math.isfinite(g) or g > 0 else min((x for x in growth if math.isfinite(x)), default=0.0)
-              for g in growth]
-    return [max(a, b) for a, b in zip(robust_z(finite), robust_z(probe))]
-
-
-def probe_scores(probes: Sequence[dict]) -> list[float]:
-    """Per segment i: (val_i - val_{i+1}) - (train_i - train_{i+1}) from the N+1 checkpoint probes."""
-    return [(a["val"] - b["val"]) - (a["train"] - b["train"]) for a, b in zip(probes, probes[1:])]
-
-
 def sample_segments(claim_id: int, verifier: str, seed: bytes, num_segments: int,
                     update_norms: Sequence[float] | None = None,
                     policy: SamplingPolicy = SamplingPolicy(),
-                    probe: Sequence[float] | None = None) -> Sample:
+                    covered: Sequence[int] = ()) -> Sample:
     """The segments ``verifier`` replays for ``claim_id``.
 
-    ``probe``: the per-segment ``probe_scores``; None (no probe available) turns the
-    policy's probe picks into random picks (and fused suspicion into growth only).
+    ``covered``: segments earlier confirmations of this claim listed; the suspicious
+    picks take the most suspicious segments outside it, the random picks avoid it,
+    each as long as enough segments are left (then they fall back on all of them).
     """
     if num_segments <= 0:
         raise ValueError("a claim has at least one segment")
     if update_norms is not None and len(update_norms) != num_segments:
         raise ValueError(f"{len(update_norms)} update norms for {num_segments} segments")
-    if probe is not None and len(probe) != num_segments:
-        raise ValueError(f"{len(probe)} probe scores for {num_segments} segments")
-    if update_norms and probe is not None and policy.suspicion == "fused" and num_segments >= FUSED_MIN_SEGMENTS:
-        suspicious = _top(fused_scores(update_norms, probe), policy.suspicious_segments)
-    else:
-        suspicious = most_suspicious(update_norms, policy.suspicious_segments) if update_norms else []
-    probed = _top(probe, policy.probe_segments, exclude=suspicious) if probe is not None else []
-    extra_random = policy.probe_segments if probe is None else 0
+    done = sorted({int(c) for c in covered if 0 <= int(c) < num_segments})
+    suspicious: list[int] = []
+    if update_norms:
+        scores = suspicion_scores(update_norms)
+        suspicious = _top(scores, policy.suspicious_segments, exclude=done)
+        if len(suspicious) < policy.suspicious_segments:  # everything is covered: rank them all again
+            suspicious += _top(scores, policy.suspicious_segments - len(suspicious), exclude=suspicious)
     vseed = verifier_seed(claim_id, verifier, seed)
-    rand = random_segments(vseed, num_segments, policy.random_segments + extra_random,
-                           exclude=suspicious + probed)
-    return Sample(tuple(sorted(set(rand) | set(suspicious) | set(probed))), tuple(rand), tuple(suspicious),
-                  vseed, tuple(probed))
+    want = policy.random_picks
+    rand = random_segments(vseed, num_segments, want, exclude=suspicious + done)
+    if len(rand) < want:  # fewer uncovered segments than picks: the rest from the covered ones
+        rand += random_segments(vseed, num_segments, want - len(rand), exclude=suspicious + rand)
+    return Sample(tuple(sorted(set(rand) | set(suspicious))), tuple(rand), tuple(suspicious), vseed, tuple(done))

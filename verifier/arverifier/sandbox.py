@@ -218,8 +218,16 @@ class Sandbox:
     """
 
     def __init__(self, limits: Limits | None = None, backend: str = "auto", hide: Sequence[Path] = (),
-                 hidden_sources: Sequence[str] = (), cpus: int = 1):
+                 hidden_sources: Sequence[str] = (), cpus: int = 1, kernel_env: Mapping[str, str] | None = None):
         self.limits = limits or Limits()
+        # the CPU kernel switches (arledger.runner.kernels), part of the fixed environment: the
+        # task's (the checker passes them); by default this process's own, so that a run made
+        # here replays here with the same bits
+        if kernel_env is None:
+            from arledger.runner.kernels import current_env
+
+            kernel_env = current_env()
+        self.kernel_env = dict(kernel_env)
         if backend == "auto":
             picked = available_backend()
             if picked is None:
@@ -334,7 +342,7 @@ class Sandbox:
         cmd += ["--bind", str(Path(scratch).resolve()), mount_at,
                 "--remount-ro", "/dev", "--remount-ro", "/tmp", "--remount-ro", "/",
                 "--chdir", chdir or mount_at]
-        for k, v in sorted(_inner_env(chdir or mount_at).items()):
+        for k, v in sorted({**_inner_env(chdir or mount_at), **self.kernel_env}.items()):
             cmd += ["--setenv", k, v]
         return cmd + self.inner_argv(argv)
 
@@ -433,7 +441,7 @@ class Sandbox:
 
     def _env(self, extra: Mapping[str, str] | None, scratch: Path) -> dict[str, str]:
         """The environment bwrap (which clears it) or the rlimit guard starts from."""
-        env = _scrubbed_env(extra, scratch)
+        env = _scrubbed_env({**self.kernel_env, **(extra or {})}, scratch)
         if self.backend == "rlimit":
             env["ARVERIFY_GUARD_HIDDEN"] = os.pathsep.join(str(p) for p in self.hidden_host_paths())
         return env
@@ -492,7 +500,7 @@ class SandboxExecutor(Executor):
     def _execute(self, directory: Path, req) -> dict:
         box = self.sandbox
         if req.limits is not None and req.limits != box.limits:
-            box = Sandbox(req.limits, box.backend, box.hide, box.hidden_sources, box.cpus)
+            box = Sandbox(req.limits, box.backend, box.hide, box.hidden_sources, box.cpus, box.kernel_env)
         # Only the request dir is bound (writable): nothing written here outlives the request.
         res = box.run(worker_argv(), scratch=directory, mount_at=f"{INNER_SCRATCH}/{directory.name}")
         return parse_answer(res.stdout, res.returncode, res.stderr, res.violation)

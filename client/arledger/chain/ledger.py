@@ -524,6 +524,14 @@ class Ledger:
         return RevealInfo(claim_id, cid_from_bytes(a["codeCid"]), bytes(a["manifestDigest"]),
                           bytes(a["commitment"]), ev.block_number, self.block_timestamp(ev.block_number), ev.tx_hash)
 
+    def confirmed_segments(self, claim_id: int) -> tuple[int, ...]:
+        """Every segment the claim's confirmations so far listed (ClaimConfirmed events), sorted:
+        the later verifiers' sampling spreads around them (arverifier.sampling)."""
+        topic_id = _hex(int(claim_id).to_bytes(32, "big"))
+        evs = self.events(self.deploy_block, self.block_number(), ["ClaimConfirmed"],
+                          topics=[self._event_topic("ClaimConfirmed"), topic_id])
+        return tuple(sorted({int(s) for ev in evs for s in ev.args["segments"]}))
+
     def find_reveal(self, commitment: bytes, trainer: str) -> Event:
         wanted = _b32(commitment, "commitment")
         topic_trainer = _hex(bytes(12) + bytes.fromhex(to_checksum_address(trainer)[2:]))

@@ -31,14 +31,19 @@ rp = importlib.import_module("arledger.runner.replay")
 @click.option("--trainer", help="Trainer address (0x...) bound into the manifest.")
 @click.option("--hypothesis", default="", help="What this run tests (lab notebook).")
 @click.option("--notes", default="", help="Free-form notes (lab notebook).")
+@click.option("--cpu-kernels", type=click.Choice(["default", "avx2", "avx512", "none"]), default="avx2",
+              show_default=True, help="The CPU kernel set the task pins (its environment.cpu_kernels); "
+              "'none' for a task that pins none.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of a progress bar.")
 def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, harness_dir, task_id, parent,
-        trainer, hypothesis, notes, as_json):
+        trainer, hypothesis, notes, cpu_kernels, as_json):
     """Train EXPERIMENT_DIR in deterministic segments, checkpoint and pin every boundary, evaluate
     the final weights with the task harness, write the manifest.
 
     train.py is handed the harness's training splits only; the metric is the harness's.
     Re-running the same command after a crash resumes from the last checkpoint.
+    The run counts its work (parameters, code size, build() and per-step FLOPs) into the
+    manifest; `artrain submit` refuses a run over the task's budget before any gas.
 
     \b
     Examples:
@@ -48,7 +53,11 @@ def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, ha
     opts = loop.RunOptions(experiment_dir=experiment_dir, out=out, steps=steps, segment_steps=segment_steps,
                            seed=seed, threads=threads, store_spec=store_spec, harness_dir=harness_dir,
                            task_id=task_id, parent=parent,
-                           trainer=trainer, hypothesis=hypothesis, notes=notes)
+                           trainer=trainer, hypothesis=hypothesis, notes=notes,
+                           cpu_kernels=None if cpu_kernels == "none" else cpu_kernels)
+    from arledger.runner import kernels
+
+    kernels.ensure(opts.cpu_kernels, reexec=True)  # before any tensor work: the bits depend on it
     if as_json:
         result = loop.run_experiment(opts)
     else:
@@ -70,13 +79,20 @@ def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, ha
         "metric": m.evaluation.metric, "value": m.evaluation.value, "value_micro": m.evaluation.value_micro,
         "metrics": {k: v / 1e6 for k, v in m.evaluation.metrics_micro.items()},
         "final_weights_cid": m.final_weights_cid, "code_cid": m.code_cid,
-        "resumed_from": result.resumed_from, "timings_ms": m.timings,
+        "resumed_from": result.resumed_from, "timings_ms": m.timings, "work": m.work,
+        "cpu_kernels": opts.cpu_kernels,
     }
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))
     else:
         click.echo(f"{m.evaluation.metric} = {m.evaluation.value:.6f}  ({m.segments} segments, root {m.merkle_root[:18]}...)")
         click.echo(f"manifest {result.manifest_path}  cid {result.manifest_cid}")
+        from arledger.runner.budget import fmt_flops
+
+        w = m.work
+        click.echo(f"work: {w.get('params')} params, {w.get('code_bytes')} code bytes, build() "
+                   f"{fmt_flops(w.get('startup_flops'))} FLOPs, largest counted step {fmt_flops(w.get('step_flops_max'))} "
+                   f"FLOPs ({w.get('counted_steps')} steps counted)")
 
 
 @click.command("replay")
@@ -103,6 +119,10 @@ def replay(ref, segments, all_segments, do_eval, threads, threshold, store_spec,
       artrain replay bafkrei... --segment 0 --threads 2 --tolerance 0.01
     """
     manifest, run_dir = rp.load_manifest_ref(ref, store_spec=store_spec)
+    from arledger.runner import kernels
+
+    # replay workers inherit this process's kernel switches: the ones the run recorded
+    kernels.ensure(kernels.pin_of(dict(manifest.environment.get("kernels") or {})), reexec=True)
     idx = list(range(manifest.segments)) if all_segments else list(segments)
     if not idx and not do_eval:
         raise click.UsageError("give --segment i, --all or --evaluate")

@@ -16,7 +16,8 @@ import sys
 import torch
 
 # Fields of the environment that must be equal for an `exact` replay to be meaningful.
-EXACT_KEYS = ("torch", "device", "threads", "deterministic", "python_impl", "machine", "cpu_capability")
+EXACT_KEYS = ("torch", "device", "threads", "deterministic", "python_impl", "machine", "cpu_capability", "kernels")
+NO_PIN = object()  # environment(): the kernel set of this process, not of a pinned child
 
 
 def configure(threads: int) -> None:
@@ -70,8 +71,18 @@ def seed_step(seed: int, step: int) -> None:
     torch.manual_seed(derive_seed(seed, "step", step))
 
 
-def environment(threads: int, device: str = "cpu") -> dict:
-    """The environment record stored in the manifest (strings and ints only)."""
+def environment(threads: int, device: str = "cpu", kernels=NO_PIN) -> dict:
+    """The environment record stored in the manifest (strings and ints only).
+
+    ``kernels``: the environment of a child started with that kernel pin
+    (arledger.runner.kernels; None: no switches) instead of this process's own.
+    """
+    from arledger.runner import kernels as kn
+
+    if kernels is NO_PIN:
+        switches, capability = kn.current_env(), torch.backends.cpu.get_cpu_capability()
+    else:
+        switches, capability = kn.env_for(kernels), kn.capability_under(kernels)
     return {
         "python": platform.python_version(),
         "python_impl": sys.implementation.name,
@@ -80,8 +91,10 @@ def environment(threads: int, device: str = "cpu") -> dict:
         "machine": platform.machine(),
         "device": device,
         "threads": int(threads),
-        # the kernel set torch picked (DEFAULT, AVX2, AVX512): another one computes other bits
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        # the kernel set torch picked (DEFAULT, AVX2, AVX512) and the switches that pinned torch's,
+        # MKL's and oneDNN's: another set computes other bits (docs/kernels.md)
+        "cpu_capability": capability,
+        "kernels": switches,
         "deterministic": {
             "use_deterministic_algorithms": True,
             "cudnn_deterministic": True,

@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -69,10 +70,13 @@ class WorkRequest:
 
 @dataclass(frozen=True)
 class Done:
-    """A finished run: the worker's answer (claim code's word: check it) and its directory."""
+    """A finished run: the worker's answer (claim code's word: check it), its directory, and
+    ``cpu_s``: the CPU time of the whole process tree as the kernel accounted it to the parent
+    (never claim code's word; None where the executor cannot measure it)."""
 
     answer: dict
     directory: Path
+    cpu_s: float | None = None
 
     def file(self, name: str) -> Path:
         return self.directory / name
@@ -95,9 +99,16 @@ class Executor:
         directory = self._fresh_dir(req.label)
         try:
             stage(req, directory, copy=self.copy_inputs)
-            yield Done(self._execute(directory, req), directory)
+            cpu0 = self._cpu_clock()
+            answer = self._execute(directory, req)
+            cpu1 = self._cpu_clock()
+            yield Done(answer, directory, None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 3))
         finally:
             self._discard(directory)
+
+    def _cpu_clock(self) -> float | None:
+        """CPU seconds of this executor's reaped workers so far (a parent's view, rusage)."""
+        return _children_cpu()
 
     def _fresh_dir(self, label: str) -> Path:
         root = self.root()
@@ -137,6 +148,13 @@ def stage(req: WorkRequest, directory: Path, *, copy: bool) -> None:
         else:
             shutil.copyfile(src, dest)
     (directory / REQUEST_FILE).write_text(json.dumps(dict(req.body), sort_keys=True))
+
+
+def _children_cpu() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def _remove(path: Path) -> None:
@@ -185,6 +203,9 @@ class InProcessExecutor(Executor):
     """The worker's code in this process: for code the caller trusts (a harness it runs anyway)."""
 
     kind = "in-process"
+
+    def _cpu_clock(self) -> float:  # the code runs here: this process's own CPU time
+        return time.process_time()
 
     def __init__(self, root: Path | None = None):
         self._root = Path(root) if root else Path(tempfile.mkdtemp(prefix="arledger-inproc-"))
@@ -264,6 +285,9 @@ class PoolExecutor(Executor):
 
     def _discard(self, directory: Path) -> None:
         self.pool.wipe()
+
+    def _cpu_clock(self) -> float | None:
+        return self.pool.cpu_s  # the zygote's account of its reaped children
 
     def _execute(self, directory: Path, req: WorkRequest) -> dict:
         return self.pool.run(directory, req.limits)

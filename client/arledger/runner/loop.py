@@ -28,7 +28,7 @@ from typing import Callable
 
 from arledger import checkpoint, manifest as mf
 from arledger.errors import ExperimentError
-from arledger.runner import artifacts, determinism
+from arledger.runner import artifacts, determinism, kernels
 from arledger.harness import load_harness
 from arledger.runner.experiment import load_experiment
 from arledger.runner.session import Session
@@ -40,7 +40,7 @@ SegmentTrainer = Callable[[Session, int, int, Callable | None], None]
 
 
 def train_segment_honestly(session: Session, i: int, k: int, on_step: Callable | None) -> None:
-    session.train_steps(k, on_step=on_step)
+    session.train_steps(k, on_step=on_step, count=1)  # the first step's FLOPs: the run's work report
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ class RunOptions:
     trainer: str | None = None
     hypothesis: str = ""
     notes: str = ""
+    cpu_kernels: str | None = "avx2"  # the task's kernel pin (arledger.runner.kernels); None: none
 
 
 @dataclass
@@ -106,6 +107,7 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
     exp = load_experiment(opts.experiment_dir)
     steps, k = _budget(opts, exp.spec.default_steps, exp.spec.default_segment_steps)
     _check_claim_fields(opts)
+    kernels.ensure(opts.cpu_kernels)
     store = store or artifacts.open_store(opts.store_spec)
     out.mkdir(parents=True, exist_ok=True)
     (out / "manifest.json").unlink(missing_ok=True)  # a re-run invalidates the old result
@@ -121,7 +123,7 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
     heldout_paths = artifacts.fetch_datasets({k: c for k, c in dataset_cids.items() if k not in train_cids},
                                              store, out / "heldout")
 
-    session = Session(load_experiment(code_dir), train_paths, opts.seed, opts.threads)
+    session = Session(load_experiment(code_dir), train_paths, opts.seed, opts.threads, count_startup=True)
     params = {
         "code_cid": code_cid, "harness_cid": harness_cid, "datasets": dataset_cids, "seed": opts.seed, "steps": steps,
         "segment_steps": k, "threads": opts.threads,
@@ -181,6 +183,7 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
         evaluation=mf.Evaluation(metric=metric, value_micro=mf.to_micro(metrics[metric]),
                                  metrics_micro={n: mf.to_micro(v) for n, v in sorted(metrics.items())}),
         timings=dict(sorted(timings.items())),
+        work=_work(session, code_dir),
     )
     data = mf.dumps(m)
     manifest_path = out / "manifest.json"
@@ -189,6 +192,16 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
     store.pin(manifest_cid)
     (out / "progress.json").unlink(missing_ok=True)
     return RunResult(m, manifest_path, manifest_cid, resumed_from, timings)
+
+
+def _work(session: Session, code_dir: Path) -> dict[str, int]:
+    """What this run counted (arledger.runner.budget): verifiers count it again when they replay.
+    A resumed run counted only the segments it trained after the resume."""
+    from arledger.runner import budget
+
+    return {"params": budget.param_count(checkpoint.model_params(session.capture())),
+            "code_bytes": budget.code_bytes(code_dir), "startup_flops": int(session.startup_flops or 0),
+            "step_flops_max": int(session.max_step_flops), "counted_steps": int(session.counted_steps)}
 
 
 def _write_progress(out: Path, params: dict, boundaries: list, timings: dict) -> None:

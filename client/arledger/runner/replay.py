@@ -38,6 +38,7 @@ from arledger import checkpoint, manifest as mf
 from arledger.errors import ArtifactMismatch, ManifestError, ReplayError
 from arledger.runner import artifacts as art, determinism
 from arledger.runner.execution import Done, Executor, InProcessExecutor, SubprocessExecutor, WorkRequest
+from arledger.runner.budget import Budget
 from arledger.runner.limits import Limits
 from arledger.runner.loop import ckpt_path
 
@@ -57,6 +58,8 @@ class ReplayResult:
     wall_s: float = 0.0
     work_s: float = 0.0
     detail: str = ""
+    flops: int | None = None  # counted in the replay (claim process: its word)
+    cpu_s: float | None = None  # the request's CPU time as the executor's parent measured it
 
     @property
     def ok(self) -> bool:
@@ -183,6 +186,7 @@ class Replay:
     threshold: float | None = None
     limits: Limits | None = None
     environment: dict | None = None
+    budget: Budget | None = None  # the task's compute budget: replays count FLOPs and CPU against it
 
     def __post_init__(self):
         if self.mode not in ("exact", "tolerance"):
@@ -221,7 +225,7 @@ class Replay:
 def replay(manifest: mf.Manifest, *, run_dir: Path | None = None, store: Any = None,
            store_spec: str | None = None, workdir: Path | None = None, executor: Executor | None = None,
            harness_executor: Executor | None = None, threads: int | None = None, mode: str = "exact",
-           threshold: float | None = None, limits: Limits | None = None) -> Replay:
+           threshold: float | None = None, limits: Limits | None = None, budget: Budget | None = None) -> Replay:
     """A ``Replay`` with the trainer's defaults: a fresh worker process per request for claim
     code, the harness in this process, files from ``run_dir`` or fetched by CID."""
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="arledger-replay-"))
@@ -229,7 +233,7 @@ def replay(manifest: mf.Manifest, *, run_dir: Path | None = None, store: Any = N
     threads = threads or int(manifest.environment["threads"])
     return Replay(manifest, ArtifactSource(manifest, work, run_dir, store, store_spec),
                   executor or SubprocessExecutor(), harness_executor or InProcessExecutor(),
-                  threads, manifest.seed, mode, threshold, limits)
+                  threads, manifest.seed, mode, threshold, limits, budget=budget)
 
 
 @dataclass(frozen=True)
@@ -293,7 +297,8 @@ def replay_segment(r: Replay, i: int) -> ReplayResult:
         start = r.files.checkpoint(i)
     except ArtifactMismatch as exc:
         return ReplayResult(i, "artifact_mismatch", expected, None, detail=str(exc))
-    body, inputs = r._claim_body("segment", start="start.safetensors", steps=m.segment_steps, out="out.safetensors")
+    body, inputs = r._claim_body("segment", start="start.safetensors", steps=m.segment_steps, out="out.safetensors",
+                                 count_flops=r.budget is not None)
     inputs["start.safetensors"] = start
     t0 = time.perf_counter()
     with r.executor.run(WorkRequest(f"segment-{i:04d}", body, inputs, r.limits)) as done:
@@ -301,12 +306,16 @@ def replay_segment(r: Replay, i: int) -> ReplayResult:
         out = _keep(done, "out.safetensors", r.files.workdir / "replays")
         work_ms = done.answer.get("work_ms")
         work_s = work_ms / 1000 if isinstance(work_ms, (int, float)) else 0.0
+        flops, cpu_s = done.answer.get("flops"), done.cpu_s
     try:
         produced = checkpoint.file_state_hash(out)  # the file is what counts, not the worker's word
         diffs = determinism.differences(m.environment, r.environment)
         common = dict(wall_s=round(wall, 3), work_s=round(work_s, 3), environment_differences=diffs,
-                      threshold=r.threshold)
+                      threshold=r.threshold, flops=flops if isinstance(flops, int) else None, cpu_s=cpu_s)
+        over = r.budget.segment_problem(flops, cpu_s) if r.budget is not None else ""
         if produced == expected:
+            if over:  # the right bits, from more work than the task allows
+                return ReplayResult(i, "over_budget", expected, produced, detail=over, **common)
             return ReplayResult(i, "match", expected, produced, distance=0.0 if r.mode == "tolerance" else None, **common)
         try:
             claimed = r.files.checkpoint(i + 1)
@@ -320,6 +329,49 @@ def replay_segment(r: Replay, i: int) -> ReplayResult:
         return ReplayResult(i, status, expected, produced, distance=dist, **common)
     finally:
         out.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class StartResult:
+    """Checkpoint 0 rebuilt from the seed by the claim's own build(): equal to h_0, within budget?"""
+
+    status: str  # match | mismatch | over_budget
+    expected_hash: str
+    produced_hash: str
+    flops: int | None = None
+    cpu_s: float | None = None
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "match"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def rebuild_start(r: Replay) -> StartResult:
+    """Run the claim's ``load_data`` + ``build()`` from the run's seed (FLOPs counted) and compare
+    the state it makes with the claimed checkpoint 0: a start that is not the seed's (a model
+    trained elsewhere, then published as step 0) does not match; one trained inside build()
+    matches but spends more than the task's start-up budget."""
+    m = r.manifest
+    expected = m.boundaries[0].state_hash
+    body, inputs = r._claim_body("build", out="start.safetensors")
+    with r.executor.run(WorkRequest("build", body, inputs, r.limits)) as done:
+        out = _keep(done, "start.safetensors", r.files.workdir / "replays")
+        flops, cpu_s = done.answer.get("flops"), done.cpu_s
+    try:
+        produced = checkpoint.file_state_hash(out)
+    finally:
+        out.unlink(missing_ok=True)
+    flops = flops if isinstance(flops, int) and not isinstance(flops, bool) else None
+    if produced != expected:
+        return StartResult("mismatch", expected, produced, flops, cpu_s,
+                           f"checkpoint 0 is not what build() makes from seed {m.seed}: "
+                           f"rebuilt {produced}, claimed {expected}")
+    over = r.budget.startup_problem(flops, cpu_s) if r.budget is not None else ""
+    return StartResult("over_budget" if over else "match", expected, produced, flops, cpu_s, over)
 
 
 def normalized_distance(produced: Path, claimed: Path, start: Path) -> float:

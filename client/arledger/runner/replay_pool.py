@@ -68,6 +68,7 @@ class ReplayPool:
         self.startup_s: float | None = None  # of the first zygote: what a verifier pays once
         self.restarts = 0
         self.served = 0
+        self.cpu_s = 0.0  # CPU of every request served, as the zygote measured it (rusage)
         self._proc: subprocess.Popen | None = None
         self._buf = b""
         self._eof = False
@@ -191,6 +192,8 @@ class ReplayPool:
                 why = f"replay zygote: crashed ({_how(proc)}) while serving the request"
             raise ReplayError(self._restart(why))
         self.served += 1
+        if isinstance(reply.get("cpu_ms"), int):
+            self.cpu_s += reply["cpu_ms"] / 1000
         return _answer(reply)
 
     # -- plumbing ------------------------------------------------------------------------

@@ -6,7 +6,10 @@
 the request dir, which is the worker's working directory):
 
     {"mode": "segment", "code": "code", "data": {split: path}, "seed": int, "threads": int,
-     "start": "start.safetensors", "steps": int, "out": "out.safetensors"}
+     "start": "start.safetensors", "steps": int, "out": "out.safetensors", "count_flops": bool}
+        -> {"flops": FLOPs of every step (arledger.runner.budget) when count_flops}
+    {"mode": "build", "code", "data", "seed", "threads", "out": "start.safetensors"}
+        -> checkpoint 0 as build() makes it from the seed, {"flops": start-up FLOPs}
     {"mode": "predict", "code", "data", "seed", "threads", "inputs": "inputs.safetensors",
      "models": ["m0.safetensors", ...], "kind": "checkpoint" | "weights"}
         -> writes outputs-<j>.safetensors: {input name: model(input)} per model j
@@ -37,23 +40,30 @@ def run_request(req: dict, base: Path) -> dict:
     mode = req.get("mode")
     if mode == "harness":
         return _harness(req, base)
-    if mode not in ("segment", "predict"):
-        raise ValueError(f"mode: {mode!r} is not segment, predict or harness")
+    if mode not in ("segment", "predict", "build"):
+        raise ValueError(f"mode: {mode!r} is not segment, predict, build or harness")
     from arledger import checkpoint
     from arledger.runner.experiment import load_experiment
     from arledger.runner.session import Session
 
     exp = load_experiment(base / req["code"])
-    session = Session(exp, {k: base / v for k, v in req["data"].items()}, req["seed"], req["threads"])
+    session = Session(exp, {k: base / v for k, v in req["data"].items()}, req["seed"], req["threads"],
+                      count_startup=mode == "build")
     startup_ms = int((time.perf_counter() - T0) * 1000)
     t0 = time.perf_counter()
+    if mode == "build":  # checkpoint 0 as this code builds it from the seed, and what that cost
+        data = session.capture()
+        checkpoint.atomic_write(base / req["out"], data)
+        return {"ok": True, "flops": session.startup_flops, "startup_ms": startup_ms}
     if mode == "segment":
         start = base / req["start"]
         session.restore(start.read_bytes(), req["start"])
-        session.train_steps(int(req["steps"]))
+        steps = int(req["steps"])
+        session.train_steps(steps, count=steps if req.get("count_flops") else 0)
         data = session.capture()
         checkpoint.atomic_write(base / req["out"], data)
         return {"ok": True, "state_hash": checkpoint.state_hash(data), "step": session.step,
+                "flops": session.counted_flops if req.get("count_flops") else None,
                 "startup_ms": startup_ms, "work_ms": int((time.perf_counter() - t0) * 1000)}
     _predict(session, req, base)
     return {"ok": True, "models": len(req["models"]), "startup_ms": startup_ms,

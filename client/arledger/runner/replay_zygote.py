@@ -255,6 +255,7 @@ def classify(answer: dict | None, sig: int | None, log: str) -> str | None:
 def serve_one(msg: dict, guard: str | None) -> dict:
     """Fork a child for one request, wait for it within its wall clock, clean up after it."""
     t0 = time.perf_counter()
+    cpu0 = _children_cpu()
     limits = msg.get("limits") or {}
     wall = limits.get("wall_seconds")
     deadline = time.monotonic() + float(wall) if wall else None
@@ -311,7 +312,15 @@ def serve_one(msg: dict, guard: str | None) -> dict:
         detail = (answer or {}).get("error") or (log.strip().splitlines() or ["no output"])[-1][:300]
     return {"id": msg.get("id"), "answer": answer, "violation": violation, "exit": code,
             "signal": signal.Signals(sig).name if sig else None, "detail": detail,
-            "child_ms": int((time.perf_counter() - t0) * 1000)}
+            "child_ms": int((time.perf_counter() - t0) * 1000),
+            # the kernel's account of the request's whole (reaped) process tree: the caller's
+            # compute backstop (arledger.runner.budget), never the child's own report
+            "cpu_ms": int(round((_children_cpu() - cpu0) * 1000))}
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def _emit(obj: dict) -> None:
