@@ -9,26 +9,29 @@
 Three figures, each against its target (docs/verification.md discusses them):
 
 - ``cost_per_verifier``: one verifier's work on an honest claim (``ClaimChecker.check``:
-  fetch + hash every checkpoint + update norms, the harness's loss probe when the
-  sampling needs it, the sampled replays in the sandbox, the final evaluation: the
-  harness makes the held-out inputs, the claim's model predicts on them and on the
-  inputs spliced after this verifier's own cuts, the harness scores and checks
-  causality, every step in the sandbox) over the claim's training time (the manifest's
-  ``train_ms``). Target <= 0.25. The breakdown (fetch / probe / replay / eval / rest,
-  and the replays' process start-up vs work) comes with it.
+  fetch + hash every checkpoint + update norms + the static budget, the rebuild of
+  checkpoint 0 from the seed, the final evaluation: the harness makes the held-out
+  inputs, the claim's model predicts on them and on the inputs spliced after this
+  verifier's own cuts, the harness scores and checks causality; then the sampled
+  replays with every step's FLOPs counted, every step in the sandbox) over the claim's
+  training time (the manifest's ``train_ms``). Target <= 0.25. The breakdown (fetch /
+  start / eval / replay / rest, and the replays' process start-up vs work) comes with it.
 - ``detection``: for each attack in ``arledger.attacks`` a few forged runs (different
   seeds, random forged positions) are trained for real; each trial draws a fresh random
   32-byte chain seed, claim id and 3 verifier addresses and asks whether at least one
   verifier's sample (``sampling.sample_segments`` with the update norms measured from the
-  forged checkpoints by ``ClaimChecker.update_norms``, and the loss-probe scores of
-  ``probe_checkpoints``: the claim's model on the task harness's probe slices, scored
-  by the harness, both in a sandboxed pool) contains a forged segment. That
+  forged checkpoints by ``ClaimChecker.update_norms``; the verifiers check in turn, each
+  spreading around the earlier ones' confirmations) contains a forged segment. That
   membership shortcut is then CONFIRMED on real replays: for a detecting trial of each
   forged run ``ClaimChecker.check`` must challenge a forged segment (exact mode), and for
   one missing trial (if any) it must confirm. Targets: >= 0.95 for ``forged_jump`` and
   ``data_substitution`` with three verifiers; ``spread_small`` is reported.
+- ``adversary`` (``bench.adversary``): the adaptive adversary's curves of loss gained
+  against detection, naive and adaptive, the cheater's expected value at the default
+  stake and reward, and the sampling trade-off. Targets: every forgery that gains the
+  task's epsilon detected with p >= 0.95; every expected value negative.
 - ``latency_s``: on a real anvil, from the reveal transaction's receipt to the verifier's
-  confirm/challenge receipt, minus the probe + replay + evaluation time its verdict reports
+  confirm/challenge receipt, minus the start + replay + evaluation time its verdict reports
   (``replay_eval_s``), with
   a ``VerifierNode`` (confirmations=0) polling every ``--poll-interval`` seconds in its own
   thread, as ``arverify watch`` does. Target <= 5 s.
@@ -53,13 +56,11 @@ from pathlib import Path
 from typing import Any
 
 TARGETS = {"cost_per_verifier": 0.25, "detect_forged_jump": 0.95, "detect_data_substitution": 0.95,
-           "latency_s": 5.0}
+           "adversary_min_p": 0.95, "latency_s": 5.0}
 VERIFIERS = 3
 TRAINER = "0x" + "7a" * 20
 TASK_ID = 1
-ALTERNATIVE_POLICIES = ((1, 1, 0, "growth"), (2, 1, 0, "growth"), (3, 1, 0, "growth"), (1, 0, 1, "growth"),
-                        (1, 1, 1, "growth"), (1, 1, 0, "fused"), (2, 1, 0, "fused"),
-                        (1, 2, 0, "fused"))  # (random, suspicious, probe, suspicion)
+ALTERNATIVE_POLICIES = ((1, 1), (2, 1), (3, 1), (2, 2), (4, 1))  # (random, suspicious) per verifier
 
 
 @dataclass
@@ -71,7 +72,6 @@ class ForgedRun:
     manifest: Any
     manifest_cid: str
     norms: list[float]
-    probe: list[float] | None = None  # sampling.probe_scores of the run
 
     def summary(self) -> dict:
         from arverifier.sampling import suspicion_scores
@@ -83,8 +83,6 @@ class ForgedRun:
         out = {"seed": self.seed, "forged": list(self.forged), "loss_micro": self.manifest.evaluation.value_micro,
                "update_norms": [round(u, 5) for u in self.norms], "forged_norm_ranks": ranks(self.norms),
                "forged_growth_ranks": ranks(suspicion_scores(self.norms))}
-        if self.probe is not None:
-            out.update(probe_scores=[round(x, 4) for x in self.probe], forged_probe_ranks=ranks(self.probe))
         return out
 
 
@@ -121,17 +119,8 @@ def _job(result: Any, spec: Any, executor: Any, work: Path):
     from arledger.runner.replay import replay
 
     return replay(result.manifest, run_dir=result.manifest_path.parent, workdir=work, executor=executor,
-                  harness_executor=executor, mode=spec.mode, threshold=spec.threshold, limits=spec.sandbox_limits())
-
-
-def _probe(result: Any, spec: Any, executor: Any, work: Path) -> list[float] | None:
-    """The loss-probe scores a verifier computes (the harness's probe slices through every
-    checkpoint, claim model and harness in the sandboxed pool)."""
-    from arledger.runner.replay import probe_checkpoints
-    from arverifier.sampling import probe_scores
-
-    probes = probe_checkpoints(_job(result, spec, executor, work))
-    return probe_scores(probes) if probes is not None else None
+                  harness_executor=executor, mode=spec.mode, threshold=spec.threshold, limits=spec.sandbox_limits(),
+                  budget=spec.work_budget)
 
 
 def _attack_hook(attack: str, rng: random.Random, segments: int):
@@ -163,7 +152,10 @@ def detection_trials(runs: list[ForgedRun], trials: int, rng: random.Random, pol
         r = runs[ri]
         seed, claim_id = rng.randbytes(32), rng.randrange(1, 1 << 32)
         who = [_random_address(rng) for _ in range(VERIFIERS)]
-        samples = [sample_segments(claim_id, v, seed, len(r.norms), r.norms, policy, probe=r.probe) for v in who]
+        samples, covered = [], ()
+        for v in who:  # in turn: each spreads around the confirmations before its own
+            samples.append(sample_segments(claim_id, v, seed, len(r.norms), r.norms, policy, covered=covered))
+            covered += samples[-1].segments
         caught = [bool(set(s.segments) & set(r.forged)) for s in samples]
         hit3 += any(caught)
         hit1 += caught[0]
@@ -210,11 +202,11 @@ def _startup_s(replays: list[dict]) -> float:
 
 
 def _warm_pool_cost(checker: Any, spec: Any, result: Any, segments: list[int], base: Path,
-                    check_seed: bytes, probe: bool = True) -> dict:
+                    check_seed: bytes) -> dict:
     """The checker's own path through a warm sandboxed zygote (start-up paid once per node):
-    ``assess`` (harness inputs, the probe of every checkpoint, the evaluation and the
-    causality check, harness scores) then the replays."""
-    from arledger.runner.replay import assess, replay_segment
+    the rebuild of checkpoint 0, ``assess`` (harness inputs, the evaluation and the
+    causality check, harness scores) then the replays, FLOPs counted."""
+    from arledger.runner.replay import assess, rebuild_start, replay_segment
 
     t = time.perf_counter()
     with checker.sandbox(spec).pool_executor() as ex:
@@ -222,11 +214,14 @@ def _warm_pool_cost(checker: Any, spec: Any, result: Any, segments: list[int], b
         started = time.perf_counter() - t
         job = _job(result, spec, ex, base / "warm-work")
         t = time.perf_counter()
-        a = assess(job, job.files.weights(), check_seed, probe=probe)
-        assess_s = time.perf_counter() - t
+        start = rebuild_start(job)
+        start_s = time.perf_counter() - t
+        if not start.ok:
+            raise RuntimeError(f"warm-pool rebuild of the honest run's start failed: {start}")
+        t = time.perf_counter()
+        a = assess(job, job.files.weights(), check_seed, probe=False)
+        eval_s = time.perf_counter() - t
         ev = a.evaluation
-        probe_s = a.seconds.get("probe", 0.0)
-        eval_s = assess_s - probe_s
         t = time.perf_counter()
         reps = [replay_segment(job, i) for i in segments]
         replay_s = time.perf_counter() - t
@@ -234,13 +229,13 @@ def _warm_pool_cost(checker: Any, spec: Any, result: Any, segments: list[int], b
         raise RuntimeError(f"warm-pool replay of the honest run failed: {[r.status for r in reps]}")
     if not ev.ok or not (ev.causality or {}).get("checked"):
         raise RuntimeError(f"warm-pool evaluation of the honest run failed: {ev.problem or ev.causality}")
-    return {"warm": {"pool_start_s": round(started, 3), "probe_s": round(probe_s, 3), "replay_s": round(replay_s, 3),
+    return {"warm": {"pool_start_s": round(started, 3), "start_s": round(start_s, 3), "replay_s": round(replay_s, 3),
                      "eval_s": round(eval_s, 3), "eval_harness_s": ev.wall_s,
                      "replay_startup_s": round(_startup_s([r.to_dict() for r in reps]), 3)}}
 
 
 def measure_latency(spec_req: dict, run_dir: Path, store: Any, base: Path, poll_interval: float) -> dict:
-    """A real anvil: reveal -> the verifier's confirm/challenge receipt, minus its probe + replay + eval time."""
+    """A real anvil: reveal -> the verifier's confirm/challenge receipt, minus its start + replay + eval time."""
     from eth_account import Account
 
     from arledger import tasks
@@ -298,7 +293,7 @@ def measure_latency(spec_req: dict, run_dir: Path, store: Any, base: Path, poll_
             raise RuntimeError(f"verifier node did not act on claim {sub.claim_id}: {acted.get('error', 'timeout')}")
         v = verdicts[-1]
         raw = acted["at"] - t_reveal
-        work = v.seconds.get("probe", 0.0) + v.seconds.get("replay", 0.0) + v.seconds.get("eval", 0.0)
+        work = v.seconds.get("start", 0.0) + v.seconds.get("replay", 0.0) + v.seconds.get("eval", 0.0)
         return {"claim_id": sub.claim_id, "action": acted["action"], "poll_interval_s": poll_interval,
                 "reveal_to_action_s": round(raw, 3), "replay_eval_s": round(work, 3),
                 "fetch_s": v.seconds.get("fetch"), "latency_s": round(raw - work, 3), "gas": acted.get("gas")}
@@ -308,7 +303,8 @@ def measure_latency(spec_req: dict, run_dir: Path, store: Any, base: Path, poll_
 
 def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, segment_steps: int | None = None,
         seed: int = 20240601, latency: bool = True, confirm_misses: bool = True, poll_interval: float = 1.0,
-        attacks: tuple[str, ...] = ("forged_jump", "data_substitution", "spread_small")) -> dict:
+        attacks: tuple[str, ...] = ("forged_jump", "data_substitution", "spread_small"),
+        adversary: bool = True, adversary_quick: bool = False) -> dict:
     """Run the benchmark; returns every figure with its target (see the module docstring)."""
     from arledger import taskspec
     from arledger.templates import template_dir
@@ -348,9 +344,9 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
         policy = policy_of(spec)
         startup = _startup_s(v.replays)
         per_replay = s["replay"] / max(1, len(v.replays))
-        rest = s["total"] - s["fetch"] - s["probe"] - s["replay"] - s["eval"]
+        rest = s["total"] - s["fetch"] - s["start"] - s["replay"] - s["eval"]
         out["cost"] = {"train_s": round(train_s, 3), "check_s": s["total"], "fetch_norms_s": s["fetch"],
-                       "probe_s": s["probe"],
+                       "start_s": s["start"],
                        "replay_s": s["replay"], "replays": len(v.replays), "segments_replayed": v.segments,
                        "replay_startup_s": round(startup, 3), "eval_s": s["eval"], "other_s": round(rest, 3),
                        "segment_train_s": round(train_s / spec.segments, 3), "per_replay_s": round(per_replay, 3),
@@ -358,13 +354,13 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
         out["cost_per_verifier"] = s["total"] / train_s
         warm_checker = checker_for(_random_address(rng))
         out["cost"].update(_warm_pool_cost(warm_checker, spec, honest, v.segments, base,
-                                           warm_checker.check_seed(info), probe=True))
+                                           warm_checker.check_seed(info)))
         out["cost"]["warm"]["fetch_norms_s"] = s["fetch"]
         warm = out["cost"]["warm"]
-        warm_probe = warm["probe_s"] if policy.needs_probe(spec.segments) else 0.0  # measured either way
-        out["cost_per_verifier_warm_pool"] = (s["fetch"] + rest + warm_probe + warm["replay_s"]
+        out["cost_per_verifier_warm_pool"] = (s["fetch"] + rest + warm["start_s"] + warm["replay_s"]
                                               + warm["eval_s"]) / train_s
-        out["cost_breakdown_share"] = {k: round(s[k] / train_s, 4) for k in ("fetch", "probe", "replay", "eval")}
+        out["cost_breakdown_share"] = {k: round(s[k] / train_s, 4) for k in ("fetch", "start", "replay", "eval")}
+        out["replay_flops_counted"] = [r.get("flops") for r in v.replays]
 
         # -- detection: forged runs, membership trials, real-replay confirmation -----------
         norms_checker = checker_for(_random_address(rng))
@@ -372,22 +368,15 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
         out["honest_update_norms"] = [round(u, 5) for u in honest_norms]
         out["detection"] = {}
         all_runs: dict[str, list[ForgedRun]] = {}
-        probe_pool = norms_checker.sandbox(spec).pool_executor()
-        try:
-            out["honest_probe_scores"] = [round(x, 4) for x in
-                                          (_probe(honest, spec, probe_pool, base / "probe-honest") or [])]
-            for attack in attacks:
-                runs = []
-                for j in range(runs_per_attack):
-                    run_seed = 10 + j
-                    hook, forged = _attack_hook(attack, rng, spec.segments)
-                    res = _train(base, store, f"{attack}-{j}", run_seed, spec.steps, spec.segment_steps, hook)
-                    runs.append(ForgedRun(attack, run_seed, forged, res.manifest_path.parent, res.manifest,
-                                          res.manifest_cid, _norms(norms_checker, res, base / f"norms-{attack}-{j}"),
-                                          _probe(res, spec, probe_pool, base / f"probe-{attack}-{j}")))
-                all_runs[attack] = runs
-        finally:
-            probe_pool.close()
+        for attack in attacks:
+            runs = []
+            for j in range(runs_per_attack):
+                run_seed = 10 + j
+                hook, forged = _attack_hook(attack, rng, spec.segments)
+                res = _train(base, store, f"{attack}-{j}", run_seed, spec.steps, spec.segment_steps, hook)
+                runs.append(ForgedRun(attack, run_seed, forged, res.manifest_path.parent, res.manifest,
+                                      res.manifest_cid, _norms(norms_checker, res, base / f"norms-{attack}-{j}")))
+            all_runs[attack] = runs
         for attack, runs in all_runs.items():
             d = detection_trials(runs, trials, rng, policy)
             conf = _confirm(checker_for, spec, runs, d.pop("_examples"), confirm_misses)
@@ -400,18 +389,27 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
         warm_fixed = s["fetch"] + rest + warm["eval_s"]
         warm_per_replay = warm["replay_s"] / max(1, len(v.segments))
         alts = []
-        for r_count, s_count, p_count, suspicion in ALTERNATIVE_POLICIES:
-            pol = SamplingPolicy(r_count, s_count, p_count, suspicion)
+        for r_count, s_count in ALTERNATIVE_POLICIES:
+            pol = SamplingPolicy(r_count, s_count)
             rates = {a: round(detection_trials(rs, max(200, trials // 4), rng, pol)["rate"], 4)
                      for a, rs in all_runs.items()}
-            n = r_count + s_count + p_count
-            probe_cost = ((max(s["probe"], warm["probe_s"]), warm["probe_s"]) if pol.needs_probe(spec.segments)
-                          else (0.0, 0.0))
-            alts.append({"random": r_count, "suspicious": s_count, "probe": p_count, "suspicion": suspicion,
-                         "est_cost_per_verifier": round((fixed + probe_cost[0] + n * per_replay) / train_s, 3),
-                         "est_cost_warm_pool": round((warm_fixed + probe_cost[1] + n * warm_per_replay) / train_s, 3),
+            n = r_count + s_count
+            alts.append({"random": r_count, "suspicious": s_count,
+                         "est_cost_per_verifier": round((fixed + s["start"] + n * per_replay) / train_s, 3),
+                         "est_cost_warm_pool": round((warm_fixed + warm["start_s"] + n * warm_per_replay) / train_s, 3),
                          "detection": rates})
         out["alternatives"] = alts
+
+        # -- the adaptive adversary: curves, expected value, the sampling trade-off ---------
+        if adversary:
+            from bench import adversary as adv
+
+            out["adversary"] = adv.run(trials, spec.steps, spec.segment_steps, quick=adversary_quick,
+                                       replay_cost=warm_per_replay / train_s,
+                                       fixed_cost=(warm_fixed + warm["start_s"]) / train_s)
+            low = out["adversary"]["min_p_adaptive"]
+            out["adversary_min_p"] = 1.0 if low is None else low  # None: no forgery gained epsilon
+            out["adversary_every_ev_negative"] = out["adversary"]["every_ev_negative"]
 
         # -- latency: a real devnet ---------------------------------------------------------
         if latency:
@@ -434,14 +432,14 @@ def table_rows(r: dict) -> list[tuple[str, str, str, str]]:
     rows = [("cost per verifier (check / training)", f"{r['cost_per_verifier']:.3f}  ({c['check_s']:.1f}s / "
              f"{c['train_s']:.1f}s)", "<= 0.25", mark("cost_per_verifier")),
             ("  fetch + hash + update norms", f"{c['fetch_norms_s']:.2f}s", "", ""),
-            ("  loss probe of every checkpoint (incl. zygote start)", f"{c['probe_s']:.2f}s", "", ""),
+            ("  checkpoint 0 rebuilt from the seed (incl. zygote start)", f"{c['start_s']:.2f}s", "", ""),
             (f"  {c['replays']} replay(s) {c['segments_replayed']}", f"{c['replay_s']:.2f}s "
              f"(start-up {c['replay_startup_s']:.2f}s)", "", ""),
             (f"  final evaluation + causality ({(c.get('causality') or {}).get('checked', 0)} cuts)",
              f"{c['eval_s']:.2f}s", "", ""),
             ("  rest (manifest, checks, cleanup)", f"{c['other_s']:.2f}s", "", ""),
-            ("cost per verifier, warm sandboxed zygote pool", f"{r['cost_per_verifier_warm_pool']:.3f}  (probe "
-             f"{c['warm']['probe_s']:.2f}s, replays {c['warm']['replay_s']:.2f}s, eval {c['warm']['eval_s']:.2f}s)", "<= 0.25",
+            ("cost per verifier, warm sandboxed zygote pool", f"{r['cost_per_verifier_warm_pool']:.3f}  (start "
+             f"{c['warm']['start_s']:.2f}s, replays {c['warm']['replay_s']:.2f}s, eval {c['warm']['eval_s']:.2f}s)", "<= 0.25",
              "PASS" if r["cost_per_verifier_warm_pool"] <= TARGETS["cost_per_verifier"] else "MISS")]
     for attack, d in r["detection"].items():
         key = f"detect_{attack}"
@@ -453,9 +451,15 @@ def table_rows(r: dict) -> list[tuple[str, str, str, str]]:
                      + (f", misses confirmed {conf['misses_confirmed']}/{conf['misses_checked']}"
                         if conf["misses_checked"] else ""), "all", "PASS" if conf["hits_challenged"] ==
                      conf["hits_checked"] and conf["misses_confirmed"] == conf["misses_checked"] else "MISS"))
+    if "adversary" in r:
+        a = r["adversary"]
+        rows.append(("adaptive adversary: weakest detection, gain >= epsilon", f"{a['min_p_adaptive']:.3f}"
+                     if a["min_p_adaptive"] is not None else "-", ">= 0.95", mark("adversary_min_p")))
+        rows.append(("adaptive adversary: every cheat's expected value < 0", str(a["every_ev_negative"]), "True",
+                     "PASS" if a["every_ev_negative"] else "MISS"))
     if "latency" in r:
         lat = r["latency"]
-        rows.append(("verifier latency (reveal -> tx, minus probe+replay+eval)", f"{lat['latency_s']:.2f}s  (raw "
+        rows.append(("verifier latency (reveal -> tx, minus start+replay+eval)", f"{lat['latency_s']:.2f}s  (raw "
                      f"{lat['reveal_to_action_s']:.2f}s - {lat['replay_eval_s']:.2f}s)", "<= 5 s", mark("latency_s")))
     return rows
 
@@ -471,9 +475,13 @@ def print_report(r: dict) -> None:
     print("  alternatives (same forged runs; cost estimated from the measured per-replay cost):")
     for a in r["alternatives"]:
         det = "  ".join(f"{k} {v:.3f}" for k, v in a["detection"].items())
-        print(f"    random {a['random']} + suspicious {a['suspicious']} ({a['suspicion']}) + probe {a['probe']}: "
+        print(f"    random {a['random']} + suspicious {a['suspicious']}: "
               f"cost ~{a['est_cost_per_verifier']:.2f} "
               f"(warm pool ~{a['est_cost_warm_pool']:.2f})  {det}")
+    if "adversary" in r:
+        from bench import adversary as adv
+
+        adv.print_section(r["adversary"])
     print(f"  ({r['bench_seconds']:.0f}s)")
 
 
@@ -490,6 +498,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--no-confirm-misses", action="store_true",
                     help="confirm only detecting trials on real replays, not one missing trial per attack")
     ap.add_argument("--no-latency", action="store_true", help="skip the anvil latency measurement")
+    ap.add_argument("--no-adversary", action="store_true", help="skip the adaptive adversary (bench.adversary)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     from arledger.attacks import ATTACKS
@@ -499,7 +508,8 @@ def main(argv: list[str]) -> int:
     if unknown or not chosen:
         ap.error(f"--attacks: unknown {', '.join(unknown) or '(none given)'} (known: {', '.join(ATTACKS)})")
     res = run(a.trials, a.runs_per_attack, a.steps, a.segment_steps, a.seed, latency=not a.no_latency,
-              confirm_misses=not a.no_confirm_misses, poll_interval=a.poll_interval, attacks=chosen)
+              confirm_misses=not a.no_confirm_misses, poll_interval=a.poll_interval, attacks=chosen,
+              adversary=not a.no_adversary)
     if a.json:
         print(json.dumps(res, sort_keys=True, default=str))
     else:

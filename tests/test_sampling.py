@@ -46,7 +46,7 @@ def test_late_jump_beats_the_naturally_large_first_segments():
     honest = [0.0868, 0.0577, 0.0472, 0.0405, 0.0382, 0.0360, 0.0351, 0.0339]
     forged = [0.0870, 0.0597, 0.0479, 0.0406, 0.0378, 0.0339, 0.0338, 0.0820]
     assert most_suspicious(forged, 1) == [7]
-    assert max(suspicion_scores(honest)) < 1.0 < suspicion_scores(forged)[7]
+    assert max(suspicion_scores(honest)) < 1.03 < suspicion_scores(forged)[7]  # honest: smooth decay
     for i in range(1, 20):
         assert 7 in sample_segments(9, f"0x{i:040x}", SEED, 8, forged).segments
 
@@ -61,7 +61,7 @@ def test_segment0_is_scored_against_the_extrapolated_decay():
     assert suspicion_scores([0.1, 0.05])[0] == 0.0, "fewer than 3 segments: no extrapolation"
 
 
-# charlm, 16 x 25: a data-substituted segment 3 hides from growth (its update grows < 1 %)
+# charlm, 16 x 25 (a data-substituted segment 3: growth alone missed it, its bump is 1.08)
 DSUB3 = [0.0861, 0.0527, 0.0473, 0.047, 0.0399, 0.036, 0.0339, 0.0327, 0.0329, 0.0335, 0.0342, 0.0358, 0.037,
          0.0367, 0.0374, 0.0392]
 
@@ -82,6 +82,15 @@ def test_later_verifiers_spread_around_what_earlier_confirmations_listed():
     assert full.suspicious == (2,) and len(full.segments) == 3
 
 
+HIDDEN = 6  # a segment no score ranks high (a forgery the scores do not see is found by random picks only)
+
+
+def test_bump_ranks_a_substituted_segment_growth_missed():
+    s = suspicion_scores(DSUB3)
+    assert DSUB3[3] < DSUB3[2] and max(range(16), key=lambda i: s[i]) == 3
+    assert sorted(range(16), key=lambda i: -s[i]).index(HIDDEN) > 3
+
+
 def test_three_spread_verifiers_catch_a_growth_invisible_segment_more_often_than_independent_ones():
     who = [f"0x{i:040x}" for i in (1, 2, 3)]
     pol = SamplingPolicy(random_segments=2, suspicious_segments=1)
@@ -96,8 +105,8 @@ def test_three_spread_verifiers_catch_a_growth_invisible_segment_more_often_than
             covered += s.segments
             spread |= set(s.segments)
             alone |= set(sample_segments(9, v, seed, 16, DSUB3, pol).segments)
-        hits["spread"] += 3 in spread
-        hits["independent"] += 3 in alone
+        hits["spread"] += HIDDEN in spread
+        hits["independent"] += HIDDEN in alone
     # spread: 9 distinct segments of 16 always (7 random among the 15 non-top): ~0.47+; independent overlap
     assert len(spread) == 9
     assert hits["spread"] > hits["independent"], hits

@@ -37,6 +37,21 @@ def forged_jump(segments: Iterable[int], extra: int = 3) -> Segmenter:
     return train
 
 
+def extra_steps(segments: Iterable[int], steps_each: int) -> Segmenter:
+    """``forged_jump`` in any amount: each forged segment trains ``steps_each`` more steps than it
+    claims. Spread over many segments, each one's update grows little (the adaptive adversary's
+    way under the growth score); the same footprint as smuggled updates inside ``train_step``."""
+    targets = set(segments)
+
+    def train(session, i, k, on_step):
+        if i not in targets:
+            return _honest(session, k, on_step)
+        session.train_steps(k + steps_each, on_step=None)
+        session.step -= steps_each  # claim only k steps were taken
+
+    return train
+
+
 def swap_to_validation(session):
     """The session's data with its training split replaced by the held-out split.
 

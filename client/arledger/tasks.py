@@ -9,6 +9,8 @@ A task request (``artrain task create --spec FILE``) is a small JSON file::
       "verification": {"mode": "exact"},
       "sampling": {"random_segments": 2, "suspicious_segments": 1, "suspicion": "growth"},
       "min_improvement": 0.01,                            # metric units (bits per char)
+      "budget": {"flops_per_step": 2000000000},           # work limits [default: measured on the baseline]
+      "cpu_kernels": "avx2",                              # kernel set every party runs (default|avx2|avx512)
       "terms": {"reward": "1eth", "pool": "3eth", "verifier_fee": "0.01eth",
                 "min_trainer_stake": "0.1eth", "min_verifier_stake": "0.5eth",
                 "challenge_bond": "0.05eth", "quorum": 2,
@@ -78,6 +80,8 @@ class TaskRequest:
     limits: dict | None = None
     min_improvement: float = 0.001
     baseline_loss: float | None = None
+    budget: dict | None = None  # work limits over the ones measured on the baseline (taskspec.measure_work)
+    cpu_kernels: str | None = None  # the kernel set every party runs [default: kernels.DEFAULT_PIN]
     terms: TaskTerms = TaskTerms()
 
 
@@ -119,7 +123,8 @@ def create_task(ledger: Ledger, store: Any, req: TaskRequest) -> tuple[int, task
     spec = taskspec.build_taskspec(req.experiment_dir, store, name=req.name, description=req.description,
                                    steps=req.steps, segment_steps=req.segment_steps, threads=req.threads,
                                    verification=req.verification, sampling=req.sampling, limits=req.limits,
-                                   min_improvement=req.min_improvement, baseline_loss=req.baseline_loss)
+                                   min_improvement=req.min_improvement, baseline_loss=req.baseline_loss,
+                                   budget=req.budget, cpu_kernels=req.cpu_kernels)
     spec_cid = taskspec.publish(store, spec)
     t = req.terms
     params = TaskParams(spec.digest(), t.reward, t.verifier_fee, t.min_trainer_stake, t.min_verifier_stake,

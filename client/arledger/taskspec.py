@@ -197,7 +197,7 @@ def build_taskspec(experiment_dir: Path, store: Any, *, name: str | None = None,
         datasets = artifacts.build_datasets(h, store)
         train = artifacts.fetch_datasets({k: c for k, c in datasets.items() if k in h.train_splits},
                                          store, Path(tmp) / "data")
-        work = measure_work(code, train, int(segment_steps), threads)
+        work = measure_work(code, train, int(segment_steps), threads, budget or {})
         if baseline_loss is None:
             held = artifacts.fetch_datasets({k: c for k, c in datasets.items() if k not in h.train_splits},
                                             store, Path(tmp) / "heldout")
@@ -218,7 +218,7 @@ def build_taskspec(experiment_dir: Path, store: Any, *, name: str | None = None,
         "experiment": {"name": exp.spec.name, "metric": h.metric},
         "datasets": datasets,
         "evaluation": {"metric": h.metric, "units": h.units, "lower_is_better": True, "scale": MICRO},
-        "budget": {"steps": int(steps), "segment_steps": int(segment_steps), **work, **(budget or {})},
+        "budget": {"steps": int(steps), "segment_steps": int(segment_steps), **work},
         "environment": {"torch": env["torch"], "device": env["device"], "threads": int(threads),
                         "deterministic": True, "cpu_kernels": pin},
         "verification": verification or {"mode": "exact"},
@@ -230,11 +230,13 @@ def build_taskspec(experiment_dir: Path, store: Any, *, name: str | None = None,
     return validate_dict(d)
 
 
-def measure_work(code: Path, train: dict[str, Path], segment_steps: int, threads: int) -> dict[str, Any]:
+def measure_work(code: Path, train: dict[str, Path], segment_steps: int, threads: int,
+                 overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The baseline's work, counted here (the reference environment), and the budget it implies:
     FLOPs per step x ``budget.FLOPS_HEADROOM``; start-up FLOPs: the baseline's or one step's,
     whichever is more; the CPU backstop: one baseline segment's CPU time, calibrated
-    (``budget.calibrate_cpu``); parameters x ``PARAMS_HEADROOM``; the code-size default."""
+    (``budget.calibrate_cpu``) for the FLOP budget the task ends up with; parameters x
+    ``PARAMS_HEADROOM``; the code-size default. ``overrides`` replace any of them."""
     import math
     import time
 
@@ -250,12 +252,14 @@ def measure_work(code: Path, train: dict[str, Path], segment_steps: int, threads
     session.train_steps(segment_steps)
     segment_cpu = time.process_time() - cpu0
     params = bd.param_count(checkpoint.model_params(session.capture()))
-    flops_per_step = math.ceil(bd.FLOPS_HEADROOM * step_flops)
-    return {"flops_per_step": flops_per_step,
-            "startup_flops": max(int(session.startup_flops or 0), flops_per_step),
-            "cpu_seconds_per_segment": bd.calibrate_cpu(segment_cpu, bd.FLOPS_HEADROOM),
-            "max_params": bd.PARAMS_HEADROOM * params,
-            "max_code_bytes": max(bd.CODE_BYTES_DEFAULT, 2 * bd.code_bytes(code))}
+    over = dict(overrides or {})
+    flops_per_step = int(over.get("flops_per_step") or math.ceil(bd.FLOPS_HEADROOM * step_flops))
+    out = {"flops_per_step": flops_per_step,
+           "startup_flops": max(int(session.startup_flops or 0), flops_per_step),
+           "cpu_seconds_per_segment": bd.calibrate_cpu(segment_cpu, flops_per_step / step_flops),
+           "max_params": bd.PARAMS_HEADROOM * params,
+           "max_code_bytes": max(bd.CODE_BYTES_DEFAULT, 2 * bd.code_bytes(code))}
+    return {**out, **over}
 
 
 # -- does a run meet the task? -------------------------------------------------------------

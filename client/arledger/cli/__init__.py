@@ -43,6 +43,9 @@ def main() -> None:
       artrain run client/arledger/templates/charlm --steps 200 --segment-steps 50 --seed 1 --out runs/a
       artrain replay runs/a --segment 2 # re-run one segment in a fresh process
     """
+    from arledger.runner import kernels
+
+    kernels.preset_default()  # before any command computes anything: the default kernel pin
 
 
 def _register() -> None:

@@ -77,15 +77,22 @@ def task_create(spec_file, template, reward, pool, steps, segment_steps, quorum,
         raise click.UsageError("give --spec FILE or --template NAME")
     req = tasks.with_overrides(req, reward=reward, pool=pool, quorum=quorum, challenge_window=challenge_window,
                                voting_window=voting_window, steps=steps, segment_steps=segment_steps)
+    from arledger.runner import kernels
+
+    kernels.ensure(req.cpu_kernels or kernels.DEFAULT_PIN, reexec=True)  # the baseline is measured under it
     ctx = context_from(chain)
     task_id, spec, spec_cid, tx = tasks.create_task(ctx.ledger, _store(store_spec), req)
     data = {"task_id": task_id, "spec_cid": spec_cid, "tx": tx.tx_hash, "gas": tx.gas_used,
             "baseline_loss": spec.baseline_loss_micro / MICRO, "metric": spec.evaluation["metric"],
             "steps": spec.steps, "segment_steps": spec.segment_steps, "datasets": spec.datasets,
-            "baseline_code_cid": spec.baseline_code_cid}
+            "baseline_code_cid": spec.baseline_code_cid, "budget": dict(spec.budget),
+            "cpu_kernels": spec.cpu_kernels}
     _emit(data, as_json, lambda d: [f"task {d['task_id']} created (tx {d['tx']}, gas {d['gas']})",
                                     f"spec {d['spec_cid']}  baseline {d['metric']} = {d['baseline_loss']:.4f}",
-                                    f"budget {d['steps']} steps in segments of {d['segment_steps']}"])
+                                    f"budget {d['steps']} steps in segments of {d['segment_steps']}; per step "
+                                    f"{d['budget'].get('flops_per_step', '-')} FLOPs, CPU backstop "
+                                    f"{d['budget'].get('cpu_seconds_per_segment', '-')} s per segment; "
+                                    f"kernels {d['cpu_kernels']}"])
 
 
 @task.command("show")

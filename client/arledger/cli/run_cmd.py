@@ -31,9 +31,9 @@ rp = importlib.import_module("arledger.runner.replay")
 @click.option("--trainer", help="Trainer address (0x...) bound into the manifest.")
 @click.option("--hypothesis", default="", help="What this run tests (lab notebook).")
 @click.option("--notes", default="", help="Free-form notes (lab notebook).")
-@click.option("--cpu-kernels", type=click.Choice(["default", "avx2", "avx512", "none"]), default="avx2",
+@click.option("--cpu-kernels", type=click.Choice(["default", "avx2", "avx512"]), default="avx2",
               show_default=True, help="The CPU kernel set the task pins (its environment.cpu_kernels); "
-              "'none' for a task that pins none.")
+              "the run re-executes itself under it.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of a progress bar.")
 def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, harness_dir, task_id, parent,
         trainer, hypothesis, notes, cpu_kernels, as_json):
@@ -54,7 +54,7 @@ def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, ha
                            seed=seed, threads=threads, store_spec=store_spec, harness_dir=harness_dir,
                            task_id=task_id, parent=parent,
                            trainer=trainer, hypothesis=hypothesis, notes=notes,
-                           cpu_kernels=None if cpu_kernels == "none" else cpu_kernels)
+                           cpu_kernels=cpu_kernels)
     from arledger.runner import kernels
 
     kernels.ensure(opts.cpu_kernels, reexec=True)  # before any tensor work: the bits depend on it

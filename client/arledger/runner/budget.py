@@ -107,8 +107,11 @@ def calibrate_cpu(segment_cpu_s: float, flops_ratio: float) -> float:
 
 
 def code_bytes(directory: Path) -> int:
-    """The bytes of every file under ``directory`` (the pinned code, as a verifier fetched it)."""
-    return sum(p.stat().st_size for p in Path(directory).rglob("*") if p.is_file() and not p.is_symlink())
+    """The bytes of every file under ``directory`` (the pinned code, as a verifier fetched it),
+    less Python's bytecode caches: a trainer's import writes them next to train.py, the
+    pinned directory never has them."""
+    return sum(p.stat().st_size for p in Path(directory).rglob("*")
+               if p.is_file() and not p.is_symlink() and "__pycache__" not in p.parts)
 
 
 def param_count(params: dict) -> int:

@@ -14,8 +14,9 @@ and every party runs with the switches that select it, set before torch starts:
 
 A newer CPU can always run an older set; a CPU that cannot run the pinned one (torch
 reports a lower capability than asked) abstains rather than accuse anyone. What we
-measured (docs/kernels.md): on one AVX-512 Xeon, charlm trained under each set
-replays bit-exactly under the same set, and never under another.
+measured (docs/kernels.md): on one AVX-512 Xeon, each set (and each library's switch
+alone) gives charlm other bits; a run trained under ``default`` replays bit-exactly
+under ``default`` and not under the native kernels (tests/test_kernels.py).
 
 The switches only take effect in a process that has not started torch's kernels:
 ``env_for`` gives them to a child (the sandbox, a worker), ``ensure`` checks the
@@ -52,6 +53,13 @@ def env_for(pin: str | None) -> dict[str, str]:
     return dict(zip(ENV_KEYS, KERNEL_SETS[pin]))
 
 
+def preset_default() -> None:
+    """In a process started without any kernel switch, set the default pin's (the CLI does this
+    first thing: every task it makes, every run it trains, is on ``DEFAULT_PIN`` unless told)."""
+    if not current_env():
+        os.environ.update(env_for(DEFAULT_PIN))
+
+
 def current_env() -> dict[str, str]:
     """The kernel switches this process was started with (recorded in the environment)."""
     return {k: os.environ[k] for k in ENV_KEYS if k in os.environ}
@@ -83,8 +91,8 @@ def problem(pin: str | None) -> str:
 
     cap = torch.backends.cpu.get_cpu_capability()
     if cap != expected_capability(pin):
-        return (f"cpu_kernels: the task pins {pin!r} but torch runs {cap} here: "
-                f"this CPU cannot run the task's kernel set")
+        return (f"cpu_kernels: the task pins {pin!r} but torch runs {cap} here: this CPU cannot run "
+                f"the task's kernel set, or this process computed before the switches were set")
     return ""
 
 

@@ -19,7 +19,8 @@ Protocol (one JSON object per line; the zygote's stdout carries nothing else):
                        "limits": {"cpu_seconds", "wall_seconds", "memory_bytes",
                                   "file_size_bytes", "max_processes"} | null}
     answer  zygote -> {"id": ..., "answer": {worker answer} | null, "violation": str | null,
-                       "exit": int | null, "signal": str | null, "detail": str, "child_ms": int}
+                       "exit": int | null, "signal": str | null, "detail": str, "child_ms": int,
+                       "cpu_ms": int (the request's process tree, from this zygote's rusage)}
 
 ``violation`` names a broken limit: ``wall-time``, ``cpu-time``, ``memory``,
 ``process-count`` or ``file-size``. The child's stdout and stderr go to

@@ -1,0 +1,271 @@
+"""The adaptive adversary: what a cheater who knows the sampler gains, and how often it is caught.
+
+Part of ``bench.verify_bench`` (its "adversary" section); it can run alone:
+
+    python -m bench.adversary                   # charlm 400 steps in 16 segments, 1000 trials
+    python -m bench.adversary --steps 40 --segment-steps 10 --trials 100 --quick   # a smoke run
+
+The adversary controls every claim-side output, and none of them enters the sample
+(``arverifier.sampling``: growth measured by the verifier from the checkpoints, random
+picks from the chain seed, spread across confirmations). What is left to it is the
+shape and the place of its forgery, and it knows the scores. For each attack family it
+trains real forged runs (charlm, the same seed as the honest run, so the gain is the
+forgery's and not the seed's) at several strengths and places:
+
+- ``forged_jump``: extra training in one segment (``attacks.extra_steps``), ``K/2`` to
+  ``3K`` extra steps, at the start, the middle or the end;
+- ``spread_jump``: ``2K`` extra steps spread evenly over ``m`` = 2, 4, 8 segments, each
+  one's update growing little (the way under the growth score);
+- ``data_substitution``: ``m`` = 1, 2, 4 segments trained on the held-out split;
+- ``smuggled_updates``: extra updates inside ``train_step`` in some segments. Replays
+  reproduce its bits, so only the budget catches it (tests/test_budget.py), and only in a
+  replayed segment: the same footprint, checkpoints and detection as the ``extra_steps``
+  run with the same extra work, so its curve is ``forged_jump``'s and ``spread_jump``'s.
+  Smuggling on every step, or inside ``build()``, or from a start that is not the seed's,
+  is caught by any replay or by the rebuild of checkpoint 0 that every verifier runs:
+  probability 1 (rows without training).
+
+``gain`` = honest loss - forged loss (the harness's metric); ``p`` = the share of
+``trials`` claims (fresh chain seed, claim id and 3 verifier addresses each; the
+verifiers check in turn, each seeing the earlier ones' confirmations) in which some
+verifier's sample holds a forged segment: a replay of a forged segment is a challenge
+(tests/test_e2e_cheats.py, verify_bench's confirmation). ``naive``: the place drawn at
+random (the mean over the places trained); ``adaptive``: the adversary's best place.
+Expected value for the cheater: ``(1 - p) * reward - p * stake`` (the default terms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+VERIFIERS = 3
+POLICIES = ((1, 1), (2, 1), (3, 1), (4, 1), (2, 2), (6, 1))  # (random, suspicious) per verifier
+
+
+@dataclass
+class Forgery:
+    family: str
+    strength: str  # e.g. "+25 steps", "m=4"
+    forged: tuple[int, ...]
+    loss: float
+    norms: list[float]
+
+
+def _plan(segments: int, k: int, quick: bool) -> list[tuple[str, str, Any, tuple[int, ...]]]:
+    """(family, strength, hook, forged segments) of every forged run to train.
+
+    Places: early (where fast natural decay hides a bigger update), the middle, the end.
+    Spreads: evenly over the run, and contiguous at the start (each forged segment's
+    neighbours forged too, so that none stands out over its neighbours).
+    """
+    from arledger import attacks
+
+    places = sorted({1, 2, segments // 2, segments - 1})
+    strengths = (k // 2, k) if quick else (k // 4, k // 2, k, 3 * k)
+    plan = [("forged_jump", f"+{e} steps", attacks.extra_steps([p], e), (p,)) for e in strengths for p in places]
+    for m in ((2, 4) if quick else (2, 4, 8)):
+        if m > segments:
+            continue
+        where = tuple(range(1, segments, segments // m))[:m]
+        plan.append(("spread_jump", f"m={m}, +{2 * k // m} steps each", attacks.extra_steps(where, 2 * k // m), where))
+    if segments >= 4:
+        where = (1, 2, 3)
+        plan.append(("spread_jump", f"m=3 contiguous, +{k // 3} steps each", attacks.extra_steps(where, k // 3), where))
+    plan += [("data_substitution", "m=1", attacks.data_substitution([p]), (p,)) for p in places]
+    for m in ((2,) if quick else (2, 4)):
+        where = tuple(range(1, segments, segments // m))[:m]
+        plan.append(("data_substitution", f"m={m}", attacks.data_substitution(where), where))
+    return plan
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def train_forgeries(base: Path, store: Any, checker: Any, steps: int, k: int, seed: int, quick: bool,
+                    progress=_progress) -> tuple[float, list[float], list[Forgery]]:
+    """The honest run and every forged run of the plan, trained for real; their update norms."""
+    from bench.verify_bench import _norms, _train
+
+    honest = _train(base, store, "adv-honest", seed, steps, k)
+    out = []
+    plan = _plan(steps // k, k, quick)
+    for j, (family, strength, hook, forged) in enumerate(plan):
+        t = time.perf_counter()
+        res = _train(base, store, f"adv-{j}", seed, steps, k, hook)
+        out.append(Forgery(family, strength, forged, res.manifest.evaluation.value,
+                           _norms(checker, res, base / f"adv-norms-{j}")))
+        progress(f"  adversary run {j + 1}/{len(plan)}: {family} {strength} at {list(forged)} "
+                 f"({time.perf_counter() - t:.1f}s)")
+    return honest.manifest.evaluation.value, _norms(checker, honest, base / "adv-norms-honest"), out
+
+
+def detection(norms: list[float], forged: tuple[int, ...], policy: Any, trials: int, rng: random.Random) -> float:
+    """Share of claims where one of 3 verifiers, checking in turn, samples a forged segment."""
+    from eth_utils import to_checksum_address
+
+    from arverifier.sampling import sample_segments
+
+    hits = 0
+    for _ in range(trials):
+        seed, claim_id = rng.randbytes(32), rng.randrange(1, 1 << 32)
+        covered: tuple[int, ...] = ()
+        for _v in range(VERIFIERS):
+            s = sample_segments(claim_id, to_checksum_address(rng.randbytes(20)), seed, len(norms), norms, policy,
+                                covered=covered)
+            covered += s.segments
+        hits += bool(set(covered) & set(forged))
+    return hits / trials
+
+
+def curves(honest_loss: float, forgeries: list[Forgery], policy: Any, trials: int, rng: random.Random) -> list[dict]:
+    """Per (family, strength): mean gain, naive p (mean over places) and adaptive p (the best place)."""
+    rows: dict[tuple[str, str], list[tuple[float, float, tuple]]] = {}
+    for f in forgeries:
+        rows.setdefault((f.family, f.strength), []).append(
+            (honest_loss - f.loss, detection(f.norms, f.forged, policy, trials, rng), f.forged))
+    out = []
+    for (family, strength), pts in rows.items():
+        best = min(pts, key=lambda x: x[1])
+        out.append({"family": family, "strength": strength, "gain": round(sum(p[0] for p in pts) / len(pts), 4),
+                    "gain_at_best_place": round(best[0], 4), "p_naive": round(sum(p[1] for p in pts) / len(pts), 4),
+                    "p_adaptive": round(best[1], 4), "best_place": list(best[2]),
+                    "places": [list(p[2]) for p in pts]})
+    return out
+
+
+ALWAYS_CAUGHT = (  # caught by every verifier's own checks, whatever it samples (tests/test_e2e_cheats.py)
+    ("smuggled_updates (every step)", "any replay counts more FLOPs than the budget"),
+    ("training inside build()", "the rebuild of checkpoint 0 counts build()'s FLOPs"),
+    ("a start that is not the seed's", "checkpoint 0 does not rebuild from the seed"),
+)
+
+
+def ev_table(rows: list[dict], epsilon: float, reward: float, stake: float) -> list[dict]:
+    """Per family: the adversary's best strength (highest EV among forgeries that gain >= epsilon)."""
+    out = []
+    families = sorted({r["family"] for r in rows})
+    for fam in families:
+        cands = [r for r in rows if r["family"] == fam and r["gain_at_best_place"] >= epsilon]
+        if not cands:
+            out.append({"family": fam, "strength": "-", "gain": None, "p": None, "ev": None,
+                        "note": f"no forgery gained epsilon {epsilon}"})
+            continue
+        best = max(cands, key=lambda r: (1 - r["p_adaptive"]) * reward - r["p_adaptive"] * stake)
+        p = best["p_adaptive"]
+        out.append({"family": fam, "strength": best["strength"], "gain": best["gain_at_best_place"], "p": p,
+                    "ev": round((1 - p) * reward - p * stake, 4), "negative": (1 - p) * reward < p * stake})
+    for name, why in ALWAYS_CAUGHT:
+        out.append({"family": name, "strength": "any", "gain": None, "p": 1.0, "ev": round(-stake, 4),
+                    "negative": True, "note": why})
+    return out
+
+
+def tradeoff(honest_loss: float, forgeries: list[Forgery], epsilon: float, trials: int, rng: random.Random,
+             replay_cost: float, fixed_cost: float) -> list[dict]:
+    """Per sampling policy: the weakest adaptive detection over forgeries gaining >= epsilon, and its cost
+    per verifier (fixed part + replays x the measured cost of one replay, as shares of training)."""
+    from arverifier.sampling import SamplingPolicy
+
+    out = []
+    for r_count, s_count in POLICIES:
+        pol = SamplingPolicy(r_count, s_count)
+        rows = curves(honest_loss, forgeries, pol, max(100, trials // 4), rng)
+        eligible = [r for r in rows if r["gain_at_best_place"] >= epsilon]
+        worst = min(eligible, key=lambda r: r["p_adaptive"]) if eligible else None
+        out.append({"random": r_count, "suspicious": s_count,
+                    "cost_per_verifier": round(fixed_cost + (r_count + s_count) * replay_cost, 3),
+                    "min_p_adaptive": worst["p_adaptive"] if worst else None,
+                    "weakest": f"{worst['family']} {worst['strength']}" if worst else None})
+    return out
+
+
+def print_section(a: dict) -> None:
+    print(f"  adaptive adversary (epsilon {a['epsilon']}, reward {a['reward']} / stake {a['stake']} ETH, "
+          f"sampling {a['policy']}, {a['trials']} trials):")
+    print(f"    {'family':20} {'strength':26} {'gain':>8} {'p naive':>8} {'p adapt':>8}  best place")
+    for r in a["curves"]:
+        print(f"    {r['family']:20} {r['strength']:26} {r['gain']:8.4f} {r['p_naive']:8.3f} {r['p_adaptive']:8.3f}"
+              f"  {r['best_place']}")
+    print("    expected value for the cheater, (1 - p) reward - p stake, at its best strength and place:")
+    for e in a["ev"]:
+        gain = "-" if e["gain"] is None else f"{e['gain']:.4f}"
+        p = "-" if e["p"] is None else f"{e['p']:.3f}"
+        ev = "-" if e["ev"] is None else f"{e['ev']:+.3f} ETH"
+        mark = "" if e.get("negative") is None else ("negative PASS" if e["negative"] else "POSITIVE MISS")
+        print(f"    {e['family']:32} {e['strength']:26} gain {gain:>7}  p {p:>6}  EV {ev:>12}  {mark} "
+              f"{e.get('note', '')}".rstrip())
+    print(f"    sampling trade-off (weakest adaptive detection among forgeries gaining >= epsilon):")
+    for t in a["tradeoff"]:
+        p = "-" if t["min_p_adaptive"] is None else f"{t['min_p_adaptive']:.3f}"
+        print(f"      random {t['random']} + suspicious {t['suspicious']}: cost ~{t['cost_per_verifier']:.3f}  "
+              f"min p {p}  ({t['weakest']})")
+
+
+def run(trials: int = 1000, steps: int | None = None, segment_steps: int | None = None, seed: int = 1,
+        rng_seed: int = 7, quick: bool = False, replay_cost: float | None = None, fixed_cost: float = 0.0) -> dict:
+    from arledger import taskspec
+    from arledger.tasks import TaskTerms
+    from arledger.templates import template_dir
+    from arstore import EmbeddedStore
+    from arverifier.check import ClaimChecker, policy_of
+
+    rng = random.Random(rng_seed)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="adversary-bench-") as tmp:
+        base = Path(tmp)
+        store = EmbeddedStore(base / "store")
+        spec = taskspec.build_taskspec(template_dir("charlm"), store, steps=steps, segment_steps=segment_steps,
+                                       baseline_loss=9.0)
+        checker = ClaimChecker(store, "0x" + "ad" * 20, workdir=base / "work")
+        try:
+            honest_loss, honest_norms, forgeries = train_forgeries(base, store, checker, spec.steps,
+                                                                   spec.segment_steps, seed, quick)
+        finally:
+            checker.close()
+    terms = TaskTerms()
+    reward, stake = terms.reward / 1e18, terms.min_trainer_stake / 1e18
+    epsilon = spec.min_improvement_micro / 1e6
+    policy = policy_of(spec)
+    rows = curves(honest_loss, forgeries, policy, trials, rng)
+    per_replay = replay_cost if replay_cost is not None else 1.0 / spec.segments
+    out = {"steps": spec.steps, "segment_steps": spec.segment_steps, "segments": spec.segments, "trials": trials,
+           "policy": {"random_segments": policy.random_segments, "suspicious_segments": policy.suspicious_segments},
+           "honest_loss": round(honest_loss, 4), "honest_norms": [round(u, 5) for u in honest_norms],
+           "epsilon": epsilon, "reward": reward, "stake": stake, "curves": rows,
+           "ev": ev_table(rows, epsilon, reward, stake),
+           "tradeoff": tradeoff(honest_loss, forgeries, epsilon, trials, rng, per_replay, fixed_cost)}
+    eligible = [r for r in rows if r["gain_at_best_place"] >= epsilon]
+    out["min_p_adaptive"] = min((r["p_adaptive"] for r in eligible), default=None)
+    out["every_ev_negative"] = all(e.get("negative", True) for e in out["ev"])
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.adversary", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--trials", type=int, default=1000)
+    ap.add_argument("--steps", type=int, default=None, help="budget (default: the template's, 400)")
+    ap.add_argument("--segment-steps", type=int, default=None, help="segment length (default: the template's)")
+    ap.add_argument("--quick", action="store_true", help="fewer strengths and spreads (a smoke run)")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    res = run(a.trials, a.steps, a.segment_steps, quick=a.quick)
+    if a.json:
+        print(json.dumps(res, sort_keys=True))
+    else:
+        print(f"adversary bench: charlm {res['steps']} steps in {res['segments']} segments ({res['seconds']:.0f}s)")
+        print_section(res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
