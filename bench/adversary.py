@@ -57,6 +57,7 @@ class Forgery:
     forged: tuple[int, ...]
     loss: float
     norms: list[float]
+    cosines: list[float]
 
 
 def _plan(segments: int, k: int, quick: bool) -> list[tuple[str, str, Any, tuple[int, ...]]]:
@@ -68,22 +69,29 @@ def _plan(segments: int, k: int, quick: bool) -> list[tuple[str, str, Any, tuple
     """
     from arledger import attacks
 
-    places = sorted({1, 2, segments // 2, segments - 1})
-    strengths = (k // 2, k) if quick else (k // 4, k // 2, k, 3 * k)
+    places = sorted({1, segments - 1}) if quick else sorted({1, 2, segments // 2, segments - 1})
+    strengths = (k,) if quick else (k // 4, k // 2, k, 3 * k)
     plan = [("forged_jump", f"+{e} steps", attacks.extra_steps([p], e), (p,)) for e in strengths for p in places]
-    for m in ((2, 4) if quick else (2, 4, 8)):
+    for m in ((2,) if quick else (2, 4, 8)):
         if m > segments:
             continue
         where = tuple(range(1, segments, segments // m))[:m]
         plan.append(("spread_jump", f"m={m}, +{2 * k // m} steps each", attacks.extra_steps(where, 2 * k // m), where))
-    if segments >= 4:
+    if segments >= 4 and not quick:
         where = (1, 2, 3)
         plan.append(("spread_jump", f"m=3 contiguous, +{k // 3} steps each", attacks.extra_steps(where, k // 3), where))
     plan += [("data_substitution", "m=1", attacks.data_substitution([p]), (p,)) for p in places]
-    for m in ((2,) if quick else (2, 4)):
+    for m in (() if quick else (2, 4)):
         where = tuple(range(1, segments, segments // m))[:m]
         plan.append(("data_substitution", f"m={m}", attacks.data_substitution(where), where))
     return plan
+
+
+def kit_family(attack: str, k: int) -> tuple[str, str]:
+    """(family, strength) of a run of ``arledger.attacks.ATTACKS`` (verify_bench's detection runs,
+    at random places): they join the adversary's places of the same family and strength."""
+    return {"forged_jump": ("forged_jump", f"+{2 * k} steps"), "data_substitution": ("data_substitution", "m=1"),
+            "spread_small": ("spread_small", "1 step fewer in every 2nd segment")}[attack]
 
 
 def _progress(line: str) -> None:
@@ -102,13 +110,14 @@ def train_forgeries(base: Path, store: Any, checker: Any, steps: int, k: int, se
         t = time.perf_counter()
         res = _train(base, store, f"adv-{j}", seed, steps, k, hook)
         out.append(Forgery(family, strength, forged, res.manifest.evaluation.value,
-                           _norms(checker, res, base / f"adv-norms-{j}")))
+                           *_norms(checker, res, base / f"adv-norms-{j}")))
         progress(f"  adversary run {j + 1}/{len(plan)}: {family} {strength} at {list(forged)} "
                  f"({time.perf_counter() - t:.1f}s)")
-    return honest.manifest.evaluation.value, _norms(checker, honest, base / "adv-norms-honest"), out
+    return honest.manifest.evaluation.value, _norms(checker, honest, base / "adv-norms-honest")[0], out
 
 
-def detection(norms: list[float], forged: tuple[int, ...], policy: Any, trials: int, rng: random.Random) -> float:
+def detection(norms: list[float], cosines: list[float], forged: tuple[int, ...], policy: Any, trials: int,
+              rng: random.Random) -> float:
     """Share of claims where one of 3 verifiers, checking in turn, samples a forged segment."""
     from eth_utils import to_checksum_address
 
@@ -120,7 +129,7 @@ def detection(norms: list[float], forged: tuple[int, ...], policy: Any, trials: 
         covered: tuple[int, ...] = ()
         for _v in range(VERIFIERS):
             s = sample_segments(claim_id, to_checksum_address(rng.randbytes(20)), seed, len(norms), norms, policy,
-                                covered=covered)
+                                covered=covered, cosines=cosines)
             covered += s.segments
         hits += bool(set(covered) & set(forged))
     return hits / trials
@@ -131,7 +140,7 @@ def curves(honest_loss: float, forgeries: list[Forgery], policy: Any, trials: in
     rows: dict[tuple[str, str], list[tuple[float, float, tuple]]] = {}
     for f in forgeries:
         rows.setdefault((f.family, f.strength), []).append(
-            (honest_loss - f.loss, detection(f.norms, f.forged, policy, trials, rng), f.forged))
+            (honest_loss - f.loss, detection(f.norms, f.cosines, f.forged, policy, trials, rng), f.forged))
     out = []
     for (family, strength), pts in rows.items():
         best = min(pts, key=lambda x: x[1])
@@ -191,10 +200,10 @@ def tradeoff(honest_loss: float, forgeries: list[Forgery], epsilon: float, trial
 def print_section(a: dict) -> None:
     print(f"  adaptive adversary (epsilon {a['epsilon']}, reward {a['reward']} / stake {a['stake']} ETH, "
           f"sampling {a['policy']}, {a['trials']} trials):")
-    print(f"    {'family':20} {'strength':26} {'gain':>8} {'p naive':>8} {'p adapt':>8}  best place")
+    print(f"    {'family':18} {'strength':32} {'gain':>8} {'p naive':>8} {'p adapt':>8}  best place (its gain)")
     for r in a["curves"]:
-        print(f"    {r['family']:20} {r['strength']:26} {r['gain']:8.4f} {r['p_naive']:8.3f} {r['p_adaptive']:8.3f}"
-              f"  {r['best_place']}")
+        print(f"    {r['family']:18} {r['strength']:32} {r['gain']:8.4f} {r['p_naive']:8.3f} {r['p_adaptive']:8.3f}"
+              f"  {r['best_place']} ({r['gain_at_best_place']:+.4f})")
     print("    expected value for the cheater, (1 - p) reward - p stake, at its best strength and place:")
     for e in a["ev"]:
         gain = "-" if e["gain"] is None else f"{e['gain']:.4f}"
@@ -211,7 +220,9 @@ def print_section(a: dict) -> None:
 
 
 def run(trials: int = 1000, steps: int | None = None, segment_steps: int | None = None, seed: int = 1,
-        rng_seed: int = 7, quick: bool = False, replay_cost: float | None = None, fixed_cost: float = 0.0) -> dict:
+        rng_seed: int = 7, quick: bool = False, replay_cost: float | None = None, fixed_cost: float = 0.0,
+        extra: list[Forgery] = ()) -> dict:
+    """``extra``: forged runs trained elsewhere with seed ``seed`` (verify_bench's, at random places)."""
     from arledger import taskspec
     from arledger.tasks import TaskTerms
     from arledger.templates import template_dir
@@ -231,6 +242,7 @@ def run(trials: int = 1000, steps: int | None = None, segment_steps: int | None 
                                                                    spec.segment_steps, seed, quick)
         finally:
             checker.close()
+    forgeries = forgeries + list(extra)
     terms = TaskTerms()
     reward, stake = terms.reward / 1e18, terms.min_trainer_stake / 1e18
     epsilon = spec.min_improvement_micro / 1e6

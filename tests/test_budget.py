@@ -181,3 +181,42 @@ def test_a_start_that_is_not_the_seeds_does_not_rebuild(tmp_path, store, spec, p
     assert res.manifest.evaluation.value < honest.manifest.evaluation.value, "the head start pays"
     start = rebuild_start(_replay(res, pool, spec.work_budget, tmp_path / "w"))
     assert start.status == "mismatch" and "not what build() makes from seed 1" in start.detail, start
+
+
+def test_no_claim_computed_number_reaches_the_sample(honest, spec, store, tmp_path):
+    """The claim's code runs only to rebuild the start, to replay segments and to predict on the
+    final weights: never on the checkpoints the sample is drawn from (the loss probe that did is
+    gone), so nothing it returns can rank a segment."""
+    from arverifier.check import ClaimChecker
+    from bench.verify_bench import TASK_ID, TRAINER, _claim_info
+
+    seen = []
+
+    class Recording(ClaimChecker):
+        def executor(self, spec, role="claim"):
+            inner = super().executor(spec, role)
+
+            class Proxy:
+                def run(self_, req):
+                    seen.append((role, req.label, req.body.get("mode"), req.body.get("kind"), req.body.get("op")))
+                    return inner.run(req)
+
+                def close(self_):
+                    inner.close()
+
+            return Proxy()
+
+    m = dataclasses.replace(honest.manifest, task_id=TASK_ID, trainer=TRAINER)
+    from arledger import manifest as mf
+
+    cid = str(store.add_bytes(mf.dumps(m)))
+    checker = Recording(store, "0x" + "cd" * 20, workdir=tmp_path / "work")
+    try:
+        v = checker.check(_claim_info(m, cid, 3, b"\x05" * 32), spec)
+    finally:
+        checker.close()
+    assert v.decision == "confirm", v.reason
+    claim_side = [s for s in seen if s[0] == "claim"]
+    assert {s[2] for s in claim_side} == {"build", "predict", "segment"}, seen
+    assert all(s[3] == "weights" for s in claim_side if s[2] == "predict"), "no prediction on a checkpoint"
+    assert len([s for s in claim_side if s[2] == "segment"]) == 2 and v.segments == [0, 1]

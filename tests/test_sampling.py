@@ -119,3 +119,27 @@ def test_legacy_probe_and_fused_settings_only_add_random_picks():
     assert len(s.random) == 2 and s.suspicious == sample_segments(7, A, SEED, 16, DSUB3, SamplingPolicy(0, 1)).suspicious
     with pytest.raises(ValueError, match="suspicion: 'loss'"):
         SamplingPolicy(suspicion="loss")
+
+
+# charlm 16 x 25, seed 1 (measured with ClaimChecker.update_stats): the cosines of a run whose
+# segment 5 was trained on the validation split, and of the honest run; the norms are the honest
+# run's (the substituted segment barely changes the update sizes), but the next segment turns away
+D5_NORMS = [0.0868, 0.0577, 0.0472, 0.0405, 0.0382, 0.036, 0.0351, 0.0339, 0.0342, 0.0359, 0.037, 0.0385,
+            0.0376, 0.0385, 0.0389, 0.0381]
+D5_COS = [0.233, 0.485, 0.479, 0.425, 0.289, 0.147, 0.219, 0.252, 0.232, 0.225, 0.255, 0.275, 0.267, 0.238, 0.233]
+HONEST_COS = [0.233, 0.485, 0.479, 0.425, 0.312, 0.304, 0.258, 0.242, 0.225, 0.23, 0.256, 0.27, 0.259, 0.229, 0.21]
+
+
+def test_the_turn_after_a_substituted_segment_ranks_it_first():
+    from arverifier.sampling import fused_scores, turn_scores
+
+    t = turn_scores(D5_COS, 16)
+    assert t[0] == t[15] == 1.0, "segment 0 (the init's turn) and the last (no turn after it) are not scored"
+    assert max(range(16), key=lambda i: t[i]) == 5 and t[5] > 1.6 > max(turn_scores(HONEST_COS, 16))
+    fused = fused_scores(D5_NORMS, D5_COS)
+    assert max(range(16), key=lambda i: fused[i]) == 5
+    assert sample_segments(4, A, SEED, 16, D5_NORMS, SamplingPolicy(0, 1), cosines=D5_COS).suspicious == (5,)
+    with pytest.raises(ValueError, match="3 update cosines for 16 segments"):
+        sample_segments(4, A, SEED, 16, D5_NORMS, cosines=[0.1] * 3)
+    # below 8 segments the turn is not used: growth and bump only
+    assert fused_scores(D5_NORMS[:6], D5_COS[:5]) == suspicion_scores(D5_NORMS[:6])

@@ -7,7 +7,7 @@ A task request (``artrain task create --spec FILE``) is a small JSON file::
       "name": "charlm-pydoc", "description": "...",
       "steps": 400, "segment_steps": 25, "threads": 1,
       "verification": {"mode": "exact"},
-      "sampling": {"random_segments": 2, "suspicious_segments": 1, "suspicion": "growth"},
+      "sampling": {"random_segments": 1, "suspicious_segments": 1, "suspicion": "growth"},
       "min_improvement": 0.01,                            # metric units (bits per char)
       "budget": {"flops_per_step": 2000000000},           # work limits [default: measured on the baseline]
       "cpu_kernels": "avx2",                              # kernel set every party runs (default|avx2|avx512)

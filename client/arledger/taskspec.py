@@ -146,9 +146,9 @@ def publish(store: Any, spec: TaskSpec) -> str:
 
 # -- building a spec from an experiment directory ------------------------------------------
 
-# per verifier: 2 random picks + 1 suspicious pick ranked by update growth, spread across the
-# claim's verifiers (arverifier.sampling; the trade-off curve in docs/verification.md)
-DEFAULT_SAMPLING = {"random_segments": 2, "suspicious_segments": 1, "suspicion": "growth"}
+# per verifier: 1 random pick + 1 suspicious pick ranked by update growth and bump, spread across
+# the claim's verifiers (arverifier.sampling; the trade-off curve in docs/verification.md)
+DEFAULT_SAMPLING = {"random_segments": 1, "suspicious_segments": 1, "suspicion": "growth"}
 DEFAULT_LIMITS = Limits().to_dict()
 
 

@@ -197,18 +197,30 @@ class ClaimChecker:
 
     def update_norms(self, src: ArtifactSource, m: mf.Manifest) -> list[float]:
         """||θ_{i+1} − θ_i|| / ||θ_i|| per segment, from the checkpoints (no training)."""
-        norms = []
+        return self.update_stats(src, m)[0]
+
+    def update_stats(self, src: ArtifactSource, m: mf.Manifest) -> tuple[list[float], list[float]]:
+        """Per segment the relative update ``u_i`` and, per pair of consecutive segments, the cosine
+        ``c_i = cos(Δ_i, Δ_{i+1})`` of their updates ``Δ_i = θ_{i+1} − θ_i``: both measured here
+        from the published checkpoints, the signals the suspicious picks rank by (no training)."""
+        norms: list[float] = []
+        cosines: list[float] = []
         prev = checkpoint.model_params(src.checkpoint(0).read_bytes())
+        prev_delta: dict | None = None
         for i in range(1, m.segments + 1):
             cur = checkpoint.model_params(src.checkpoint(i).read_bytes())
-            if cur.keys() != prev.keys():
+            if cur.keys() != prev.keys() or any(cur[k].shape != prev[k].shape for k in cur):
                 norms.append(math.inf)
+                delta = None
             else:
-                num = math.sqrt(sum(float(((cur[k].double() - prev[k].double()) ** 2).sum()) for k in cur))
+                delta = {k: cur[k].double() - prev[k].double() for k in cur}
+                num = math.sqrt(sum(float((d ** 2).sum()) for d in delta.values()))
                 den = math.sqrt(sum(float((prev[k].double() ** 2).sum()) for k in cur)) or 1.0
                 norms.append(num / den)
-            prev = cur
-        return norms
+            if i >= 2:
+                cosines.append(_cosine(prev_delta, delta))
+            prev, prev_delta = cur, delta
+        return norms, cosines
 
     def start_verdict(self, r: Replay) -> str:
         """"" if checkpoint 0 is what the claim's build() makes from its seed within the start-up
@@ -297,7 +309,7 @@ class ClaimChecker:
             src.code_dir()
             src.all_paths()
             src.harness_dir()
-            norms = self.update_norms(src, m)
+            norms, cosines = self.update_stats(src, m)
             over = self.budget_problems(src, m, spec)
         except _ArtifactMismatch as exc:
             raise challenge(str(exc), Challenge("Artifact", exc.index))
@@ -334,7 +346,8 @@ class ClaimChecker:
                             Challenge("FinalEvaluation", 0, observed=loss_to_bytes32(measured)))
         eval_s = assess_s
 
-        sample = sample_segments(cid, self.verifier, info.seed, m.segments, norms, policy, covered=info.covered)
+        sample = sample_segments(cid, self.verifier, info.seed, m.segments, norms, policy, covered=info.covered,
+                                 cosines=cosines)
         replays = []
         t = time.perf_counter()
         for i in sample.segments:
@@ -447,6 +460,16 @@ def _losses_agree(measured: int, claimed: int, spec: taskspec.TaskSpec) -> bool:
         return measured == claimed
     # tolerance mode: the evaluation of near-identical weights may move in the 4th digit
     return abs(measured - claimed) <= max(1000, claimed // 1000)
+
+
+def _cosine(a: dict | None, b: dict | None) -> float:
+    """cos(a, b) of two updates (0 when either is missing or zero: a turn no score can rank)."""
+    if a is None or b is None or a.keys() != b.keys():
+        return 0.0
+    dot = sum(float((a[k] * b[k]).sum()) for k in a)
+    na = math.sqrt(sum(float((a[k] ** 2).sum()) for k in a))
+    nb = math.sqrt(sum(float((b[k] ** 2).sum()) for k in b))
+    return dot / (na * nb) if na > 0 and nb > 0 else 0.0
 
 
 def _boundary_of(exc: StoreError, m: mf.Manifest) -> int:
