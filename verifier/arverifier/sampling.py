@@ -20,6 +20,13 @@ Two kinds of picks (as in Proof-of-Learning):
   honest decay steepens towards the random init (the plain extrapolation gives ~1.2
   on charlm: the margin keeps it below 1), a 3x jump there scores ~2-2.4. The decay
   factor is floored at 1 so that a forged segment 2 (large u_2) cannot inflate it.
+  A segment that stands over both neighbours (``u_i / sqrt(u_{i-1} u_{i+1})``, the bump)
+  scores too: early, fast natural decay hides a bigger update from growth alone;
+- **turn** (part of the suspicious score from ``TURN_MIN_SEGMENTS`` segments): the drop
+  of the cosine between consecutive updates after a segment (``turn_scores``): a segment
+  trained on other data is partly undone by the next one, so the cosine falls while the
+  update sizes barely move. Growth-and-bump and turn are fused as robust z-scores
+  against the claim's own segments (``fused_scores``), both computed by the verifier.
 
 **Nothing claim code computes ranks anything.** The checkpoints are bytes the verifier
 hashes and measures; the loss probe that used to rank segments (the model's loss on
