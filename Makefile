@@ -45,10 +45,10 @@ demo: setup
 
 test: setup
 	npx hardhat test
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-py: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-js: setup
 	npx hardhat test

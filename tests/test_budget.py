@@ -31,7 +31,7 @@ from arledger.templates import template_dir
 from arstore import EmbeddedStore
 from arverifier.sandbox import Sandbox
 
-STEPS, K = 50, 25
+STEPS, K = 20, 10
 
 
 def test_flop_counter_agrees_with_flopcountermode():
@@ -149,7 +149,7 @@ def test_four_updates_per_step_reproduce_but_break_the_flop_budget(tmp_path, sto
 
 
 def test_updates_hidden_from_the_counter_meet_the_cpu_backstop(tmp_path, store, spec, pool, honest):
-    res = _run(_variant(tmp_path, "hidden", lambda s: attacks.hidden_from_the_counter(s, 12)),
+    res = _run(_variant(tmp_path, "hidden", lambda s: attacks.hidden_from_the_counter(s, 24)),
                tmp_path / "hidden-run", store)
     assert taskspec.manifest_budget_problems(res.manifest, spec) == [], "the run's own count looks honest"
     # a backstop of 3x the honest replay's CPU (the task's is calibrated the same way, with a floor)

@@ -65,7 +65,10 @@ def test_top_level_help_lists_the_ledger_commands(world):
 
 def test_task_show_json_and_unknown_task(world, task):
     out = world.artrain("task", "show", task, "--store", world.store_spec, "--json")
-    assert out["spec"]["budget"] == {"steps": 20, "segment_steps": 10} and out["quorum"] == 2
+    b = out["spec"]["budget"]
+    assert (b["steps"], b["segment_steps"]) == (20, 10) and out["quorum"] == 2
+    # the work budget measured on the baseline (docs/budget.md): digits counts FLOPs, build() none
+    assert b["flops_per_step"] == b["startup_flops"] > 0 and b["max_params"] > 0 and b["cpu_seconds_per_segment"] > 4
     _one_line_error(world.artrain("task", "show", 999, "--store", world.store_spec, ok=False), "999")
     _one_line_error(world.artrain("best", "--task", 999, "--store", world.store_spec, ok=False), "999")
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from arledger.runner import kernels
+
 from arverifier.sandbox import Sandbox, SandboxLimits, available_backend
 
 LIMITS = SandboxLimits(cpu_seconds=5, wall_seconds=15, memory_bytes=1 << 30,
@@ -230,5 +232,8 @@ def test_identity_is_the_same_on_every_verifier(tmp_path):
     assert seen["cpus"] == seen["cpuinfo"] == 1
     from arverifier.sandbox import _inner_env
 
-    assert seen["env"] == {**_inner_env("/scratch"), "PWD": "/scratch"}, "a fixed environment, nothing of the verifier's"
+    # a fixed environment, nothing of the verifier's: the sandbox's own, and the CPU kernel pin
+    # (by default this process's: the root conftest's avx2 pin; a checker passes the task's)
+    assert box.kernel_env == kernels.env_for(kernels.DEFAULT_PIN)
+    assert seen["env"] == {**_inner_env("/scratch"), **box.kernel_env, "PWD": "/scratch"}
     assert not any(str(Path.home()) in v or sys.prefix in v for v in seen["env"].values())

@@ -119,7 +119,10 @@ def claim(tmp_path_factory):
                       "            _observe('forward')\n")
     (exp / "train.py").write_text(src + f"\nNEEDLE = {needle!r}\n" + OBSERVER)
     run = run_experiment(RunOptions(exp, tmp / "run", steps=2, segment_steps=1, seed=1), store=store)
-    spec = taskspec.build_taskspec(exp, store, steps=2, segment_steps=1, limits=LIMITS, baseline_loss=2.3)
+    # the observer spends CPU looking around (it scans for the held-out bytes): a CPU backstop that
+    # leaves it room, as this test is about what it sees, not what it spends (tests/test_budget.py)
+    spec = taskspec.build_taskspec(exp, store, steps=2, segment_steps=1, limits=LIMITS, baseline_loss=2.3,
+                                   budget={"cpu_seconds_per_segment": 600.0})
     mp.undo()
     return {"m": run.manifest, "spec": spec, "store": store, "tmp": tmp}
 
