@@ -68,22 +68,15 @@ class Budget:
 
     def segment_problem(self, flops: Any, cpu_s: float | None) -> str:
         """A replayed segment's counted FLOPs (claim's word) and measured CPU (the kernel's)."""
-        if self.segment_flops is not None:
-            if not isinstance(flops, int) or isinstance(flops, bool) or flops < 0:
-                return f"compute budget: the replay reported no FLOP count ({flops!r})"
-            if flops > self.segment_flops:
-                return (f"compute budget: the segment counted {flops:.4g} FLOPs, the task allows "
-                        f"{self.segment_flops:.4g} ({self.segment_steps} steps x {self.flops_per_step:.4g})")
-        return self.cpu_problem(cpu_s, "the segment")
+        return (_flops_problem(self.segment_flops, flops, "the replay",
+                               f"the segment counted {{n:.4g}} FLOPs, the task allows {{limit:.4g}} "
+                               f"({self.segment_steps} steps x {self.flops_per_step or 0:.4g})")
+                or self.cpu_problem(cpu_s, "the segment"))
 
     def startup_problem(self, flops: Any, cpu_s: float | None) -> str:
-        if self.startup_flops is not None:
-            if not isinstance(flops, int) or isinstance(flops, bool) or flops < 0:
-                return f"compute budget: the rebuild reported no FLOP count ({flops!r})"
-            if flops > self.startup_flops:
-                return (f"compute budget: build() counted {flops:.4g} FLOPs before step 0, "
-                        f"the task allows {self.startup_flops:.4g}")
-        return self.cpu_problem(cpu_s, "build()")
+        return (_flops_problem(self.startup_flops, flops, "the rebuild",
+                               "build() counted {n:.4g} FLOPs before step 0, the task allows {limit:.4g}")
+                or self.cpu_problem(cpu_s, "build()"))
 
     def cpu_problem(self, cpu_s: float | None, what: str) -> str:
         if self.cpu_seconds_per_segment is not None and cpu_s is not None and cpu_s > self.cpu_seconds_per_segment:
@@ -98,6 +91,22 @@ class Budget:
         if self.max_code_bytes is not None and code_bytes is not None and code_bytes > self.max_code_bytes:
             out.append(f"budget.max_code_bytes: the code is {code_bytes} bytes, the task allows {self.max_code_bytes}")
         return out
+
+
+def counted_flops(value: Any) -> int | None:
+    """A worker's FLOP count if it is one (a non-negative int, not a bool), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _flops_problem(limit: int | None, flops: Any, who: str, over: str) -> str:
+    """"" within ``limit`` (or no limit); else the problem: no count from ``who``, or ``over``
+    formatted with the count ``n`` and the ``limit``."""
+    if limit is None:
+        return ""
+    n = counted_flops(flops)
+    if n is None:
+        return f"compute budget: {who} reported no FLOP count ({flops!r})"
+    return f"compute budget: {over.format(n=n, limit=limit)}" if n > limit else ""
 
 
 def calibrate_cpu(segment_cpu_s: float, flops_ratio: float) -> float:

@@ -38,7 +38,7 @@ from arledger import checkpoint, manifest as mf
 from arledger.errors import ArtifactMismatch, ManifestError, ReplayError
 from arledger.runner import artifacts as art, determinism
 from arledger.runner.execution import Done, Executor, InProcessExecutor, SubprocessExecutor, WorkRequest
-from arledger.runner.budget import Budget
+from arledger.runner.budget import Budget, counted_flops
 from arledger.runner.limits import Limits
 from arledger.runner.loop import ckpt_path
 
@@ -311,7 +311,7 @@ def replay_segment(r: Replay, i: int) -> ReplayResult:
         produced = checkpoint.file_state_hash(out)  # the file is what counts, not the worker's word
         diffs = determinism.differences(m.environment, r.environment)
         common = dict(wall_s=round(wall, 3), work_s=round(work_s, 3), environment_differences=diffs,
-                      threshold=r.threshold, flops=flops if isinstance(flops, int) else None, cpu_s=cpu_s)
+                      threshold=r.threshold, flops=counted_flops(flops), cpu_s=cpu_s)
         over = r.budget.segment_problem(flops, cpu_s) if r.budget is not None else ""
         if produced == expected:
             if over:  # the right bits, from more work than the task allows
@@ -363,7 +363,7 @@ def rebuild_start(r: Replay) -> StartResult:
     with r.executor.run(WorkRequest("build", body, inputs, r.limits)) as done:
         out_copy = _keep(done, "start.safetensors", r.files.workdir / "replays")
         flops, cpu_s = done.answer.get("flops"), done.cpu_s
-    flops = flops if isinstance(flops, int) and not isinstance(flops, bool) else None
+    flops = counted_flops(flops)
     try:
         produced = checkpoint.file_state_hash(out_copy)
         if produced != expected and not _start_within_tolerance(r, out_copy):
@@ -390,9 +390,12 @@ def _start_within_tolerance(r: Replay, rebuilt: Path) -> bool:
     c = checkpoint.model_params(claimed.read_bytes(), str(claimed))
     if p.keys() != c.keys() or any(p[k].shape != c[k].shape for k in c):
         return False
-    num = math.sqrt(sum(float(((p[k].double() - c[k].double()) ** 2).sum()) for k in c))
-    den = math.sqrt(sum(float((c[k].double() ** 2).sum()) for k in c)) or 1.0
-    return num / den <= r.threshold
+    return _l2(p, c) / (_l2(c) or 1.0) <= r.threshold
+
+
+def _l2(a: dict, b: dict | None = None) -> float:
+    """||a - b|| (or ||a||) over the tensors of a state dict, in float64."""
+    return math.sqrt(sum(float(((a[k].double() - (b[k].double() if b is not None else 0)) ** 2).sum()) for k in a))
 
 
 def normalized_distance(produced: Path, claimed: Path, start: Path) -> float:
@@ -405,8 +408,7 @@ def normalized_distance(produced: Path, claimed: Path, start: Path) -> float:
     s = checkpoint.model_params(start.read_bytes(), str(start))
     if p.keys() != c.keys() or c.keys() != s.keys() or any(p[k].shape != c[k].shape for k in c):
         return math.inf
-    num = math.sqrt(sum(float(((p[k].double() - c[k].double()) ** 2).sum()) for k in c))
-    den = math.sqrt(sum(float(((c[k].double() - s[k].double()) ** 2).sum()) for k in c))
+    num, den = _l2(p, c), _l2(c, s)
     if den == 0.0:
         return 0.0 if num == 0.0 else math.inf
     return num / den
