@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from eth_account import Account
 
 from arledger.chain.artifact import load_artifact
-from arledger.chain.config import chain_options, context_from, load_account, load_context
+from arledger.chain.config import load_account, load_context
+from arledger.cli.common import chain_options, context_from
 from arledger.chain.ledger import Ledger
 from arledger.chain.units import format_amount, parse_amount
 from arledger.devnet import Deployment, free_port

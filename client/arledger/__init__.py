@@ -1,6 +1,7 @@
 """arledger: the client library of autoresearch-ledger.
 
-Layers (dependencies run one way): ``arverifier`` -> ``arledger`` -> ``arstore``.
+Layers (dependencies run one way): ``ardemo`` -> ``arverifier`` -> ``arledger`` -> ``arstore``
+(tests/test_layers.py).
 """
 
 __version__ = "0.1.0"

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from arledger.errors import ArledgerError
+from arledger.errors import CheckpointError
 
 FORMAT = "arledger-checkpoint/1"
 WEIGHTS_FORMAT = "arledger-weights/1"
@@ -48,10 +48,6 @@ _DTYPES: dict[torch.dtype, str] = {
     torch.bool: "BOOL",
 }
 _DTYPES_BACK = {v: k for k, v in _DTYPES.items()}
-
-
-class CheckpointError(ArledgerError):
-    """A checkpoint file that cannot be read or does not fit the model it is loaded into."""
 
 
 def _canonical_json(obj: Any) -> str:

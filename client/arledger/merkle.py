@@ -20,13 +20,9 @@ from __future__ import annotations
 from eth_abi import encode as abi_encode
 from eth_hash.auto import keccak
 
-from arledger.errors import ArledgerError
+from arledger.errors import MerkleError
 
 HASH_BYTES = 32
-
-
-class MerkleError(ArledgerError):
-    """Invalid input to the Merkle tree (wrong hash length, empty list, index out of range)."""
 
 
 def _check_hash(value: bytes, what: str) -> bytes:

@@ -27,14 +27,10 @@ from typing import Any, Callable
 
 from arledger import manifest as mf, taskspec
 from arledger.checkpoint import atomic_write
-from arledger.errors import ArledgerError
+from arledger.errors import SubmitError
 
 STATE_FILE = "submission.json"
 CLAIM_MANIFEST = "claim-manifest.json"
-
-
-class SubmitError(ArledgerError):
-    """The run cannot be submitted to this task (the message says why, before any gas is spent)."""
 
 
 @dataclass

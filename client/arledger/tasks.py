@@ -127,9 +127,11 @@ def create_task(ledger: Ledger, store: Any, req: TaskRequest) -> tuple[int, task
                                    budget=req.budget, cpu_kernels=req.cpu_kernels)
     spec_cid = taskspec.publish(store, spec)
     t = req.terms
-    params = TaskParams(spec.digest(), t.reward, t.verifier_fee, t.min_trainer_stake, t.min_verifier_stake,
-                        t.challenge_bond, t.quorum, t.reveal_window, t.challenge_window, t.voting_window,
-                        spec.min_improvement_micro, spec.baseline_loss_micro)
+    params = TaskParams(spec_digest=spec.digest(), reward_per_improvement=t.reward, verifier_fee=t.verifier_fee,
+                        min_trainer_stake=t.min_trainer_stake, min_verifier_stake=t.min_verifier_stake,
+                        challenge_bond=t.challenge_bond, quorum=t.quorum, reveal_window=t.reveal_window,
+                        challenge_window=t.challenge_window, voting_window=t.voting_window,
+                        min_improvement=spec.min_improvement_micro, baseline_loss=spec.baseline_loss_micro)
     tx = ledger.create_task(params, value=t.pool)
     return int(tx.event("TaskCreated")["taskId"]), spec, spec_cid, tx
 

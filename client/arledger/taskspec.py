@@ -20,16 +20,12 @@ from typing import Any
 
 from arledger import jsondoc
 from arledger.jsondoc import canonical_bytes  # noqa: F401 - part of this module's API
-from arledger.errors import ArledgerError
+from arledger.errors import ArledgerError, TaskSpecError
 from arledger.runner.limits import Limits
 
 SCHEMA_VERSION = 2
 MAX_BYTES = jsondoc.MAX_BLOCK_BYTES
 MICRO = 1_000_000
-
-
-class TaskSpecError(ArledgerError):
-    """A TaskSpec that is malformed, oversized or inconsistent; the message names the field."""
 
 
 @dataclass(frozen=True)

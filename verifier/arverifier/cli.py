@@ -10,17 +10,9 @@ from pathlib import Path
 
 import click
 
-from arledger.chain.config import chain_options, context_from
 from arledger.chain.units import format_amount, parse_amount
-from arledger.cli import _Group
-
-
-def _emit(data, as_json: bool, lines) -> None:
-    if as_json:
-        click.echo(json.dumps(data, sort_keys=True, default=str))
-    else:
-        for line in lines(data):
-            click.echo(line)
+from arledger.cli.common import (CONTEXT_SETTINGS, Group, chain_options, context_from, emit, json_option, open_store,
+                                 store_option)
 
 
 def _data_dir(value: Path | None, address: str) -> Path:
@@ -30,12 +22,7 @@ def _data_dir(value: Path | None, address: str) -> Path:
     return home / "verifier" / address.lower()
 
 
-store_option = click.option("--store", "store_spec", help="Artifact store: embedded:/path or http://host:5001 "
-                            "[env ARLEDGER_IPFS, else $ARLEDGER_HOME/store].")
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="autoresearch-ledger")
 def main() -> None:
     """arverify: verify training claims by replaying segments, confirm or challenge on chain.
@@ -58,8 +45,8 @@ def register(stake, as_json, **chain):
     ctx = context_from(chain)
     tx = ctx.ledger.register_verifier(parse_amount(stake, "stake"))
     info = ctx.ledger.verifier_info(ctx.address)
-    _emit({"verifier": ctx.address, "stake": info.stake, "tx": tx.tx_hash, "gas": tx.gas_used}, as_json,
-          lambda d: [f"verifier {d['verifier']} registered, stake {format_amount(d['stake'])} (tx {d['tx']})"])
+    emit({"verifier": ctx.address, "stake": info.stake, "tx": tx.tx_hash, "gas": tx.gas_used}, as_json,
+         lambda d: [f"verifier {d['verifier']} registered, stake {format_amount(d['stake'])} (tx {d['tx']})"])
 
 
 @main.command()
@@ -69,8 +56,8 @@ def unregister(as_json, **chain):
     """Unregister; the stake becomes withdrawable (refused while bound to an open claim or dispute)."""
     ctx = context_from(chain)
     tx = ctx.ledger.unregister_verifier()
-    _emit({"verifier": ctx.address, "tx": tx.tx_hash, "balance": ctx.ledger.balance_of(ctx.address)}, as_json,
-          lambda d: [f"verifier {d['verifier']} unregistered; withdrawable {format_amount(d['balance'])} "
+    emit({"verifier": ctx.address, "tx": tx.tx_hash, "balance": ctx.ledger.balance_of(ctx.address)}, as_json,
+         lambda d: [f"verifier {d['verifier']} unregistered; withdrawable {format_amount(d['balance'])} "
                      "(arverify withdraw)"])
 
 
@@ -82,15 +69,14 @@ def withdraw(as_json, **chain):
     ctx = context_from(chain)
     owed = ctx.ledger.balance_of(ctx.address)
     if not owed:
-        _emit({"withdrawn": 0}, as_json, lambda d: ["nothing to withdraw"])
+        emit({"withdrawn": 0}, as_json, lambda d: ["nothing to withdraw"])
         return
     tx = ctx.ledger.withdraw()
-    _emit({"withdrawn": owed, "tx": tx.tx_hash}, as_json,
-          lambda d: [f"withdrew {format_amount(owed)} (tx {tx.tx_hash})"])
+    emit({"withdrawn": owed, "tx": tx.tx_hash}, as_json,
+         lambda d: [f"withdrew {format_amount(owed)} (tx {tx.tx_hash})"])
 
 
 def _checker(address: str, store_spec, data_dir: Path, sandbox: str):
-    from arstore import open_store
     from arverifier.check import ClaimChecker
 
     store = open_store(store_spec)
@@ -124,7 +110,7 @@ def check(claim_id, store_spec, sandbox, data_dir, as_json, **chain):
         verdict = checker.check(info, taskspec.fetch(store, ctx.ledger.task(info.task_id).spec_digest))
     finally:
         checker.close()
-    _emit(verdict.to_dict(), as_json, lambda d: [
+    emit(verdict.to_dict(), as_json, lambda d: [
         f"claim {claim_id}: {d['decision'].upper()}  {d['reason']}",
         f"segments {d['segments'] or '-'}  measured loss {d['measured_loss'] / 1e6 if d['measured_loss'] else '-'}",
         f"time {d['seconds']}"])
@@ -161,14 +147,14 @@ def watch(once, confirmations, poll_interval, from_block, data_dir, no_finalize,
     store, checker = _checker(ctx.address, store_spec, data_dir, sandbox)
     state = WatcherState(data_dir / "state.sqlite")
     state.bind(chain_id=str(ctx.ledger.chain_id), ledger=ctx.ledger.address, verifier=ctx.address)
-    emit = (lambda rec: click.echo(json.dumps(rec, sort_keys=True))) if as_json else None
+    on_record = (lambda rec: click.echo(json.dumps(rec, sort_keys=True))) if as_json else None
     if not as_json:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
                             stream=sys.stderr)
     node = VerifierNode(ctx.ledger, store, state, checker,
                         NodeConfig(confirmations=confirmations,
                                    start_block=ctx.ledger.deploy_block if from_block is None else from_block,
-                                   finalize=not no_finalize), emit=emit)
+                                   finalize=not no_finalize), emit=on_record)
     try:
         node.run(once=once, poll_interval=poll_interval)
     except KeyboardInterrupt:

@@ -58,15 +58,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from arledger.errors import ArledgerError
+from arledger.errors import SandboxUnavailable
 from arledger.runner.execution import Executor, parse_answer, worker_argv
 from arledger.runner.limits import SANDBOX_SETUP_EXIT, Limits, classify
 
 GiB = 1 << 30
-
-
-class SandboxUnavailable(ArledgerError):
-    """No sandbox backend can run here (and running unsandboxed is never chosen silently)."""
 
 
 SandboxLimits = Limits  # one limits type (arledger.runner.limits); the old name stays importable

@@ -1,15 +1,18 @@
 """The compiled contract, read from the Hardhat build export (one source of truth).
 
 ``scripts/export_abi.js`` writes ``arledger/_build/TrainingLedger.json`` =
-``{contractName, abi, bytecode, deployedBytecode, compiler}``; the ABI is never copied
-by hand into Python. ``ARLEDGER_ARTIFACT`` points at another file (tests, forks).
+``{contractName, abi, bytecode, deployedBytecode, compiler, metadata, enums}``; the ABI
+(struct field names included) and the enum member names are never copied by hand into
+Python, and ``metadata`` (the compiler's settings and the keccak256 of every source) is
+what ``artrain ledger verify`` recompiles from. ``ARLEDGER_ARTIFACT`` points at another
+file (tests, forks).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,6 +32,8 @@ class ContractArtifact:
     deployed_bytecode: str
     compiler: str = ""
     path: str = ""
+    metadata: dict = field(default_factory=dict)  # solc's metadata JSON of the contract
+    enums: dict = field(default_factory=dict)  # "ITrainingLedger.ClaimState" -> member names
 
     def entries(self, kind: str) -> list[dict]:
         """ABI entries of one type: "function", "event", "error", "constructor"."""
@@ -42,6 +47,14 @@ class ContractArtifact:
 
     def has_function(self, name: str) -> bool:
         return any(e["name"] == name for e in self.entries("function"))
+
+    def enum(self, name: str) -> list[str]:
+        """Members of an enum by its short or canonical name (``ClaimState``), in order."""
+        for canonical, members in self.enums.items():
+            if name in (canonical, canonical.rsplit(".", 1)[-1]):
+                return list(members)
+        raise ConfigError(f"{self.path or self.contract_name}: the build records no enum {name!r} "
+                          f"(re-export it: {BUILD_HINT})")
 
 
 def artifact_path() -> Path:
@@ -83,4 +96,6 @@ def _load(path: str, _mtime: int) -> ContractArtifact:
         deployed_bytecode=data.get("deployedBytecode", ""),
         compiler=str(data.get("compiler", "")),
         path=path,
+        metadata=dict(data.get("metadata") or {}),
+        enums=dict(data.get("enums") or {}),
     )

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import click
 from eth_account import Account
 from eth_utils import is_hex_address, to_checksum_address
 
@@ -128,28 +127,3 @@ def _checksummed_ledger(address: Any) -> str:
     if text != text.lower() and text != "0x" + text[2:].upper() and to_checksum_address(text) != text:
         raise ConfigError(f"ledger: {text!r} has a wrong EIP-55 checksum (mistyped?)")
     return to_checksum_address(text)
-
-
-# -- shared click options -------------------------------------------------------------------
-
-
-def chain_options(fn: Callable) -> Callable:
-    """--rpc-url --ledger --key --keystore --dev-account for every command that talks to the chain."""
-    opts = [
-        click.option("--rpc-url", envvar=None, help="JSON-RPC endpoint [env ARLEDGER_RPC_URL, else deployment file]"),
-        click.option("--ledger", "ledger_address", help="ledger contract address [env ARLEDGER_LEDGER, else deployment file]"),
-        click.option("--key", help="private key (prefer the env var ARLEDGER_KEY: flags show up in `ps`)"),
-        click.option("--keystore", type=click.Path(dir_okay=False),
-                     help="encrypted keystore JSON [env ARLEDGER_KEYSTORE; password: ARLEDGER_KEYSTORE_PASSWORD or prompt]"),
-        click.option("--dev-account", type=int, default=None, help="use devnet dev account N (local devnet only)"),
-    ]
-    for opt in reversed(opts):
-        fn = opt(fn)
-    return fn
-
-
-def context_from(kwargs: dict, need_account: bool = True) -> Context:
-    """Pop the chain options from a command's kwargs and load the context."""
-    return load_context(rpc_url=kwargs.pop("rpc_url", None), ledger=kwargs.pop("ledger_address", None),
-                        key=kwargs.pop("key", None), keystore=kwargs.pop("keystore", None),
-                        dev_account=kwargs.pop("dev_account", None), need_account=need_account)

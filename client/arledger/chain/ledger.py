@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
 from eth_abi import encode
@@ -29,15 +29,15 @@ from web3.exceptions import ContractCustomError, ContractLogicError, ContractPan
 
 from arledger.chain.artifact import ContractArtifact, load_artifact
 from arledger.chain.errors import RevertDecoder
+from arledger.chain.views import ViewDecoder
 from arledger.errors import ChainError, ChainUnavailable, ConfigError, ContractRevert, TransactionFailed
 
-CLAIM_STATES = ("None", "Open", "Disputed", "Finalizable", "Accepted", "Rejected", "Expired")
-DISPUTE_STATES = ("None", "Voting", "Resolvable", "Upheld", "Dismissed", "Inconclusive")
-CHALLENGE_KINDS = ("Segment", "Artifact", "FinalEvaluation")
 ZERO32 = b"\x00" * 32
 
 
 # -- typed views ----------------------------------------------------------------------------
+# Each view's fields are the snake_case names of its struct in ITrainingLedger.sol and
+# are filled by name (arledger.chain.views); enum fields hold member names ("Open").
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,6 @@ class TaskParams:
     voting_window: int
     min_improvement: int
     baseline_loss: int
-
-    def as_tuple(self) -> tuple:
-        return (self.spec_digest, self.reward_per_improvement, self.verifier_fee, self.min_trainer_stake,
-                self.min_verifier_stake, self.challenge_bond, self.quorum, self.reveal_window,
-                self.challenge_window, self.voting_window, self.min_improvement, self.baseline_loss)
 
 
 @dataclass(frozen=True)
@@ -222,6 +217,7 @@ class Ledger:
         self.account = account
         self.contract = w3.eth.contract(address=self.address, abi=self.artifact.abi)
         self.decoder = RevertDecoder(self.artifact.abi)
+        self.views = ViewDecoder(self.artifact)
         self._events = {e["name"]: getattr(self.contract.events, e["name"])
                         for e in self.artifact.entries("event")}
         self._topic_to_event = {}
@@ -334,14 +330,13 @@ class Ledger:
     # -- tasks -----------------------------------------------------------------------
 
     def create_task(self, params: TaskParams, value: int = 0) -> TxResult:
-        return self._transact("createTask", params.as_tuple(), value=value)
+        return self._transact("createTask", self.views.struct_arg("createTask", params), value=value)
 
     def fund_task(self, task_id: int, value: int) -> TxResult:
         return self._transact("fundTask", task_id, value=value)
 
     def task(self, task_id: int) -> Task:
-        t = self._call("task", task_id)
-        return Task(task_id, t[0], bytes(t[1]), *t[2:])
+        return self.views.into(Task, "task", self._call("task", task_id), task_id=task_id)
 
     def task_count(self) -> int:
         return self._call("taskCount")
@@ -361,7 +356,7 @@ class Ledger:
         return self._transact("commit", _b32(commitment, "commitment"))
 
     def commitment_info(self, commitment: bytes) -> CommitmentInfo:
-        return CommitmentInfo(*self._call("commitmentInfo", _b32(commitment, "commitment")))
+        return self.views.into(CommitmentInfo, "commitmentInfo", self._call("commitmentInfo", _b32(commitment, "commitment")))
 
     def reveal(self, task_id: int, parent_id: int, code_cid: bytes, manifest_digest: bytes, merkle_root: bytes,
                num_segments: int, claimed_loss: int, salt: bytes, value: int) -> TxResult:
@@ -370,20 +365,18 @@ class Ledger:
                               num_segments, claimed_loss, _b32(salt, "salt"), value=value)
 
     def claim(self, claim_id: int) -> Claim:
-        c = self._call("claim", claim_id)
-        open_dispute = bytes(c[11])
-        return Claim(claim_id, c[0], c[1], c[2], c[3], CLAIM_STATES[c[4]], c[5], bytes(c[6]), c[7], c[8], c[9],
-                     bytes(c[10]), None if open_dispute == ZERO32 else _hex(open_dispute))
+        c = self.views.into(Claim, "claim", self._call("claim", claim_id), claim_id=claim_id)
+        return replace(c, open_dispute=None if c.open_dispute == ZERO32 else _hex(c.open_dispute))
 
     def claim_state(self, claim_id: int) -> str:
-        return CLAIM_STATES[self._call("claimState", claim_id)]
+        return self.views.decode("claimState", self._call("claimState", claim_id))
 
     def confirmations(self, claim_id: int) -> int:
         return self.claim(claim_id).confirmations
 
     def best_claim(self, task_id: int) -> tuple[int, int]:
-        claim_id, loss = self._call("bestClaim", task_id)
-        return claim_id, loss
+        best = self.views.decode("bestClaim", self._call("bestClaim", task_id))
+        return best["claim_id"], best["loss"]
 
     def task_claims(self, task_id: int, offset: int = 0, limit: int = 100) -> list[int]:
         return list(self._call("taskClaims", task_id, offset, limit))
@@ -412,7 +405,7 @@ class Ledger:
         return self._transact("unregisterVerifier")
 
     def verifier_info(self, account: str) -> VerifierInfo:
-        return VerifierInfo(*self._call("verifierInfo", to_checksum_address(account)))
+        return self.views.into(VerifierInfo, "verifierInfo", self._call("verifierInfo", to_checksum_address(account)))
 
     def confirm(self, claim_id: int, segments: Sequence[int], measured_loss: int) -> TxResult:
         return self._transact("confirm", claim_id, [int(s) for s in segments], int(measured_loss))
@@ -423,7 +416,7 @@ class Ledger:
     def challenge(self, claim_id: int, kind: str | int, segment: int, claimed_start=ZERO32, claimed_end=ZERO32,
                   start_proof: Iterable = (), end_proof: Iterable = (), observed=ZERO32,
                   value: int | None = None) -> TxResult:
-        kind_i = CHALLENGE_KINDS.index(kind) if isinstance(kind, str) else int(kind)
+        kind_i = self._kind(kind)
         if value is None:
             value = self.task(self.claim(claim_id).task_id).challenge_bond
         return self._transact("challenge", claim_id, kind_i, segment, _b32(claimed_start, "claimed_start"),
@@ -431,17 +424,26 @@ class Ledger:
                               [_b32(p, "end_proof") for p in end_proof], _b32(observed, "observed"),
                               value=value)
 
+    def _kind(self, kind: str | int) -> int:
+        kinds = self.artifact.enum("ChallengeKind")
+        if isinstance(kind, str):
+            if kind not in kinds:
+                raise ConfigError(f"challenge kind: {kind!r} is not one of {', '.join(kinds)}")
+            return kinds.index(kind)
+        if not 0 <= int(kind) < len(kinds):
+            raise ConfigError(f"challenge kind: {kind} is not one of 0..{len(kinds) - 1} ({', '.join(kinds)})")
+        return int(kind)
+
     def dispute_id(self, claim_id: int, kind: str | int, segment: int) -> str:
-        kind_i = CHALLENGE_KINDS.index(kind) if isinstance(kind, str) else int(kind)
-        return _hex(keccak(encode(["uint32", "uint8", "uint16"], [claim_id, kind_i, segment])))
+        """The contract's own ``disputeIdOf`` (one definition of the id, on chain)."""
+        return _hex(self._call("disputeIdOf", claim_id, self._kind(kind), segment))
 
     def dispute(self, dispute_id: str | bytes) -> Dispute:
-        d = self._call("dispute", _b32(dispute_id, "dispute_id"))
-        return Dispute(_hex(_b32(dispute_id, "dispute_id")), d[0], CHALLENGE_KINDS[d[1]], d[2], DISPUTE_STATES[d[3]],
-                       d[4], d[5], d[6], d[7], d[8], d[9])
+        did = _b32(dispute_id, "dispute_id")
+        return self.views.into(Dispute, "dispute", self._call("dispute", did), dispute_id=_hex(did))
 
     def dispute_state(self, dispute_id: str | bytes) -> str:
-        return DISPUTE_STATES[self._call("disputeState", _b32(dispute_id, "dispute_id"))]
+        return self.views.decode("disputeState", self._call("disputeState", _b32(dispute_id, "dispute_id")))
 
     def vote(self, dispute_id: str | bytes, uphold: bool) -> TxResult:
         return self._transact("vote", _b32(dispute_id, "dispute_id"), bool(uphold))

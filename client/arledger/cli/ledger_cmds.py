@@ -7,33 +7,10 @@ from pathlib import Path
 
 import click
 
-from arledger.chain.config import chain_options, context_from
-from arledger.chain.units import format_amount, parse_amount
+from arledger.chain.units import format_amount
+from arledger.cli.common import amount, chain_options, context_from, emit, json_option, open_store, store_option
 
 MICRO = 1_000_000
-
-
-def _store(spec: str | None):
-    from arstore import open_store
-
-    return open_store(spec)
-
-
-def _emit(data, as_json: bool, human) -> None:
-    if as_json:
-        click.echo(json.dumps(data, sort_keys=True, default=str))
-    else:
-        for line in human(data):
-            click.echo(line)
-
-
-def _amount(ctx, param, value):
-    return None if value is None else parse_amount(value, param.name)
-
-
-store_option = click.option("--store", "store_spec", help="Artifact store: embedded:/path or http://host:5001 "
-                            "[env ARLEDGER_IPFS, else $ARLEDGER_HOME/store].")
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
 # -- task ------------------------------------------------------------------------------------
@@ -48,8 +25,8 @@ def task() -> None:
 @click.option("--spec", "spec_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Task request JSON (example: examples/task-charlm.json); flags below override it.")
 @click.option("--template", help="Template name or experiment dir, when no --spec is given (charlm, digits).")
-@click.option("--reward", callback=_amount, help="Reward per accepted improvement, e.g. 1eth.")
-@click.option("--pool", callback=_amount, help="Initial reward pool sent with the transaction.")
+@click.option("--reward", callback=amount, help="Reward per accepted improvement, e.g. 1eth.")
+@click.option("--pool", callback=amount, help="Initial reward pool sent with the transaction.")
 @click.option("--steps", type=click.IntRange(min=1), help="Budget in optimizer steps.")
 @click.option("--segment-steps", type=click.IntRange(min=1), help="Segment length in steps.")
 @click.option("--quorum", type=click.IntRange(1, 16), help="Confirmations needed.")
@@ -81,13 +58,13 @@ def task_create(spec_file, template, reward, pool, steps, segment_steps, quorum,
 
     kernels.ensure(req.cpu_kernels or kernels.DEFAULT_PIN, reexec=True)  # the baseline is measured under it
     ctx = context_from(chain)
-    task_id, spec, spec_cid, tx = tasks.create_task(ctx.ledger, _store(store_spec), req)
+    task_id, spec, spec_cid, tx = tasks.create_task(ctx.ledger, open_store(store_spec), req)
     data = {"task_id": task_id, "spec_cid": spec_cid, "tx": tx.tx_hash, "gas": tx.gas_used,
             "baseline_loss": spec.baseline_loss_micro / MICRO, "metric": spec.evaluation["metric"],
             "steps": spec.steps, "segment_steps": spec.segment_steps, "datasets": spec.datasets,
             "baseline_code_cid": spec.baseline_code_cid, "budget": dict(spec.budget),
             "cpu_kernels": spec.cpu_kernels}
-    _emit(data, as_json, lambda d: [f"task {d['task_id']} created (tx {d['tx']}, gas {d['gas']})",
+    emit(data, as_json, lambda d: [f"task {d['task_id']} created (tx {d['tx']}, gas {d['gas']})",
                                     f"spec {d['spec_cid']}  baseline {d['metric']} = {d['baseline_loss']:.4f}",
                                     f"budget {d['steps']} steps in segments of {d['segment_steps']}; per step "
                                     f"{d['budget'].get('flops_per_step', '-')} FLOPs, CPU backstop "
@@ -108,9 +85,9 @@ def task_show(task_id, store_spec, as_json, **chain):
 
     ctx = context_from(chain, need_account=False)
     t = ctx.ledger.task(task_id)
-    spec = taskspec.fetch(_store(store_spec), t.spec_digest)
+    spec = taskspec.fetch(open_store(store_spec), t.spec_digest)
     data = {**asdict(t), "spec_digest": "0x" + t.spec_digest.hex(), "spec": json.loads(spec.to_bytes())}
-    _emit(data, as_json, lambda d: [
+    emit(data, as_json, lambda d: [
         f"task {task_id}: {spec.name} ({spec.evaluation['metric']}, {spec.evaluation['units']})",
         f"pool {format_amount(t.pool)}  reward {format_amount(t.reward_per_improvement)}  quorum {t.quorum}",
         f"best claim {t.best_claim_id or '-'} loss {t.best_loss / MICRO:.6f} (baseline {t.baseline_loss / MICRO:.6f})",
@@ -124,7 +101,7 @@ def task_show(task_id, store_spec, as_json, **chain):
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--task", "task_id", type=click.IntRange(min=1), required=True, help="Task id.")
 @click.option("--parent", "parent_id", type=click.IntRange(min=0), help="Claim this improves on [default: current best].")
-@click.option("--stake", callback=_amount, help="Stake [default: the task's minimum].")
+@click.option("--stake", callback=amount, help="Stake [default: the task's minimum].")
 @store_option
 @chain_options
 @json_option
@@ -143,9 +120,9 @@ def submit(run_dir, task_id, parent_id, stake, store_spec, as_json, **chain):
 
     ctx = context_from(chain)
     progress = (lambda msg: None) if as_json else (lambda msg: click.echo(f"  {msg}", err=True))
-    s = submit_run(ctx.ledger, _store(store_spec), run_dir, task_id, parent_id=parent_id, stake=stake,
+    s = submit_run(ctx.ledger, open_store(store_spec), run_dir, task_id, parent_id=parent_id, stake=stake,
                    progress=progress)
-    _emit(s.to_dict(), as_json, lambda d: [
+    emit(s.to_dict(), as_json, lambda d: [
         f"claim {d['claim_id']} revealed on task {d['task_id']} (loss {d['claimed_loss'] / MICRO:.6f}, "
         f"stake {format_amount(d['stake'])}){' [resumed]' if d['resumed'] else ''}",
         f"manifest {d['manifest_cid']}", f"commit {d['commit_tx']}  reveal {d['reveal_tx']}  gas {d['gas']}"])
@@ -172,10 +149,10 @@ def best(task_id, download, store_spec, as_json, **chain):
     from arledger import queries
 
     ctx = context_from(chain, need_account=False)
-    store = _store(store_spec)
+    store = open_store(store_spec)
     info = (queries.download_best(ctx.ledger, store, task_id, download) if download
             else queries.best_model(ctx.ledger, store, task_id))
-    _emit(info, as_json, lambda d: [
+    emit(info, as_json, lambda d: [
         f"task {task_id} best: claim {d['claim_id'] or '- (baseline)'}  {d['metric']} = {d['loss']:.6f} "
         f"{d['units']} (baseline {d['baseline_loss']:.6f})",
         f"trainer {d['trainer'] or '-'}", f"code     {d['code_cid']}", f"manifest {d['manifest_cid'] or '-'}",
@@ -192,7 +169,7 @@ def status(claim_id, as_json, **chain):
 
     ctx = context_from(chain, need_account=False)
     info = queries.claim_status(ctx.ledger, claim_id)
-    _emit(info, as_json, lambda d: [
+    emit(info, as_json, lambda d: [
         f"claim {claim_id} (task {d['task_id']}): {d['state']}  confirmations {d['confirmations']}/{d['quorum']}",
         f"loss {d['claimed_loss']:.6f}  trainer {d['trainer']}  stake {format_amount(d['stake'])}",
         f"challenge deadline in {max(0, d['challenge_deadline'] - d['now'])}s  manifest {d['manifest_cid']}"]
@@ -220,7 +197,7 @@ def claims(task_id, as_json, **chain):
                 yield f"claim   {r['claim_id']:>4} {r['state']:11} {r['claimed_loss']:>10.6f}  {r['trainer']:42} {note}"
             else:
                 yield f"report  {'-':>4} {'-':11} {r['loss']:>10.6f}  {r['reporter']:42} {r['note'][:60]}"
-    _emit(rows, as_json, human)
+    emit(rows, as_json, human)
 
 
 @click.command("report")
@@ -244,15 +221,15 @@ def report(run_dir, task_id, note, store_spec, as_json, **chain):
 
     ctx = context_from(chain)
     m = mf.load(run_dir / "manifest.json")
-    store = _store(store_spec)
+    store = open_store(store_spec)
     data = mf.dumps(m)
     cid = str(store.add_bytes(data))
     store.add_dir(run_dir / "code")
     tx = ctx.ledger.report(task_id, cid_to_bytes(m.code_cid), hashlib.sha256(data).digest(),
                            m.evaluation.value_micro, note or m.notes or m.hypothesis)
-    _emit({"task_id": task_id, "manifest_cid": cid, "loss": m.evaluation.value, "tx": tx.tx_hash,
+    emit({"task_id": task_id, "manifest_cid": cid, "loss": m.evaluation.value, "tx": tx.tx_hash,
            "gas": tx.gas_used}, as_json,
-          lambda d: [f"report published on task {task_id}: loss {d['loss']:.6f} manifest {d['manifest_cid']} "
+         lambda d: [f"report published on task {task_id}: loss {d['loss']:.6f} manifest {d['manifest_cid']} "
                      f"(tx {d['tx']}, gas {d['gas']})"])
 
 
@@ -264,9 +241,58 @@ def withdraw(as_json, **chain):
     ctx = context_from(chain)
     owed = ctx.ledger.balance_of(ctx.address)
     if owed == 0:
-        _emit({"account": ctx.address, "withdrawn": 0}, as_json,
-              lambda d: [f"nothing to withdraw for {ctx.address}"])
+        emit({"account": ctx.address, "withdrawn": 0}, as_json,
+             lambda d: [f"nothing to withdraw for {ctx.address}"])
         return
     tx = ctx.ledger.withdraw()
-    _emit({"account": ctx.address, "withdrawn": owed, "tx": tx.tx_hash, "gas": tx.gas_used}, as_json,
-          lambda d: [f"withdrew {format_amount(owed)} to {ctx.address} (tx {tx.tx_hash})"])
+    emit({"account": ctx.address, "withdrawn": owed, "tx": tx.tx_hash, "gas": tx.gas_used}, as_json,
+         lambda d: [f"withdrew {format_amount(owed)} to {ctx.address} (tx {tx.tx_hash})"])
+
+
+# -- ledger ----------------------------------------------------------------------------------
+
+
+@click.group("ledger")
+def ledger() -> None:
+    """The ledger contract itself: is the code at an address this source?"""
+
+
+@ledger.command("verify")
+@click.argument("address", required=False)
+@click.option("--sources", "source_root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Checkout holding contracts/ and node_modules/ [default: this installation's].")
+@click.option("--solc", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A solc of the build's version [default: scripts/solcjs-cli, the solc-js in node_modules].")
+@chain_options
+@json_option
+def ledger_verify(address, source_root, solc, as_json, **chain):
+    """Check that the ledger at ADDRESS runs this source: recompile it with the settings the
+    build recorded (py-solc-x, through solc-js: nothing is downloaded) and compare with the
+    code on chain. "full" means byte for byte, metadata included (the exact sources);
+    "partial" means the same code built from sources differing only in comments or whitespace;
+    anything else exits 1. ADDRESS defaults to the configured ledger; works on any EVM
+    JSON-RPC endpoint.
+
+    \b
+    Examples:
+      artrain ledger verify                            # the devnet's (or $ARLEDGER_LEDGER's) ledger
+      artrain ledger verify 0x5FbDB2315678afecb367f032d93F642f64180aa3 --rpc-url https://rpc.example
+      artrain ledger verify --json | jq .match
+    """
+    from arledger.chain.source import PROJECT_ROOT, VerifyRequest, verify_source
+    from arledger.errors import SourceMismatch
+
+    if address:
+        chain["ledger_address"] = address
+    ctx = context_from(chain, need_account=False)
+    verdict = verify_source(VerifyRequest(ctx.ledger.w3, ctx.ledger.address, source_root or PROJECT_ROOT, solc))
+    if not verdict.ok and not as_json:
+        raise SourceMismatch(f"{verdict.address} on chain {verdict.chain_id}: {verdict.reason}")
+    emit(verdict.to_dict(), as_json, lambda d: [
+        f"{d['address']} on chain {d['chain_id']}: {d['match']} match with {d['contract']} "
+        f"(solc {d['compiler']}, {d['code_bytes']} bytes, compiled in {d['compile_seconds']:.1f}s)",
+        f"  {d['reason']}",
+        *([f"  note: differs from the build record: {', '.join(d['changed_since_build'])}"]
+          if d["changed_since_build"] else [])])
+    if not verdict.ok:
+        raise SystemExit(1)

@@ -12,11 +12,9 @@ import signal
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
+from arledger.errors import LimitsError
+
 GiB = 1 << 30
-
-
-class LimitsError(ValueError):
-    """A limits mapping with an unknown name or a value out of range; the message names it."""
 
 
 # (minimum, maximum) accepted for each limit; the schema says the same.

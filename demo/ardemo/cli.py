@@ -1,4 +1,4 @@
-"""`artrain demo`: the whole protocol on this machine, end to end (see arledger.demo)."""
+"""`artrain demo`: the whole protocol on this machine, end to end (see ardemo.demo)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def demo(out, steps, segment_steps, as_json):
       artrain demo
       artrain demo --steps 400 --segment-steps 50 --out /tmp/demo --json
     """
-    from arledger.demo import Demo, DemoConfig, format_summary
+    from ardemo.demo import Demo, DemoConfig, format_summary
 
     if steps % segment_steps:
         raise click.BadParameter(f"{segment_steps} does not divide {steps}", param_hint="--segment-steps")
