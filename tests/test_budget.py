@@ -103,8 +103,8 @@ def _variant(root: Path, name: str, edit) -> Path:
     return d
 
 
-def _run(exp: Path, out: Path, store):
-    return run_experiment(RunOptions(exp, out, STEPS, K, 1, 1), store=store)
+def _run(exp: Path, out: Path, store, force: bool = False):
+    return run_experiment(RunOptions(exp, out, STEPS, K, 1, 1, force=force), store=store)
 
 
 def _replay(res, pool, budget, work: Path):
@@ -177,7 +177,7 @@ def test_a_start_that_is_not_the_seeds_does_not_rebuild(tmp_path, store, spec, p
     out = tmp_path / "pre-run"
     out.mkdir()  # the cheater's file, next to the run's code: the honest run's trained weights
     torch.save(load_file(str(honest.manifest_path.parent / "final.safetensors")), out / "pretrained.pt")
-    res = _run(exp, out, store)
+    res = _run(exp, out, store, force=True)  # --force: the cheater's own dir, not made by a run
     assert res.manifest.evaluation.value < honest.manifest.evaluation.value, "the head start pays"
     start = rebuild_start(_replay(res, pool, spec.work_budget, tmp_path / "w"))
     assert start.status == "mismatch" and "not what build() makes from seed 1" in start.detail, start

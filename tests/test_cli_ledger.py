@@ -12,7 +12,7 @@ import pytest
 
 from arledger.cli import main as artrain
 from arverifier.cli import main as arverify
-from tests.test_e2e_support import DIGITS, E, make_world
+from tests.test_e2e_support import DIGITS, E, make_world, one_line_error
 
 ARTRAIN_CMDS = [["task", "create"], ["task", "show"], ["submit"], ["best"], ["status"], ["claims"], ["report"],
                 ["withdraw"]]
@@ -32,16 +32,6 @@ def task(world):
 @pytest.fixture(scope="module")
 def run(world, task):
     return world.train("honest", seed=1)
-
-
-def _one_line_error(res, *needles: str) -> str:
-    assert res.exit_code == 1, res.output
-    lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), res.output
-    assert "Traceback" not in res.output
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.mark.parametrize("cmd", ARTRAIN_CMDS, ids=" ".join)
@@ -69,8 +59,8 @@ def test_task_show_json_and_unknown_task(world, task):
     assert (b["steps"], b["segment_steps"]) == (20, 10) and out["quorum"] == 2
     # the work budget measured on the baseline (docs/budget.md): digits counts FLOPs, build() none
     assert b["flops_per_step"] == b["startup_flops"] > 0 and b["max_params"] > 0 and b["cpu_seconds_per_segment"] > 4
-    _one_line_error(world.artrain("task", "show", 999, "--store", world.store_spec, ok=False), "999")
-    _one_line_error(world.artrain("best", "--task", 999, "--store", world.store_spec, ok=False), "999")
+    one_line_error(world.artrain("task", "show", 999, "--store", world.store_spec, ok=False), "999")
+    one_line_error(world.artrain("best", "--task", 999, "--store", world.store_spec, ok=False), "999")
 
 
 def test_best_before_any_claim_is_the_baseline(world, task):
@@ -80,8 +70,8 @@ def test_best_before_any_claim_is_the_baseline(world, task):
 
 
 def test_unknown_claim_is_one_line(world, task):
-    _one_line_error(world.artrain("status", 4242, ok=False), "4242")
-    _one_line_error(world.arverify("check", 4242, "--store", world.store_spec, ok=False), "4242")
+    one_line_error(world.artrain("status", 4242, ok=False), "4242")
+    one_line_error(world.arverify("check", 4242, "--store", world.store_spec, ok=False), "4242")
 
 
 def test_run_that_does_not_meet_the_task_is_refused_before_any_gas(world, task):
@@ -92,7 +82,7 @@ def test_run_that_does_not_meet_the_task_is_refused_before_any_gas(world, task):
     me = world.chain.address(1)
     nonce, balance, claims = w3.eth.get_transaction_count(me), w3.eth.get_balance(me), world.ledger.total_claims()
     res = world.artrain("submit", bad, "--task", task, "--store", world.store_spec, "--dev-account", 1, ok=False)
-    line = _one_line_error(res, "SubmitError", "steps")
+    line = one_line_error(res, "SubmitError", "steps")
     assert "budget is 20" in line
     assert (w3.eth.get_transaction_count(me), w3.eth.get_balance(me)) == (nonce, balance)
     assert world.ledger.total_claims() == claims and world.events("ClaimCommitted", trainer=me) == []
@@ -103,12 +93,12 @@ def test_unreachable_rpc_is_one_line(world, task):
     for res in (world.artrain("status", 1, "--rpc-url", "http://127.0.0.1:9", ok=False),
                 world.arverify("register", "--stake", "1eth", "--rpc-url", "http://127.0.0.1:9", "--dev-account", 3,
                                ok=False)):
-        _one_line_error(res, "127.0.0.1:9")
+        one_line_error(res, "127.0.0.1:9")
 
 
 def test_bad_amount_and_bad_account_are_one_line(world, task):
-    _one_line_error(world.arverify("register", "--stake", "lots", "--dev-account", 3, ok=False), "stake")
-    _one_line_error(world.artrain("withdraw", "--dev-account", 77, ok=False), "dev-account")
+    one_line_error(world.arverify("register", "--stake", "lots", "--dev-account", 3, ok=False), "stake")
+    one_line_error(world.artrain("withdraw", "--dev-account", 77, ok=False), "dev-account")
 
 
 def test_submit_status_claims_report_and_check_json(world, task, run):
@@ -123,12 +113,13 @@ def test_submit_status_claims_report_and_check_json(world, task, run):
     assert st["state"] == "Open" and st["confirmations"] == 0 and st["manifest_cid"] == sub["manifest_cid"]
 
     verdict = world.arverify("check", sub["claim_id"], "--store", world.store_spec, "--json")
-    assert verdict["decision"] == "confirm" and verdict["measured_loss"] == sub["claimed_loss"]
+    assert verdict["decision"] == "confirm" and verdict["measured_loss_micro"] == sub["claimed_loss_micro"]
+    assert verdict["measured_loss"] == sub["claimed_loss"] == sub["claimed_loss_micro"] / 1e6
     assert world.ledger.confirmations(sub["claim_id"]) == 0  # check sends nothing
 
     rep = world.artrain("report", run, "--task", task, "--note", "same run, as a lab-notebook entry",
                         "--store", world.store_spec, "--dev-account", 2, "--json")
-    assert rep["loss"] == pytest.approx(sub["claimed_loss"] / 1e6)
+    assert (rep["loss"], rep["loss_micro"]) == (sub["claimed_loss"], sub["claimed_loss_micro"])
     rows = world.artrain("claims", "--task", task, "--json")
     kinds = [(r["kind"], r.get("claim_id")) for r in rows]
     assert kinds == [("claim", sub["claim_id"]), ("report", None)]

@@ -54,10 +54,10 @@ def _variant(world, name: str, edit) -> Path:
     return d
 
 
-def _run(world, exp: Path, name: str, seed: int = 1) -> Path:
+def _run(world, exp: Path, name: str, seed: int = 1, *flags: str) -> Path:
     out = world.tmp / "runs" / name
     world.artrain("run", exp, "--steps", STEPS, "--segment-steps", K, "--seed", seed, "--out", out,
-                  "--store", world.store_spec, "--json")
+                  "--store", world.store_spec, "--json", *flags)
     return out
 
 
@@ -301,7 +301,7 @@ def test_a_start_that_is_not_the_seeds_is_slashed(world, task, honest_loss):
     out = world.tmp / "runs" / "pretrained"
     out.mkdir(parents=True)  # the cheater's weights, next to its run: the honest run's final ones
     torch.save(load_file(str(world.tmp / "runs" / "honest" / "final.safetensors")), out / "pretrained.pt")
-    run = _run(world, _variant(world, "pretrained", pretrained_start), "pretrained")
+    run = _run(world, _variant(world, "pretrained", pretrained_start), "pretrained", 1, "--force")  # its own dir
     assert _manifest_loss(run) < honest_loss - 0.05, "starting from trained weights buys a lower number"
     _caught(world, run, trainer=7, kind="Artifact")
 

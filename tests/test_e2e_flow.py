@@ -82,7 +82,7 @@ def test_honest_claim_accepted_best_moves_and_rewards_withdrawn(world, accepted)
     assert world.ledger.claim_state(claim_id) == "Accepted"
     best = world.artrain("best", "--task", world.task_id, "--store", world.store_spec, "--json")
     assert best["claim_id"] == claim_id
-    assert best["loss_micro"] == accepted["sub"]["claimed_loss"] < world.ledger.task(world.task_id).baseline_loss
+    assert best["loss_micro"] == accepted["sub"]["claimed_loss_micro"] < world.ledger.task(world.task_id).baseline_loss
     assert best["manifest_cid"] == accepted["sub"]["manifest_cid"]
     changed = world.events("BestClaimChanged", taskId=world.task_id)
     assert [(e["claimId"], e["previousClaimId"]) for e in changed] == [(claim_id, 0)]
@@ -120,7 +120,7 @@ def test_non_improving_claim_is_accepted_without_reward(world, accepted, honest_
     pool_before = world.ledger.task(world.task_id).pool
     owed_before = world.owed(6)
     sub = world.submit(honest_run, trainer=6)
-    assert sub["claimed_loss"] == best_before[1]
+    assert sub["claimed_loss_micro"] == best_before[1]
     world.watch()
     world.close_windows()
     cid = sub["claim_id"]

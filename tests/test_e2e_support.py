@@ -113,12 +113,14 @@ class World:
         return {**out, "run_dir": str(run)}
 
     def watch(self, *verifiers: int, store_spec: str | None = None) -> dict[int, list[dict]]:
-        """One ``arverify watch --once`` pass per verifier, in order; returns each one's decision records."""
+        """One ``arverify watch --once`` pass per verifier, in order; returns each one's decision records
+        (without the start and result objects every pass prints)."""
         out = {}
         for v in verifiers or VERIFIERS:
             recs = self.arverify("watch", "--once", "--confirmations", 0, "--store", store_spec or self.store_spec,
                                  "--dev-account", v, "--json")
-            out[v] = recs if isinstance(recs, list) else [recs]
+            recs = recs if isinstance(recs, list) else [recs]
+            out[v] = [r for r in recs if r.get("kind") not in ("start", "result", "heartbeat")]  # decisions only
         return out
 
     def close_windows(self, *verifiers: int, store_spec: str | None = None) -> dict[int, list[dict]]:
@@ -170,3 +172,15 @@ def make_world(anvil_chain, tmp_path_factory, name: str, store_spec: str | None 
         finally:
             reverted = w3.provider.make_request("evm_revert", [snap])
             assert reverted.get("result") is True, f"evm_revert failed: {reverted}"
+
+
+def one_line_error(res, *needles: str) -> str:
+    """A CLI failure as users must see it: exit 1, one ``Error:`` line naming the thing (warnings
+    on stderr aside), no traceback."""
+    assert res.exit_code == 1, res.output
+    lines = [ln for ln in res.output.strip().splitlines() if ln.strip() and not ln.startswith("warning:")]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), res.output
+    assert "Traceback" not in res.output
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]

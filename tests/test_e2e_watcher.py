@@ -89,7 +89,9 @@ def test_verifier_killed_mid_replay_sends_no_duplicate_and_misses_no_claim(world
         out = subprocess.run(_watch_cmd(world, 3, data_dir), env=env, capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr[-2000:]
         assert _confirmations_by(world, a, 3) == 1 and _confirmations_by(world, b, 3) == 1, out.stdout
-    assert out.stdout.strip() == ""  # the last pass decided nothing new
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["kind"] for r in records] == ["start", "result"], out.stdout  # the last pass decided nothing new
+    assert (records[-1]["decisions"], records[-1]["transactions"]) == (0, 0)
     state = WatcherState(data_dir / "state.sqlite")
     try:
         rows = {r["claim_id"]: r for r in state.all_claims()}

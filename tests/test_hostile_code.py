@@ -24,7 +24,8 @@ from arstore import EmbeddedStore
 from arverifier.sandbox import Sandbox, SandboxLimits
 
 DIGITS = Path(__file__).resolve().parents[1] / "client" / "arledger" / "templates" / "digits"
-LIMITS = SandboxLimits(cpu_seconds=20, wall_seconds=40, memory_bytes=3 << 30,
+# Tight enough that the bombs end soon (an honest 2-step digits replay needs ~3 s of CPU).
+LIMITS = SandboxLimits(cpu_seconds=10, wall_seconds=20, memory_bytes=3 << 30,
                        file_size_bytes=64 << 20, max_processes=32)
 
 ATTACKS = {

@@ -14,8 +14,8 @@ from typing import Any
 
 from arledger import manifest as mf, taskspec
 from arledger.chain.ledger import Ledger
+from arledger.chain.units import loss_fields
 
-MICRO = 1_000_000
 
 
 def _manifest_of(store: Any, digest: bytes) -> tuple[str, mf.Manifest | None, str | None]:
@@ -34,8 +34,8 @@ def best_model(ledger: Ledger, store: Any, task_id: int) -> dict:
     spec = taskspec.fetch(store, task.spec_digest)
     claim_id, loss = ledger.best_claim(task_id)
     out: dict[str, Any] = {"task_id": task_id, "metric": spec.evaluation["metric"],
-                           "units": spec.evaluation["units"], "claim_id": claim_id, "loss_micro": loss,
-                           "loss": loss / MICRO, "baseline_loss": task.baseline_loss / MICRO}
+                           "units": spec.evaluation["units"], "claim_id": claim_id,
+                           **loss_fields("loss", loss), **loss_fields("baseline_loss", task.baseline_loss)}
     if claim_id == 0:
         out.update(trainer=None, code_cid=spec.baseline_code_cid, manifest_cid=None, weights_cid=None,
                    note="no accepted improvement yet: the best is the untrained baseline")
@@ -51,11 +51,14 @@ def best_model(ledger: Ledger, store: Any, task_id: int) -> dict:
     return out
 
 
-def download_best(ledger: Ledger, store: Any, task_id: int, dest: Path) -> dict:
-    """Fetch (and verify, by CID) the best model's code and weights into ``dest``."""
+def download_best(ledger: Ledger, store: Any, task_id: int, dest: Path, force: bool = False) -> dict:
+    """Fetch (and verify, by CID) the best model's code and weights into ``dest`` (a directory
+    an earlier download made, an empty or new one, or any with ``force``)."""
+    from arledger import outdir
+
     info = best_model(ledger, store, task_id)
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
+    outdir.claim(dest, "artrain best --download", force=force)
     with tempfile.TemporaryDirectory(dir=dest, prefix=".download-") as tmp:
         code = Path(tmp) / "code"
         store.get_dir(info["code_cid"], code)
@@ -83,8 +86,8 @@ def claim_status(ledger: Ledger, claim_id: int) -> dict:
 
     out = {"claim_id": claim_id, "task_id": c.task_id, "trainer": c.trainer, "parent_id": c.parent_id,
            "state": ledger.claim_state(claim_id), "confirmations": c.confirmations,
-           "quorum": ledger.task(c.task_id).quorum, "claimed_loss": c.claimed_loss / MICRO,
-           "claimed_loss_micro": c.claimed_loss, "stake": c.stake, "segments": c.num_segments,
+           "quorum": ledger.task(c.task_id).quorum, **loss_fields("claimed_loss", c.claimed_loss),
+           "stake": c.stake, "segments": c.num_segments,
            "challenge_deadline": c.challenge_deadline, "now": ledger.block_timestamp(),
            "manifest_cid": digest_to_cid(reveal.manifest_digest), "code_cid": reveal.code_cid,
            "merkle_root": "0x" + c.merkle_root.hex(), "open_dispute": c.open_dispute}
@@ -108,11 +111,11 @@ def history(ledger: Ledger, task_id: int, from_block: int | None = None) -> list
         a = ev.args
         if ev.name == "ExperimentReported" and a["taskId"] == task_id:
             out.append({"kind": "report", "block": ev.block_number, "reporter": a["reporter"],
-                        "loss": a["loss"] / MICRO, "code_cid": cid_from_bytes(a["codeCid"]) if a["codeCid"] else None,
+                        **loss_fields("loss", a["loss"]), "code_cid": cid_from_bytes(a["codeCid"]) if a["codeCid"] else None,
                         "manifest_cid": digest_to_cid(a["manifestDigest"]), "note": a["note"]})
         elif ev.name == "ClaimRevealed" and a["taskId"] == task_id:
             row = {"kind": "claim", "claim_id": a["claimId"], "block": ev.block_number, "trainer": a["trainer"],
-                   "parent_id": a["parentId"], "claimed_loss": a["claimedLoss"] / MICRO,
+                   "parent_id": a["parentId"], **loss_fields("claimed_loss", a["claimedLoss"]),
                    "manifest_cid": digest_to_cid(a["manifestDigest"]), "state": "Open", "improved": None,
                    "reward": 0, "challenges": 0}
             rows[a["claimId"]] = row

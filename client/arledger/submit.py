@@ -30,6 +30,7 @@ from arledger.checkpoint import atomic_write
 from arledger.errors import SubmitError
 
 STATE_FILE = "submission.json"
+GAS_MARGIN = 600_000  # gas a commit and a reveal take, with room (docs/gas.md: ~50k + ~160k)
 CLAIM_MANIFEST = "claim-manifest.json"
 
 
@@ -87,9 +88,19 @@ def pin_run(store: Any, run_dir: Path, m: mf.Manifest, claim_bytes: bytes,
 
 
 def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_id: int | None = None,
-               stake: int | None = None, progress: Callable[[str], None] = lambda _: None) -> Submission:
-    """Check, pin, commit, wait a block, reveal. Safe to run again after a crash."""
+               stake: int | None = None, progress: Callable[[str], None] = lambda _: None,
+               warn: Callable[[str], None] = lambda _: None) -> Submission:
+    """Check, pin, commit, wait a block, reveal. Safe to run again after a crash.
+
+    Everything the contract checks at reveal (the task, the parent, the stake, and the
+    budget the verifiers will count) is checked before the commit, so no gas is spent on
+    a claim that cannot be revealed. A reveal that still fails leaves ``submission.json``
+    as it was: the same command continues once the cause is fixed, and
+    ``abandon_submission`` starts over. Flags that disagree with a saved submission are
+    an error, never silently replaced by the saved values."""
     from arstore import cid_to_bytes, cid_to_digest
+
+    from arledger.errors import ChainError, ContractRevert
 
     run_dir = Path(run_dir)
     state_path = run_dir / STATE_FILE
@@ -99,19 +110,24 @@ def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_i
     problems = taskspec.problems_with(m, spec) + taskspec.kernel_problems(m, spec)
     if problems:
         raise SubmitError(f"run {run_dir} does not meet task {task_id}: " + "; ".join(problems))
-    if parent_id is None:
-        parent_id = ledger.best_claim(task_id)[0]
-    stake = task.min_trainer_stake if stake is None else int(stake)
-    if stake < task.min_trainer_stake:
-        raise SubmitError(f"stake: {stake} wei is below the task's minimum trainer stake {task.min_trainer_stake}")
     trainer = ledger.account_address
-
     state = _load_state(state_path)
-    if state and (state["task_id"] != task_id or state["trainer"].lower() != trainer.lower()):
-        raise SubmitError(f"{state_path}: this run was already submitted to task {state['task_id']} by "
-                          f"{state['trainer']}; copy the run dir to submit it elsewhere")
+    if state:
+        _same_as_saved(state, state_path, task_id, trainer, parent_id, stake)
+    else:
+        if parent_id is None:
+            parent_id = ledger.best_claim(task_id)[0]
+        stake = task.min_trainer_stake if stake is None else int(stake)
+        _check_before_commit(ledger, task, task_id, parent_id, stake, trainer)
+        for line in _warnings(ledger, task, task_id, parent_id, m.evaluation.value_micro):
+            warn(line)
+
     claim_m = claim_manifest(m, task_id, state["parent_id"] if state else parent_id, trainer)
     claim_bytes = mf.dumps(claim_m)
+    if state and state.get("manifest_cid") and state["manifest_cid"] != _manifest_cid(claim_bytes):
+        raise SubmitError(f"{state_path} belongs to another run than {run_dir / 'manifest.json'} (the run was "
+                          f"replaced after it was submitted); `artrain submit {run_dir} --task {task_id} --abandon` "
+                          "clears it if it was never revealed")
     atomic_write(run_dir / CLAIM_MANIFEST, claim_bytes)
     manifest_cid = pin_run(store, run_dir, m, claim_bytes, progress)
     digest = hashlib.sha256(claim_bytes).digest()
@@ -143,8 +159,13 @@ def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_i
     if not info.revealed:
         ledger.wait_for_block(info.block_number + 1)
         progress("reveal")
-        tx = ledger.reveal(task_id, state["parent_id"], code_cid_bytes, digest, merkle_root, m.segments, loss,
-                           salt, value=state["stake"])
+        try:
+            tx = ledger.reveal(task_id, state["parent_id"], code_cid_bytes, digest, merkle_root, m.segments, loss,
+                               salt, value=state["stake"])
+        except (ContractRevert, ChainError) as exc:  # a revert, or the node refusing (funds, nonce)
+            raise SubmitError(f"reveal failed: {exc}. The commit is saved in {state_path}: fix the cause and run "
+                              f"the same command again, or `artrain submit {run_dir} --task {task_id} --abandon` "
+                              "to start over") from exc
         claim_id = int(tx.event("ClaimRevealed")["claimId"])
         state.update(stage="revealed", reveal_tx=tx.tx_hash, claim_id=claim_id)
         gas["reveal"] = tx.gas_used
@@ -160,6 +181,89 @@ def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_i
                       claimed_loss=loss, stake=state["stake"], commitment=state["commitment"],
                       commit_tx=state.get("commit_tx"), reveal_tx=state.get("reveal_tx"), gas=gas,
                       resumed=resumed)
+
+
+def abandon_submission(ledger: Any, run_dir: Path, task_id: int) -> dict:
+    """Forget a saved submission that was never revealed (its commitment, if sent, stays on
+    chain unrevealed: harmless, nothing is staked until the reveal). The chain is asked, not
+    the file: a reveal mined just before a crash is a claim, and is never abandoned."""
+    run_dir = Path(run_dir)
+    state_path = run_dir / STATE_FILE
+    state = _load_state(state_path)
+    if not state:
+        raise SubmitError(f"{run_dir}: no saved submission to abandon ({STATE_FILE} is absent)")
+    if state["task_id"] != task_id:
+        raise SubmitError(f"{state_path} is a submission to task {state['task_id']}, not task {task_id}")
+    revealed = state.get("stage") == "revealed"
+    if not revealed and state.get("commitment"):
+        revealed = ledger.commitment_info(bytes.fromhex(state["commitment"][2:])).revealed
+    if revealed:
+        raise SubmitError(f"{run_dir}: already revealed{' as claim ' + str(state['claim_id']) if 'claim_id' in state else ''}"
+                          "; a claim on chain cannot be abandoned (run `artrain submit` again to see it)")
+    for name in (STATE_FILE, CLAIM_MANIFEST):
+        (run_dir / name).unlink(missing_ok=True)
+    return {"abandoned": True, "run_dir": str(run_dir), "task_id": state.get("task_id"),
+            "commitment": state.get("commitment"), "committed": state.get("stage") == "committed"}
+
+
+def _manifest_cid(claim_bytes: bytes) -> str:
+    from arstore import bytes_cid
+
+    return str(bytes_cid(claim_bytes))
+
+
+def _same_as_saved(state: dict, path: Path, task_id: int, trainer: str, parent_id: int | None,
+                   stake: int | None) -> None:
+    where = (f"{path} holds a submission to task {state['task_id']} by {state['trainer']} "
+             f"(parent {state['parent_id']}, stake {state['stake']} wei, {state['stage']})")
+    if state["task_id"] != task_id or state["trainer"].lower() != trainer.lower():
+        raise SubmitError(f"{where}; copy the run dir to submit it elsewhere")
+    for flag, given, saved in (("--parent", parent_id, state["parent_id"]), ("--stake", stake, state["stake"])):
+        if given is not None and int(given) != int(saved):
+            fix = ("it cannot change" if state["stage"] == "revealed" else
+                   "run again without the flag to continue it, or with --abandon to start over")
+            raise SubmitError(f"{flag} {given} disagrees with the saved submission: {where}; {fix}")
+
+
+def _check_before_commit(ledger: Any, task: Any, task_id: int, parent_id: int, stake: int, trainer: str) -> None:
+    """What the contract's reveal would refuse, refused before the commit costs gas."""
+    from arledger.errors import ContractRevert
+
+    if parent_id:
+        try:
+            parent = ledger.claim(parent_id)
+        except ContractRevert:
+            raise SubmitError(f"parent: claim {parent_id} does not exist (0 means the task's baseline; "
+                              f"`artrain claims --task {task_id}` lists its claims)") from None
+        if parent.task_id != task_id:
+            raise SubmitError(f"parent: claim {parent_id} belongs to task {parent.task_id}, not task {task_id}")
+    if stake < task.min_trainer_stake:
+        raise SubmitError(f"stake: {stake} wei is below the task's minimum trainer stake {task.min_trainer_stake}")
+    balance = ledger.w3.eth.get_balance(trainer)
+    gas = ledger.w3.eth.gas_price * GAS_MARGIN
+    if balance < stake + gas:
+        raise SubmitError(f"stake: {trainer} holds {balance} wei, less than the stake {stake} wei plus gas for the "
+                          f"commit and reveal (~{gas} wei at the current gas price)")
+
+
+def _warnings(ledger: Any, task: Any, task_id: int, parent_id: int, loss: int) -> list[str]:
+    out = []
+    best_id, best = ledger.best_claim(task_id)
+    if loss + task.min_improvement > best:
+        out.append(f"loss {loss / 1e6:.6f} does not beat the task's best {best / 1e6:.6f} by its epsilon "
+                   f"{task.min_improvement / 1e6:.6f}: if accepted it earns no reward (an unstaked "
+                   "`artrain report` records it without a stake)")
+    if parent_id == best_id:
+        newest = ledger.task_claims(task_id, max(0, task.claim_count - 100), 100)  # the last 100: the live ones
+        pending = [c for c in newest if c != parent_id and _pending_child(ledger.claim(c), parent_id)]
+        if pending:
+            out.append(f"claim(s) {', '.join(map(str, pending))} also build on claim {parent_id} and are "
+                       "still pending: if one is accepted first, this claim is compared with it")
+    return out
+
+
+def _pending_child(claim: Any, parent_id: int) -> bool:
+    return claim.parent_id == parent_id and claim.state in ("Open", "Disputed", "Finalizable")
 
 
 def _load_state(path: Path) -> dict | None:

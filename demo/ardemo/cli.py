@@ -11,11 +11,13 @@ import click
 @click.command("demo")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"),
               show_default=True, help="Where the demo writes its chain log, store, runs, chart and summary "
-                                      "(emptied first).")
+                                      "(emptied first if an earlier demo made it; any other non-empty "
+                                      "directory is refused unless --force).")
+@click.option("--force", is_flag=True, help="Empty --out even though the demo did not make it.")
 @click.option("--steps", type=click.IntRange(min=2), default=200, show_default=True)
 @click.option("--segment-steps", type=click.IntRange(min=1), default=25, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON summary at the end.")
-def demo(out, steps, segment_steps, as_json):
+def demo(out, steps, segment_steps, force, as_json):
     """Run the local end-to-end demo: devnet, task, honest trainer, cheater, three verifiers.
 
     Starts its own anvil (stopped at the end) and uses an embedded artifact store under
@@ -34,7 +36,7 @@ def demo(out, steps, segment_steps, as_json):
     if steps % segment_steps:
         raise click.BadParameter(f"{segment_steps} does not divide {steps}", param_hint="--segment-steps")
     say = (lambda _msg: None) if as_json else (lambda msg: click.echo(msg))
-    result = Demo(DemoConfig(out=out, steps=steps, segment_steps=segment_steps), say).run()
+    result = Demo(DemoConfig(out=out, steps=steps, segment_steps=segment_steps, force=force), say).run()
     if as_json:
         click.echo(json.dumps(result.__dict__, sort_keys=True, default=str))
     else:

@@ -15,7 +15,6 @@ forwarded (``evm_increaseTime``) past the challenge and voting windows.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ class DemoConfig:
     quorum: int = 2
     challenge_window: int = 600
     voting_window: int = 300
+    force: bool = False  # empty an --out that is not empty and was not made by the demo
 
 
 @dataclass
@@ -73,11 +73,14 @@ class Demo:
     def run(self) -> DemoResult:
         from arledger.devnet import AnvilProcess, dev_keys
 
+        from arledger import outdir
+
         t0 = time.perf_counter()
-        if self.out.exists():
-            shutil.rmtree(self.out)
+        # Never a user's files: only a dir an earlier demo made (marker, or its summary) is emptied.
+        outdir.claim(self.out, "artrain demo", force=self.cfg.force, empty=True,
+                     legacy=(("summary.json", "anvil.log", "store", "runs"),))
         (self.out / "runs").mkdir(parents=True)
-        self.say(f"[1/7] devnet: starting anvil and deploying TrainingLedger")
+        self.say("[1/7] devnet: starting anvil and deploying TrainingLedger")
         anvil = AnvilProcess(log_file=self.out / "anvil.log").start()
         try:
             return self._story(anvil, dev_keys(), t0)
@@ -242,35 +245,54 @@ class Demo:
         return result
 
     def _chart(self, claims: list[dict], best: dict, path: Path) -> Path:
-        import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
-        xs = list(range(len(claims) + 1))
-        running = [best["baseline_loss"]]
-        for c in claims:
-            ok = c["state"] == "Accepted" and c.get("improved")
-            running.append(min(running[-1], c["claimed_loss"]) if ok else running[-1])
-        ax.step(xs, running, where="post", color="tab:blue", lw=2, label="on-chain best loss")
-        colors = {"Accepted": "tab:green", "Rejected": "tab:red", "Expired": "tab:gray"}
-        for i, c in enumerate(claims, start=1):
-            ax.scatter(i, c["claimed_loss"], s=80, zorder=3, color=colors.get(c["state"], "tab:orange"))
-            ax.annotate(f"#{c['claim_id']} {c['trainer_name']}\n{c['state']}", (i, c["claimed_loss"]),
-                        textcoords="offset points", xytext=(8, 6), fontsize=8)
-        ax.scatter([0], [best["baseline_loss"]], s=60, color="tab:blue", zorder=3)
-        ax.annotate("baseline", (0, best["baseline_loss"]), textcoords="offset points", xytext=(8, -12), fontsize=8)
-        ax.set_xlim(-0.4, len(claims) + 0.8)
-        ax.set_xticks(xs, ["baseline"] + [f"claim {c['claim_id']}" for c in claims])
-        ax.set_ylabel(f"{best['metric']} ({best['units']})")
-        ax.set_title("Best model on the ledger, claim by claim")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper right")
-        fig.tight_layout()
+        fig = chart_figure(claims, best)
         fig.savefig(path)
         plt.close(fig)
         return path
+
+
+def chart_figure(claims: list[dict], best: dict):
+    """The best-loss chart: the verified best as a step line, each claim a mark by outcome."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    xs = list(range(len(claims) + 1))
+    running = [best["baseline_loss"]]
+    for c in claims:
+        ok = c["state"] == "Accepted" and c.get("improved")
+        running.append(min(running[-1], c["claimed_loss"]) if ok else running[-1])
+    ax.step(xs, running, where="post", color="tab:blue", lw=2, label="verified best (on chain)")
+    # Every mark in the legend, by outcome: a rejected claim's low number is its lie,
+    # drawn as a red cross so it never reads as a result.
+    styles = {"Accepted": dict(marker="o", color="tab:green", label="accepted claim"),
+              "Rejected": dict(marker="x", color="tab:red", label="rejected claim (its claimed loss)"),
+              "Expired": dict(marker="s", color="tab:gray", label="expired claim")}
+    pending = dict(marker="D", color="tab:orange", label="pending claim")
+    seen: set[str] = set()
+    for i, c in enumerate(claims, start=1):
+        style = dict(styles.get(c["state"], pending))
+        if style["label"] in seen:
+            style.pop("label")
+        else:
+            seen.add(style["label"])
+        ax.scatter(i, c["claimed_loss"], s=80, zorder=3, **style)
+        ax.annotate(f"#{c['claim_id']} {c['trainer_name']}\n{c['state']}", (i, c["claimed_loss"]),
+                    textcoords="offset points", xytext=(8, 6), fontsize=8)
+    ax.scatter([0], [best["baseline_loss"]], s=60, color="tab:blue", marker="s", zorder=3, label="baseline")
+    ax.annotate("baseline", (0, best["baseline_loss"]), textcoords="offset points", xytext=(8, -12), fontsize=8)
+    ax.set_xlim(-0.4, len(claims) + 0.8)
+    ax.set_xticks(xs, ["baseline"] + [f"claim {c['claim_id']}" for c in claims])
+    ax.set_ylabel(f"{best['metric']} ({best['units']})")
+    ax.set_title("Best model on the ledger, claim by claim")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def format_summary(r: DemoResult) -> list[str]:

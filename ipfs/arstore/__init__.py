@@ -56,7 +56,8 @@ def open_store(spec: str | None = None) -> ArtifactStore:
     """Open the store named by ``spec``.
 
     ``None`` -> ``$ARLEDGER_IPFS`` if set, else the embedded store at ``default_store_path()``;
-    ``"embedded:/path"`` -> EmbeddedStore; ``"http://127.0.0.1:5001"`` or a multiaddr
+    ``"embedded:/path"`` -> EmbeddedStore (created if missing, inside an existing directory);
+    ``"http://127.0.0.1:5001"`` or a multiaddr
     (``/ip4/127.0.0.1/tcp/5001``) -> KuboStore.
     """
     if spec is None:
@@ -68,6 +69,12 @@ def open_store(spec: str | None = None) -> ArtifactStore:
         path = spec[len("embedded:"):]
         if not path:
             raise InvalidStoreSpec(f"invalid store spec {spec!r}: embedded: needs a path")
+        # A store named on purpose is created only inside a directory that exists: a typo in
+        # the path is an error, not a new empty store that silently holds nothing.
+        parent = Path(path).expanduser().absolute().parent
+        if not Path(path).expanduser().exists() and not parent.is_dir():
+            raise InvalidStoreSpec(f"invalid store spec {spec!r}: {parent} does not exist (create it first, "
+                                   "or name an existing store)")
         return EmbeddedStore(path)
     if spec.startswith(("http://", "https://", "/")):
         return KuboStore(spec)

@@ -112,6 +112,11 @@ class Verdict:
         return d
 
 
+def _loss(micro: int) -> str:
+    """A loss as people read it (docs/configuration.md: numbers in output)."""
+    return f"{micro / 1e6:.6f}"
+
+
 class _Decided(Exception):
     """Internal: a step reached the verdict early."""
 
@@ -192,7 +197,7 @@ class ClaimChecker:
         if m.segments != info.num_segments:
             out.append(f"segments: manifest has {m.segments}, claim has {info.num_segments}")
         if m.evaluation.value_micro != info.claimed_loss:
-            out.append(f"loss: manifest reports {m.evaluation.value_micro}, claim says {info.claimed_loss}")
+            out.append(f"loss: manifest reports {_loss(m.evaluation.value_micro)}, claim says {_loss(info.claimed_loss)}")
         return out + taskspec.problems_with(m, spec)
 
     def update_norms(self, src: ArtifactSource, m: mf.Manifest) -> list[float]:
@@ -342,7 +347,7 @@ class ClaimChecker:
             raise challenge(f"final evaluation: {ev.problem}", Challenge("FinalEvaluation", 0, observed=NO_VALID_LOSS))
         measured = mf.to_micro(ev.metrics[spec.experiment["metric"]])
         if not _losses_agree(measured, info.claimed_loss, spec):
-            raise challenge(f"final evaluation gives {measured}, claim says {info.claimed_loss}",
+            raise challenge(f"final evaluation gives {_loss(measured)}, claim says {_loss(info.claimed_loss)}",
                             Challenge("FinalEvaluation", 0, observed=loss_to_bytes32(measured)))
         eval_s = assess_s
 
@@ -376,7 +381,7 @@ class ClaimChecker:
                             challenge=self.segment_challenge(m, i, observed), replays=replays)
                 raise _Decided(v)
         replay_s = time.perf_counter() - t
-        return Verdict(cid, "confirm", f"{len(sample.segments)} segment(s) reproduce; loss {measured} confirmed",
+        return Verdict(cid, "confirm", f"{len(sample.segments)} segment(s) reproduce; loss {_loss(measured)} confirmed",
                        segments=list(sample.segments), measured_loss=measured, replays=replays,
                        seconds={"fetch": round(fetch_s, 3), "start": round(start_s, 3),
                                 "replay": round(replay_s, 3), "eval": round(eval_s, 3)},
@@ -437,8 +442,8 @@ class ClaimChecker:
                 return "uphold", f"final evaluation: {ev.problem}"
             measured = mf.to_micro(ev.metrics[spec.experiment["metric"]])
             if _losses_agree(measured, info.claimed_loss, spec):
-                return "dismiss", f"final loss {measured} matches the claim"
-            return "uphold", f"final loss {measured} differs from the claimed {info.claimed_loss}"
+                return "dismiss", f"final loss {_loss(measured)} matches the claim"
+            return "uphold", f"final loss {_loss(measured)} differs from the claimed {_loss(info.claimed_loss)}"
         except _ArtifactMismatch as exc:
             return "uphold", str(exc)
         except StoreError as exc:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from arledger.chain.units import format_amount, parse_amount
+from arledger.chain.units import format_amount, loss_fields, parse_amount
 from arledger.cli.common import (CONTEXT_SETTINGS, Group, chain_options, context_from, emit, json_option, open_store,
                                  store_option)
 
@@ -41,7 +41,13 @@ def main() -> None:
 @chain_options
 @json_option
 def register(stake, as_json, **chain):
-    """Register as a verifier (or top up the stake)."""
+    """Register as a verifier (or top up the stake).
+
+    \b
+    Examples:
+      arverify register --stake 1eth --dev-account 3
+      arverify register --stake 0.5eth --keystore verifier.json --rpc-url https://rpc.example
+    """
     ctx = context_from(chain)
     tx = ctx.ledger.register_verifier(parse_amount(stake, "stake"))
     info = ctx.ledger.verifier_info(ctx.address)
@@ -53,7 +59,12 @@ def register(stake, as_json, **chain):
 @chain_options
 @json_option
 def unregister(as_json, **chain):
-    """Unregister; the stake becomes withdrawable (refused while bound to an open claim or dispute)."""
+    """Unregister; the stake becomes withdrawable (refused while bound to an open claim or dispute).
+
+    \b
+    Example:
+      arverify unregister --dev-account 3 && arverify withdraw --dev-account 3
+    """
     ctx = context_from(chain)
     tx = ctx.ledger.unregister_verifier()
     emit({"verifier": ctx.address, "tx": tx.tx_hash, "balance": ctx.ledger.balance_of(ctx.address)}, as_json,
@@ -65,7 +76,13 @@ def unregister(as_json, **chain):
 @chain_options
 @json_option
 def withdraw(as_json, **chain):
-    """Pay out fees, shares and returned stake owed to this verifier."""
+    """Pay out fees, shares and returned stake owed to this verifier.
+
+    \b
+    Examples:
+      arverify withdraw --dev-account 3
+      arverify withdraw --keystore verifier.json --json
+    """
     ctx = context_from(chain)
     owed = ctx.ledger.balance_of(ctx.address)
     if not owed:
@@ -83,6 +100,12 @@ def _checker(address: str, store_spec, data_dir: Path, sandbox: str):
     return store, ClaimChecker(store, address, workdir=data_dir / "work", sandbox_backend=sandbox)
 
 
+def _sandbox_label(choice: str) -> str:
+    from arverifier.sandbox import available_backend
+
+    return f"auto ({available_backend() or 'none available'})" if choice == "auto" else choice
+
+
 sandbox_option = click.option("--sandbox", type=click.Choice(["auto", "bwrap", "rlimit"]), default="auto",
                               show_default=True, help="Sandbox backend for claim code.")
 
@@ -97,7 +120,13 @@ sandbox_option = click.option("--sandbox", type=click.Choice(["auto", "bwrap", "
 def check(claim_id, store_spec, sandbox, data_dir, as_json, **chain):
     """Verify one claim as a verifier would (sampled segments, final evaluation); sends nothing.
 
-    Without an account the sample is drawn for the zero address.
+    Without an account the sample is drawn for the zero address. Exit 3 when the verdict
+    is a challenge, so scripts can tell a bad claim from a failure (1).
+
+    \b
+    Examples:
+      arverify check 2
+      arverify check 2 --dev-account 3 --json | jq .decision
     """
     from arledger import taskspec
     from arverifier.node import claim_info
@@ -110,10 +139,13 @@ def check(claim_id, store_spec, sandbox, data_dir, as_json, **chain):
         verdict = checker.check(info, taskspec.fetch(store, ctx.ledger.task(info.task_id).spec_digest))
     finally:
         checker.close()
-    emit(verdict.to_dict(), as_json, lambda d: [
+    data = {**verdict.to_dict(), **loss_fields("measured_loss", verdict.measured_loss),
+            **loss_fields("claimed_loss", info.claimed_loss)}
+    emit(data, as_json, lambda d: [
         f"claim {claim_id}: {d['decision'].upper()}  {d['reason']}",
-        f"segments {d['segments'] or '-'}  measured loss {d['measured_loss'] / 1e6 if d['measured_loss'] else '-'}",
-        f"time {d['seconds']}"])
+        f"segments {d['segments'] or '-'}  measured loss "
+        f"{'-' if d['measured_loss'] is None else format(d['measured_loss'], '.6f')}",
+        "time " + ", ".join(f"{k} {v:.1f}s" for k, v in d["seconds"].items())])
     if verdict.decision == "challenge":
         sys.exit(3)  # scripts can tell "this claim is bad" from "the tool failed" (1)
 
@@ -127,17 +159,30 @@ def check(claim_id, store_spec, sandbox, data_dir, as_json, **chain):
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Cursor and state [default: $ARLEDGER_HOME/verifier/<address>].")
 @click.option("--no-finalize", is_flag=True, help="Don't finalize claims or resolve disputes for others.")
+@click.option("--heartbeat", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds between 'idle' lines while nothing happens (0: none).")
 @store_option
 @sandbox_option
 @chain_options
 @json_option
-def watch(once, confirmations, poll_interval, from_block, data_dir, no_finalize, store_spec, sandbox, as_json,
-          **chain):
+def watch(once, confirmations, poll_interval, from_block, data_dir, no_finalize, heartbeat, store_spec, sandbox,
+          as_json, **chain):
     """Follow the ledger: verify revealed claims, confirm or challenge, vote on disputes, finalize.
 
-    One log line per decision: claim, decision, segments, result, time. State (cursor,
-    decisions, sent transactions) lives in SQLite under --data-dir, so a restart
-    resumes without missing a claim or repeating a transaction.
+    Starts with one line saying who watches what (account, ledger, chain, store, sandbox,
+    confirmation depth); then one line per decision: claim, decision, segments, result,
+    time; while idle, a heartbeat line. With --json every line is a JSON object, and
+    --once ends with a {"kind": "result", ...} object even when nothing was pending.
+    State (cursor, decisions, sent transactions) lives in SQLite under --data-dir, so a
+    restart resumes without missing a claim or repeating a transaction. Events count
+    only --confirmations blocks below the head: on an idle devnet that mines only on
+    demand, use --confirmations 0.
+
+    \b
+    Examples:
+      arverify watch --dev-account 3                              # until Ctrl-C
+      arverify watch --once --confirmations 0 --json --dev-account 3
+      arverify watch --keystore v.json --rpc-url https://rpc.example --store http://127.0.0.1:5001
     """
     from arverifier.node import NodeConfig, VerifierNode
     from arverifier.state import WatcherState
@@ -155,8 +200,26 @@ def watch(once, confirmations, poll_interval, from_block, data_dir, no_finalize,
                         NodeConfig(confirmations=confirmations,
                                    start_block=ctx.ledger.deploy_block if from_block is None else from_block,
                                    finalize=not no_finalize), emit=on_record)
+    start = {"kind": "start", "verifier": ctx.address, "ledger": ctx.ledger.address, "chain_id": ctx.ledger.chain_id,
+             "rpc_url": ctx.rpc_url, "head": ctx.ledger.block_number(), "store": store_spec or "default",
+             "sandbox": _sandbox_label(sandbox), "confirmations": confirmations, "data_dir": str(data_dir),
+             "once": once}
+    if as_json:
+        on_record(start)
+    else:
+        click.echo(f"arverify watch: verifier {start['verifier']} on ledger {start['ledger']} (chain {start['chain_id']}, "
+                   f"{start['rpc_url']}, head {start['head']}); store {start['store']}, sandbox {start['sandbox']}, "
+                   f"acting {confirmations} block(s) below the head; state in {data_dir}", err=True)
     try:
-        node.run(once=once, poll_interval=poll_interval)
+        last = node.run(once=once, poll_interval=poll_interval, heartbeat=heartbeat)
+        if once:
+            result = last.summary()
+            if as_json:
+                on_record(result)
+            else:
+                click.echo(f"done: head {result['head']}, {result['decisions']} decision(s), "
+                           f"{result['transactions']} transaction(s), {result['pending_claims']} claim(s) pending",
+                           err=True)
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
     finally:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from arledger import taskspec
+from arledger.chain.units import loss_fields
 from arledger.errors import ArledgerError, ContractRevert
 from arstore.errors import StoreError
 from arverifier.check import ClaimChecker, ClaimInfo, Verdict
@@ -51,6 +52,21 @@ class StepReport:
     decisions: list[dict] = field(default_factory=list)
     transactions: list[dict] = field(default_factory=list)
     rewound_to: int | None = None
+    head: int = 0  # the chain head seen by this step
+    safe: int = 0  # the deepest block acted on (head - confirmation depth)
+    pending_claims: int = 0  # claims still to verify or act on after this step
+    pending_disputes: int = 0
+
+    @property
+    def idle(self) -> bool:
+        return not (self.handled_events or self.decisions or self.transactions)
+
+    def summary(self) -> dict:
+        """What ``arverify watch --once --json`` prints last, whether or not anything happened."""
+        return {"kind": "result", "head": self.head, "safe_block": self.safe, "handled_events": self.handled_events,
+                "decisions": len(self.decisions), "transactions": len(self.transactions),
+                "pending_claims": self.pending_claims, "pending_disputes": self.pending_disputes,
+                "rewound_to": self.rewound_to}
 
 
 class VerifierNode:
@@ -89,20 +105,35 @@ class VerifierNode:
         report = StepReport()
         polled = self.follower.poll()
         report.handled_events, report.rewound_to = polled.handled, polled.rewound_to
+        report.head, report.safe = polled.head, polled.safe
         for row in self.state.claims("pending", "verified"):
             self._work_claim(row, report)
         for row in self.state.disputes("pending", "judged"):
             self._work_dispute(row, report)
         if self.config.finalize:
             self._housekeeping(report)
+        report.pending_claims = len(self.state.claims("pending", "verified"))
+        report.pending_disputes = len(self.state.disputes("pending", "judged"))
         return report
 
-    def run(self, *, once: bool = False, poll_interval: float = 2.0,
-            stop: Callable[[], bool] = lambda: False) -> None:
+    def run(self, *, once: bool = False, poll_interval: float = 2.0, heartbeat: float = 60.0,
+            stop: Callable[[], bool] = lambda: False) -> StepReport:
+        """Step until ``stop()`` (or once); returns the last step's report. While nothing
+        happens, a heartbeat line (head, pending work) every ``heartbeat`` seconds says the
+        node is alive and where it is, rather than silence."""
+        quiet_since = time.monotonic()
         while True:
-            self.step()
+            report = self.step()
             if once or stop():
-                return
+                return report
+            if not report.idle:
+                quiet_since = time.monotonic()
+            elif heartbeat and time.monotonic() - quiet_since >= heartbeat:
+                quiet_since = time.monotonic()
+                log.info("idle: head %d, acting on blocks <= %d (confirmation depth %d); %d claim(s) and "
+                         "%d dispute(s) pending", report.head, report.safe, self.config.confirmations,
+                         report.pending_claims, report.pending_disputes)
+                self.emit({**report.summary(), "kind": "heartbeat"})
             time.sleep(poll_interval)
 
     # -- claims ------------------------------------------------------------------------
@@ -188,12 +219,12 @@ class VerifierNode:
         return self.ledger.task(self.ledger.claim(cid).task_id).quorum
 
     def _decided(self, v: Verdict, seconds: float, report: StepReport) -> None:
-        record = {"claim": v.claim_id, "decision": v.decision, "segments": v.segments,
+        record = {"kind": "decision", "claim": v.claim_id, "decision": v.decision, "segments": v.segments,
                   "reason": v.reason, "seconds": round(seconds, 2)}
         if v.challenge:
             record["challenge"] = {"kind": v.challenge.kind, "segment": v.challenge.segment}
         if v.measured_loss is not None:  # what the task's harness measured, and its causality check
-            record["measured_loss_micro"] = v.measured_loss
+            record.update(loss_fields("measured_loss", v.measured_loss))
             record["causality"] = v.causality
         report.decisions.append(record)
         log.info("claim %d: %s segments=%s %s (%.1fs)", v.claim_id, v.decision.upper(),
@@ -214,7 +245,7 @@ class VerifierNode:
                 info = self.claim_info(d.claim_id)
                 vote, reason = self.checker.judge(info, self.spec(info.task_id), d.kind, d.segment)
                 self.state.update_dispute(did, status="judged", verdict={"vote": vote, "reason": reason})
-                record = {"dispute": did, "claim": d.claim_id, "decision": f"vote-{vote}",
+                record = {"kind": "vote", "dispute": did, "claim": d.claim_id, "decision": f"vote-{vote}",
                           "segments": [d.segment], "reason": reason,
                           "seconds": round(time.perf_counter() - t0, 2)}
                 report.decisions.append(record)

@@ -50,6 +50,9 @@ def load_account(key: str | None = None, keystore: str | None = None,
             raise ConfigError(f"{path}: keystore file not found") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: not a keystore JSON file ({exc})") from None
+        if not isinstance(blob, dict) or not ({"crypto", "Crypto"} & set(blob)) or "version" not in blob:
+            raise ConfigError(f"{path}: JSON, but not an encrypted keystore (it needs 'version' and 'crypto'; "
+                              "make one with eth_account's Account.encrypt)")
         if password is None:
             password = os.environ.get("ARLEDGER_KEYSTORE_PASSWORD")
         if password is None:
@@ -58,6 +61,8 @@ def load_account(key: str | None = None, keystore: str | None = None,
             return Account.from_key(Account.decrypt(blob, password))
         except ValueError:
             raise ConfigError(f"{path}: wrong password or damaged keystore") from None
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}: damaged keystore (field {exc} missing or malformed)") from None
     return None
 
 

@@ -25,7 +25,8 @@ from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from requests.exceptions import ConnectionError as HTTPConnectionError
 from requests.exceptions import Timeout as HTTPTimeout
-from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, TimeExhausted, Web3RPCError
+from web3.exceptions import (BadFunctionCallOutput, ContractCustomError, ContractLogicError, ContractPanicError,
+                             TimeExhausted, Web3RPCError)
 
 from arledger.chain.artifact import ContractArtifact, load_artifact
 from arledger.chain.errors import RevertDecoder
@@ -291,6 +292,11 @@ class Ledger:
                 return getattr(self.contract.functions, fn_name)(*args).call()
             except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
                 raise self._revert(exc, fn_name) from None
+            except BadFunctionCallOutput:
+                # Empty or undecodable return data: the address holds some other contract.
+                raise ConfigError(f"ledger: the contract at {self.address} does not answer {fn_name}() as a "
+                                  "TrainingLedger does: is --ledger (or $ARLEDGER_LEDGER) the ledger's address? "
+                                  "`artrain ledger verify` checks one") from None
 
     @contextmanager
     def _rpc_errors(self, context: str):

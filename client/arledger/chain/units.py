@@ -63,3 +63,19 @@ def format_amount(wei: int) -> str:
                 text = text.rstrip("0").rstrip(".")
             return f"{text}{unit}"
     return f"{wei}wei"
+
+
+# -- losses ---------------------------------------------------------------------------------
+# One convention for every command (docs/configuration.md, "Numbers in output"): humans read
+# a loss as a float in its metric's units; JSON carries the float under the plain name and
+# the exact on-chain integer (micro-units, round(loss * 1e6)) under ``<name>_micro``.
+# Counts (steps, parameters, FLOPs, gas) are never scaled.
+
+MICRO = 1_000_000
+
+
+def loss_fields(name: str, micro: int | None) -> dict:
+    """``{name: float, name_micro: int}`` for a loss held in micro-units (None stays None)."""
+    if micro is None:
+        return {name: None, f"{name}_micro": None}
+    return {name: int(micro) / MICRO, f"{name}_micro": int(micro)}

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from arledger.chain.units import format_amount
+from arledger.chain.units import format_amount, loss_fields
 from arledger.cli.common import amount, chain_options, context_from, emit, json_option, open_store, store_option
-
-MICRO = 1_000_000
 
 
 # -- task ------------------------------------------------------------------------------------
@@ -60,7 +59,7 @@ def task_create(spec_file, template, reward, pool, steps, segment_steps, quorum,
     ctx = context_from(chain)
     task_id, spec, spec_cid, tx = tasks.create_task(ctx.ledger, open_store(store_spec), req)
     data = {"task_id": task_id, "spec_cid": spec_cid, "tx": tx.tx_hash, "gas": tx.gas_used,
-            "baseline_loss": spec.baseline_loss_micro / MICRO, "metric": spec.evaluation["metric"],
+            **loss_fields("baseline_loss", spec.baseline_loss_micro), "metric": spec.evaluation["metric"],
             "steps": spec.steps, "segment_steps": spec.segment_steps, "datasets": spec.datasets,
             "baseline_code_cid": spec.baseline_code_cid, "budget": dict(spec.budget),
             "cpu_kernels": spec.cpu_kernels}
@@ -78,7 +77,13 @@ def task_create(spec_file, template, reward, pool, steps, segment_steps, quorum,
 @chain_options
 @json_option
 def task_show(task_id, store_spec, as_json, **chain):
-    """A task's terms, pool, best claim and TaskSpec."""
+    """A task's terms, pool, best claim and TaskSpec.
+
+    \b
+    Examples:
+      artrain task show 1
+      artrain task show 1 --json | jq .spec.budget
+    """
     from dataclasses import asdict
 
     from arledger import taskspec
@@ -86,11 +91,14 @@ def task_show(task_id, store_spec, as_json, **chain):
     ctx = context_from(chain, need_account=False)
     t = ctx.ledger.task(task_id)
     spec = taskspec.fetch(open_store(store_spec), t.spec_digest)
-    data = {**asdict(t), "spec_digest": "0x" + t.spec_digest.hex(), "spec": json.loads(spec.to_bytes())}
+    data = {**asdict(t), "spec_digest": "0x" + t.spec_digest.hex(), "spec": json.loads(spec.to_bytes()),
+            **loss_fields("best_loss", t.best_loss), **loss_fields("baseline_loss", t.baseline_loss),
+            **loss_fields("min_improvement", t.min_improvement)}
     emit(data, as_json, lambda d: [
         f"task {task_id}: {spec.name} ({spec.evaluation['metric']}, {spec.evaluation['units']})",
         f"pool {format_amount(t.pool)}  reward {format_amount(t.reward_per_improvement)}  quorum {t.quorum}",
-        f"best claim {t.best_claim_id or '-'} loss {t.best_loss / MICRO:.6f} (baseline {t.baseline_loss / MICRO:.6f})",
+        f"best claim {t.best_claim_id or '-'} loss {d['best_loss']:.6f} (baseline {d['baseline_loss']:.6f}, "
+        f"epsilon {d['min_improvement']:.6f})",
         f"budget {spec.steps} steps / segments of {spec.segment_steps}; claims so far {t.claim_count}"])
 
 
@@ -102,30 +110,84 @@ def task_show(task_id, store_spec, as_json, **chain):
 @click.option("--task", "task_id", type=click.IntRange(min=1), required=True, help="Task id.")
 @click.option("--parent", "parent_id", type=click.IntRange(min=0), help="Claim this improves on [default: current best].")
 @click.option("--stake", callback=amount, help="Stake [default: the task's minimum].")
+@click.option("--abandon", is_flag=True, help="Forget this run dir's unrevealed submission (to start over).")
 @store_option
 @chain_options
 @json_option
-def submit(run_dir, task_id, parent_id, stake, store_spec, as_json, **chain):
+def submit(run_dir, task_id, parent_id, stake, abandon, store_spec, as_json, **chain):
     """Pin a finished run's artifacts, commit, wait a block, reveal. Safe to re-run after a crash.
 
-    Refuses a run that does not meet the task (steps, segment length, data, environment)
-    before any gas is spent.
+    Refuses, before any gas is spent, a run that does not meet the task (steps, segment
+    length, data, environment, budget), a parent that is not a claim of the task, and a
+    stake below the task's minimum or above the balance; warns when the loss cannot
+    beat the best by the task's epsilon, or another claim on the same parent is pending.
+    A reveal that fails leaves the saved commit: fix the cause and run the same command
+    again, or pass --abandon to start over.
 
     \b
     Examples:
       artrain submit runs/a --task 1 --dev-account 1
       artrain submit runs/a --task 1 --stake 0.2eth --json
+      artrain submit runs/a --task 1 --abandon          # forget an unrevealed submission
     """
-    from arledger.submit import submit_run
+    from arledger.submit import abandon_submission, submit_run
 
     ctx = context_from(chain)
-    progress = (lambda msg: None) if as_json else (lambda msg: click.echo(f"  {msg}", err=True))
-    s = submit_run(ctx.ledger, open_store(store_spec), run_dir, task_id, parent_id=parent_id, stake=stake,
-                   progress=progress)
-    emit(s.to_dict(), as_json, lambda d: [
-        f"claim {d['claim_id']} revealed on task {d['task_id']} (loss {d['claimed_loss'] / MICRO:.6f}, "
+    if abandon:
+        data = abandon_submission(ctx.ledger, run_dir, task_id)
+        emit(data, as_json, lambda d: [f"abandoned the submission saved in {run_dir}" + (
+            f"; its commitment {d['commitment']} stays on chain unrevealed (nothing was staked)"
+            if d["committed"] else "")])
+        return
+    warn = lambda msg: click.echo(f"warning: {msg}", err=True)  # noqa: E731
+    with _pin_progress(run_dir, quiet=as_json) as progress:
+        s = submit_run(ctx.ledger, open_store(store_spec), run_dir, task_id, parent_id=parent_id, stake=stake,
+                       progress=progress, warn=warn)
+    d = s.to_dict()
+    d.update(loss_fields("claimed_loss", s.claimed_loss))
+    emit(d, as_json, lambda d: [
+        f"claim {d['claim_id']} revealed on task {d['task_id']} (loss {d['claimed_loss']:.6f}, "
         f"stake {format_amount(d['stake'])}){' [resumed]' if d['resumed'] else ''}",
-        f"manifest {d['manifest_cid']}", f"commit {d['commit_tx']}  reveal {d['reveal_tx']}  gas {d['gas']}"])
+        f"manifest {d['manifest_cid']}",
+        f"commit {d['commit_tx']}  reveal {d['reveal_tx']}  gas " +
+        ", ".join(f"{k} {v}" for k, v in sorted(d["gas"].items()))])
+
+
+@contextmanager
+def _pin_progress(run_dir: Path, quiet: bool):
+    """A progress bar over what submit pins (code, each checkpoint, weights, manifest), then
+    the commit and reveal: shown from the first of them (a refusal before any work prints
+    only its error); silent for --json."""
+    if quiet:
+        yield lambda msg: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from arledger import manifest as mf
+
+    try:  # code, each checkpoint, weights, manifest, commit, reveal
+        total = len(mf.load(run_dir / "manifest.json").boundaries) + 5
+    except Exception:  # submit_run reports a bad manifest itself
+        total = None
+    bar = Progress(TextColumn("[bold]submit"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[what]}"),
+                   console=Console(stderr=True))
+    task = None
+
+    def step(msg: str) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task("submit", total=total, what="")
+        bar.update(task, advance=1, what=msg[:60])
+
+    try:
+        yield step
+        if task is not None:  # a resumed submission skips steps: the bar still ends full
+            bar.update(task, completed=total, what="done")
+    finally:
+        if task is not None:
+            bar.stop()
 
 
 # -- queries ---------------------------------------------------------------------------------
@@ -134,11 +196,13 @@ def submit(run_dir, task_id, parent_id, stake, store_spec, as_json, **chain):
 @click.command("best")
 @click.option("--task", "task_id", type=click.IntRange(min=1), required=True)
 @click.option("--download", type=click.Path(file_okay=False, path_type=Path),
-              help="Fetch and verify the best model's code and weights into this dir.")
+              help="Fetch and verify the best model's code and weights into this dir (new, empty, or "
+                   "made by an earlier download).")
+@click.option("--force", is_flag=True, help="Download into a non-empty dir an earlier download did not make.")
 @store_option
 @chain_options
 @json_option
-def best(task_id, download, store_spec, as_json, **chain):
+def best(task_id, download, force, store_spec, as_json, **chain):
     """The task's on-chain best claim: loss, trainer, code, manifest and weights CIDs.
 
     \b
@@ -150,13 +214,14 @@ def best(task_id, download, store_spec, as_json, **chain):
 
     ctx = context_from(chain, need_account=False)
     store = open_store(store_spec)
-    info = (queries.download_best(ctx.ledger, store, task_id, download) if download
+    info = (queries.download_best(ctx.ledger, store, task_id, download, force=force) if download
             else queries.best_model(ctx.ledger, store, task_id))
     emit(info, as_json, lambda d: [
         f"task {task_id} best: claim {d['claim_id'] or '- (baseline)'}  {d['metric']} = {d['loss']:.6f} "
         f"{d['units']} (baseline {d['baseline_loss']:.6f})",
         f"trainer {d['trainer'] or '-'}", f"code     {d['code_cid']}", f"manifest {d['manifest_cid'] or '-'}",
-        f"weights  {d['weights_cid'] or '-'}"] + ([f"downloaded to {download}"] if download else []))
+        f"weights  {d['weights_cid'] or '-'}"] + ([
+            f"downloaded to {download} (load it: see \"The best model\" in README.md)"] if download else []))
 
 
 @click.command("status")
@@ -164,7 +229,13 @@ def best(task_id, download, store_spec, as_json, **chain):
 @chain_options
 @json_option
 def status(claim_id, as_json, **chain):
-    """One claim: state, confirmations, deadline, open dispute."""
+    """One claim: state, confirmations, deadline, open dispute.
+
+    \b
+    Examples:
+      artrain status 1
+      artrain status 1 --json | jq .state
+    """
     from arledger import queries
 
     ctx = context_from(chain, need_account=False)
@@ -172,10 +243,26 @@ def status(claim_id, as_json, **chain):
     emit(info, as_json, lambda d: [
         f"claim {claim_id} (task {d['task_id']}): {d['state']}  confirmations {d['confirmations']}/{d['quorum']}",
         f"loss {d['claimed_loss']:.6f}  trainer {d['trainer']}  stake {format_amount(d['stake'])}",
-        f"challenge deadline in {max(0, d['challenge_deadline'] - d['now'])}s  manifest {d['manifest_cid']}"]
+        f"{_deadline(d['challenge_deadline'], d['now'])}  manifest {d['manifest_cid']}"]
         + ([f"dispute {d['dispute']['kind']} segment {d['dispute']['segment']}: {d['dispute']['state']} "
             f"(uphold {d['dispute']['votes_uphold']} / dismiss {d['dispute']['votes_dismiss']})"]
            if d.get("dispute") else []))
+
+
+def _deadline(deadline: int, now: int) -> str:
+    """Chain time, said the way a person reads it: still to come, or how long ago it passed."""
+    left = deadline - now
+    if left >= 0:
+        return f"challenge deadline in {_span(left)} (chain time)"
+    return f"challenge deadline passed {_span(-left)} ago (chain time)"
+
+
+def _span(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @click.command("claims")
@@ -183,10 +270,17 @@ def status(claim_id, as_json, **chain):
 @chain_options
 @json_option
 def claims(task_id, as_json, **chain):
-    """A task's history: every claim (with its outcome) and every experiment report."""
+    """A task's history: every claim (with its outcome) and every experiment report.
+
+    \b
+    Examples:
+      artrain claims --task 1
+      artrain claims --task 1 --json | jq '.[] | select(.kind == "report") | .note'
+    """
     from arledger import queries
 
     ctx = context_from(chain, need_account=False)
+    ctx.ledger.task(task_id)  # an unknown task is an error (LedgerUnknownTask), not an empty table
     rows = queries.history(ctx.ledger, task_id)
 
     def human(rows):
@@ -227,8 +321,8 @@ def report(run_dir, task_id, note, store_spec, as_json, **chain):
     store.add_dir(run_dir / "code")
     tx = ctx.ledger.report(task_id, cid_to_bytes(m.code_cid), hashlib.sha256(data).digest(),
                            m.evaluation.value_micro, note or m.notes or m.hypothesis)
-    emit({"task_id": task_id, "manifest_cid": cid, "loss": m.evaluation.value, "tx": tx.tx_hash,
-           "gas": tx.gas_used}, as_json,
+    emit({"task_id": task_id, "manifest_cid": cid, **loss_fields("loss", m.evaluation.value_micro),
+          "tx": tx.tx_hash, "gas": tx.gas_used}, as_json,
          lambda d: [f"report published on task {task_id}: loss {d['loss']:.6f} manifest {d['manifest_cid']} "
                      f"(tx {d['tx']}, gas {d['gas']})"])
 
@@ -237,7 +331,13 @@ def report(run_dir, task_id, note, store_spec, as_json, **chain):
 @chain_options
 @json_option
 def withdraw(as_json, **chain):
-    """Pay out everything the ledger owes this account (rewards, returned stakes, fees)."""
+    """Pay out everything the ledger owes this account (rewards, returned stakes, fees).
+
+    \b
+    Examples:
+      artrain withdraw --dev-account 1
+      artrain withdraw --keystore trainer.json --json
+    """
     ctx = context_from(chain)
     owed = ctx.ledger.balance_of(ctx.address)
     if owed == 0:

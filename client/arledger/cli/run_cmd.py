@@ -34,9 +34,10 @@ rp = importlib.import_module("arledger.runner.replay")
 @click.option("--cpu-kernels", type=click.Choice(["default", "avx2", "avx512"]), default="avx2",
               show_default=True, help="The CPU kernel set the task pins (its environment.cpu_kernels); "
               "the run re-executes itself under it.")
+@click.option("--force", is_flag=True, help="Use an --out directory that is not empty and was not made by a run.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of a progress bar.")
 def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, harness_dir, task_id, parent,
-        trainer, hypothesis, notes, cpu_kernels, as_json):
+        trainer, hypothesis, notes, cpu_kernels, force, as_json):
     """Train EXPERIMENT_DIR in deterministic segments, checkpoint and pin every boundary, evaluate
     the final weights with the task harness, write the manifest.
 
@@ -54,12 +55,13 @@ def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, ha
                            seed=seed, threads=threads, store_spec=store_spec, harness_dir=harness_dir,
                            task_id=task_id, parent=parent,
                            trainer=trainer, hypothesis=hypothesis, notes=notes,
-                           cpu_kernels=cpu_kernels)
+                           cpu_kernels=cpu_kernels, force=force)
     from arledger.runner import kernels
 
     kernels.ensure(opts.cpu_kernels, reexec=True)  # before any tensor work: the bits depend on it
+    started: list[str] = []
     if as_json:
-        result = loop.run_experiment(opts)
+        result = loop.run_experiment(opts, say=started.append)
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -71,16 +73,17 @@ def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, ha
             def on_progress(step: int, loss: float, segment: int, total: int) -> None:
                 bar.update(task, completed=step, total=total, segment=segment, loss=f"{loss:.4f}")
 
-            result = loop.run_experiment(opts, on_progress=on_progress)
+            result = loop.run_experiment(opts, on_progress=on_progress, say=bar.console.print)
     m = result.manifest
     summary = {
         "manifest": str(result.manifest_path), "manifest_cid": result.manifest_cid,
         "merkle_root": m.merkle_root, "segments": m.segments, "steps": m.steps, "seed": m.seed,
         "metric": m.evaluation.metric, "value": m.evaluation.value, "value_micro": m.evaluation.value_micro,
         "metrics": {k: v / 1e6 for k, v in m.evaluation.metrics_micro.items()},
+        "metrics_micro": dict(m.evaluation.metrics_micro),
         "final_weights_cid": m.final_weights_cid, "code_cid": m.code_cid,
         "resumed_from": result.resumed_from, "timings_ms": m.timings, "work": m.work,
-        "cpu_kernels": opts.cpu_kernels,
+        "cpu_kernels": opts.cpu_kernels, "started": started[0] if started else None,
     }
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))
@@ -147,7 +150,9 @@ def replay(ref, segments, all_segments, do_eval, threads, threshold, store_spec,
         measured = metrics[manifest.evaluation.metric]
         same = to_micro(measured) == manifest.evaluation.value_micro
         evaluation = {"metric": manifest.evaluation.metric, "claimed": manifest.evaluation.value,
-                      "measured": measured, "matches": same, "metrics": metrics, "causality": ev.causality}
+                      "claimed_micro": manifest.evaluation.value_micro, "measured": measured,
+                      "measured_micro": to_micro(measured), "matches": same, "metrics": metrics,
+                      "causality": ev.causality}
         if not as_json:
             click.echo(f"final {manifest.evaluation.metric}: claimed {manifest.evaluation.value:.6f}, "
                        f"measured {measured:.6f} ({'match' if same else 'differs'})")

@@ -26,13 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from arledger import checkpoint, manifest as mf
+from arledger import checkpoint, manifest as mf, outdir
 from arledger.errors import ExperimentError
 from arledger.runner import artifacts, determinism, kernels
 from arledger.harness import load_harness
 from arledger.runner.experiment import load_experiment
 from arledger.runner.session import Session
 
+# What a run dir made before markers existed holds (all of one group: made by a run).
+RUN_FILES = (("progress.json", "checkpoints", "code"), ("manifest.json", "checkpoints", "code", "final.safetensors"))
 ProgressCallback = Callable[[int, float, int, int], None]  # (step, loss, segment, total steps)
 # (session, segment index, steps, per-step callback) -> None. The default trains honestly;
 # adversarial tests pass their own to forge one segment (a faked jump, other data).
@@ -59,6 +61,7 @@ class RunOptions:
     hypothesis: str = ""
     notes: str = ""
     cpu_kernels: str | None = "avx2"  # the task's kernel pin (arledger.runner.kernels); None: none
+    force: bool = False  # use an --out directory that is not empty and was not made by a run
 
 
 @dataclass
@@ -100,8 +103,10 @@ def _check_claim_fields(opts: RunOptions) -> None:
 
 
 def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None, store=None,
-                   train_segment: SegmentTrainer = train_segment_honestly) -> RunResult:
-    """Train, checkpoint, pin and evaluate; returns the validated manifest and its CID."""
+                   train_segment: SegmentTrainer = train_segment_honestly,
+                   say: Callable[[str], None] = lambda _msg: None) -> RunResult:
+    """Train, checkpoint, pin and evaluate; returns the validated manifest and its CID.
+    ``say`` hears, before any training, whether the run starts, resumes or restarts."""
     t_start = time.perf_counter()
     out = Path(opts.out)
     exp = load_experiment(opts.experiment_dir)
@@ -109,8 +114,11 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
     _check_claim_fields(opts)
     kernels.ensure(opts.cpu_kernels)
     store = store or artifacts.open_store(opts.store_spec)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "manifest.json").unlink(missing_ok=True)  # a re-run invalidates the old result
+    outdir.claim(out, "artrain run", force=opts.force, legacy=RUN_FILES)
+    finished_before = (out / "manifest.json").exists()
+    # A re-run invalidates the old result, and with it any submission of it (arledger.submit).
+    for stale in ("manifest.json", "submission.json", "claim-manifest.json"):
+        (out / stale).unlink(missing_ok=True)
 
     code_dir = artifacts.snapshot_code(exp, out / "code")
     code_cid = str(store.add_dir(code_dir))
@@ -130,6 +138,14 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
     }
     timings = {"train_ms": 0, "checkpoint_ms": 0, "pin_ms": 0}
     boundaries, resumed_from = _resume(out, params, session, timings)
+    if boundaries:
+        say(f"resuming {out} from checkpoint {resumed_from} (step {boundaries[-1].step} of {steps})")
+    elif finished_before:
+        say(f"restarting {out}: the finished run there is replaced ({steps} steps in segments of {k})")
+    elif (out / "progress.json").exists():
+        say(f"restarting {out}: the interrupted run there had other parameters")
+    else:
+        say(f"starting {out}: {steps} steps in segments of {k}")
 
     def boundary(i: int) -> None:
         t0 = time.perf_counter()
