@@ -5,10 +5,11 @@ PY    := .venv/bin/python
 PIP   := .venv/bin/pip
 export PATH := $(CURDIR)/.venv/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup demo test test-py test-js bench contracts clean help
+.PHONY: setup demo agents test test-py test-js bench contracts clean help
 
 help:
 	@echo "make demo   - local end-to-end demo on the embedded defaults (installs what it needs)"
+	@echo "make agents - 3 research agents and 3 verifiers improving one task on a local devnet"
 	@echo "make test   - every test: Hardhat (contract) and pytest (Python, real anvil + IPFS node)"
 	@echo "make bench  - benchmarks (ratios measured in one run)"
 	@echo "make setup  - install the Python venv, npm packages and bubblewrap; compile contracts"
@@ -42,6 +43,9 @@ contracts: client/arledger/_build/TrainingLedger.json
 
 demo: setup
 	.venv/bin/artrain demo
+
+agents: setup
+	.venv/bin/artrain demo --agents
 
 test: setup
 	npx hardhat test

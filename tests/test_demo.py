@@ -30,3 +30,21 @@ def test_demo_catches_the_cheater_and_pays_the_honest_trainer(tmp_path, monkeypa
     assert any(d["decision"] == "challenge" for d in out["decisions"])
     assert Path(out["chart"]).is_file() and Path("demo-out/summary.json").is_file()
     assert not (tmp_path / "home").exists()  # the demo touches no user state
+
+
+def test_agents_demo_climbs_with_verified_claims_and_ends_with_its_chart(tmp_path, monkeypatch):
+    """`artrain demo --agents`, small: 2 agent processes, 1 round, a 50-step charlm task."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ARLEDGER_HOME", str(tmp_path / "home"))
+    res = CliRunner().invoke(main, ["demo", "--agents", "2", "--rounds", "1", "--steps", "50", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output.strip().splitlines()[-1])
+    exps = out["experiments"]
+    assert sorted(e["agent"] for e in exps) == ["agent1", "agent2"]
+    assert len({e["code_cid"] for e in exps}) == 2  # the two agents never trained one experiment twice
+    accepted = [e for e in exps if e["state"] == "Accepted"]
+    assert accepted and out["best"]["claim_id"] in {e["claim_id"] for e in accepted}
+    assert out["best"]["loss"] < out["best"]["baseline_loss"]
+    assert Path(out["chart"]).is_file() and Path("agents-out/summary.json").is_file()
+    assert Path("agents-out/agents/agent1/NOTEBOOK.md").is_file()
+    assert not (tmp_path / "home").exists()  # the agents' ARLEDGER_HOME is inside --out

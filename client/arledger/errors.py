@@ -16,6 +16,8 @@ The tree (a test keeps this list, the classes and their raisers in step)::
     │   └── ArtifactMismatch      a published checkpoint whose bytes miss the manifest's hash
     ├── SandboxUnavailable        no sandbox backend can run here (arverifier.sandbox)
     ├── SubmitError               a run that cannot be submitted to this task
+    ├── ProposalError             an agent's proposer returned nothing usable (arledger.agent):
+    │                             a timeout, a malformed or oversized reply, nothing left
     ├── SourceMismatch            a deployed ledger whose code is not this source
     ├── ChainError                talking to the chain went wrong
     │   ├── ChainUnavailable
@@ -96,6 +98,12 @@ class SandboxUnavailable(ArledgerError):
 
 class SubmitError(ArledgerError):
     """The run cannot be submitted to this task (the message says why, before any gas is spent)."""
+
+
+class ProposalError(ArledgerError):
+    """A proposer (``arledger.agent``) could not give a proposal: its endpoint timed out or
+    failed, its reply was malformed or oversized, or it has nothing left to propose. The
+    agent records it in the notebook and goes on with the next iteration."""
 
 
 class SourceMismatch(ArledgerError):

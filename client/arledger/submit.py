@@ -183,6 +183,31 @@ def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_i
                       resumed=resumed)
 
 
+MAX_NOTE_BYTES = 2048  # the contract's MAX_NOTE_BYTES: a longer note reverts
+
+
+def report_run(ledger: Any, store: Any, run_dir: Path, task_id: int, note: str) -> dict:
+    """Publish a finished run as an unstaked experiment report (a failed or non-improving
+    experiment belongs in the record too): its manifest and code are pinned, so readers of
+    the history can fetch what the report points at."""
+    from arstore import cid_to_bytes
+
+    run_dir = Path(run_dir)
+    m = mf.load(run_dir / "manifest.json")
+    note = note or m.notes or m.hypothesis
+    if len(note.encode()) > MAX_NOTE_BYTES:
+        raise SubmitError(f"note: {len(note.encode())} bytes, the ledger keeps at most {MAX_NOTE_BYTES}")
+    data = mf.dumps(m)
+    cid = str(store.add_bytes(data))
+    store.pin(cid)
+    store.pin(str(store.add_dir(run_dir / "code")))
+    digest = hashlib.sha256(data).digest()
+    tx = ledger.report(task_id, cid_to_bytes(m.code_cid), digest, m.evaluation.value_micro, note)
+    return {"task_id": task_id, "manifest_cid": cid, "manifest_digest": "0x" + digest.hex(),
+            "code_cid": m.code_cid, "loss_micro": m.evaluation.value_micro, "note": note, "tx": tx.tx_hash,
+            "gas": tx.gas_used, "block": tx.block_number}
+
+
 def abandon_submission(ledger: Any, run_dir: Path, task_id: int) -> dict:
     """Forget a saved submission that was never revealed (its commitment, if sent, stays on
     chain unrevealed: harmless, nothing is staked until the reveal). The chain is asked, not

@@ -16,8 +16,12 @@ import click
 @click.option("--force", is_flag=True, help="Empty --out even though the demo did not make it.")
 @click.option("--steps", type=click.IntRange(min=2), default=200, show_default=True)
 @click.option("--segment-steps", type=click.IntRange(min=1), default=25, show_default=True)
+@click.option("--agents", type=click.IntRange(1, 6), is_flag=False, flag_value=3, default=None,
+              help="Instead: N research agents (default 3) and three verifiers on one task (see below).")
+@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
+              help="With --agents: iterations per agent.")
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON summary at the end.")
-def demo(out, steps, segment_steps, force, as_json):
+def demo(out, steps, segment_steps, force, agents, rounds, as_json):
     """Run the local end-to-end demo: devnet, task, honest trainer, cheater, three verifiers.
 
     Starts its own anvil (stopped at the end) and uses an embedded artifact store under
@@ -26,16 +30,36 @@ def demo(out, steps, segment_steps, force, as_json):
     segment (its end state comes from 4x the steps), which the verifiers' pick of the
     most suspicious segment finds at the default budget (other budgets change the odds).
 
+    With --agents: N `artrain agent` processes (separate accounts) improve one charlm
+    task in rounds, with the three verifiers replaying between rounds; it ends with a
+    progress chart (every experiment a dot by outcome, the verified best as a step line)
+    and a table. Its default --out is agents-out.
+
     \b
     Examples:
       artrain demo
       artrain demo --steps 400 --segment-steps 50 --out /tmp/demo --json
+      artrain demo --agents            # 3 agents x 3 rounds, 3 verifiers
+      artrain demo --agents 2 --rounds 2 --out /tmp/agents
     """
     from ardemo.demo import Demo, DemoConfig, format_summary
 
     if steps % segment_steps:
         raise click.BadParameter(f"{segment_steps} does not divide {steps}", param_hint="--segment-steps")
     say = (lambda _msg: None) if as_json else (lambda msg: click.echo(msg))
+    if agents:
+        from ardemo.agents import AgentsConfig, AgentsDemo, format_table
+
+        if out == Path("demo-out"):
+            out = Path("agents-out")
+        res = AgentsDemo(AgentsConfig(out=out, agents=agents, rounds=rounds, steps=steps, segment_steps=segment_steps,
+                                      force=force), say).run()
+        if as_json:
+            click.echo(json.dumps(res.__dict__, sort_keys=True, default=str))
+        else:
+            for line in format_table(res):
+                click.echo(line)
+        return
     result = Demo(DemoConfig(out=out, steps=steps, segment_steps=segment_steps, force=force), say).run()
     if as_json:
         click.echo(json.dumps(result.__dict__, sort_keys=True, default=str))

@@ -29,6 +29,7 @@ _COMMANDS = [
     ("arledger.cli.ledger_cmds", "report"),
     ("arledger.cli.ledger_cmds", "withdraw"),
     ("arledger.cli.ledger_cmds", "ledger"),
+    ("arledger.cli.agent_cmd", "agent"),
 ]
 
 

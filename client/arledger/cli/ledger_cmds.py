@@ -297,7 +297,8 @@ def claims(task_id, as_json, **chain):
 @click.command("report")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--task", "task_id", type=click.IntRange(min=1), required=True)
-@click.option("--note", default="", help="What was tried and what happened (max 1024 chars).")
+@click.option("--note", default="", help="What was tried and what happened (at most 2048 bytes; "
+              "default: the run's notes or hypothesis).")
 @store_option
 @chain_options
 @json_option
@@ -308,21 +309,12 @@ def report(run_dir, task_id, note, store_spec, as_json, **chain):
     Example:
       artrain report runs/failed --task 1 --note "lr 3e-2 diverged after 150 steps"
     """
-    import hashlib
-
-    from arledger import manifest as mf
-    from arstore import cid_to_bytes
+    from arledger.submit import report_run
 
     ctx = context_from(chain)
-    m = mf.load(run_dir / "manifest.json")
-    store = open_store(store_spec)
-    data = mf.dumps(m)
-    cid = str(store.add_bytes(data))
-    store.add_dir(run_dir / "code")
-    tx = ctx.ledger.report(task_id, cid_to_bytes(m.code_cid), hashlib.sha256(data).digest(),
-                           m.evaluation.value_micro, note or m.notes or m.hypothesis)
-    emit({"task_id": task_id, "manifest_cid": cid, **loss_fields("loss", m.evaluation.value_micro),
-          "tx": tx.tx_hash, "gas": tx.gas_used}, as_json,
+    rep = report_run(ctx.ledger, open_store(store_spec), run_dir, task_id, note)
+    emit({"task_id": task_id, "manifest_cid": rep["manifest_cid"], **loss_fields("loss", rep["loss_micro"]),
+          "tx": rep["tx"], "gas": rep["gas"]}, as_json,
          lambda d: [f"report published on task {task_id}: loss {d['loss']:.6f} manifest {d['manifest_cid']} "
                      f"(tx {d['tx']}, gas {d['gas']})"])
 
