@@ -12,9 +12,9 @@ help:
 	@echo "make agents - 3 research agents and 3 verifiers improving one task on a local devnet"
 	@echo "make test   - every test: Hardhat (contract) and pytest (Python, real anvil + IPFS node)"
 	@echo "make bench  - benchmarks (ratios measured in one run)"
-	@echo "make setup  - install the Python venv, npm packages and bubblewrap; compile contracts"
+	@echo "make setup  - install the Python venv, npm packages, bubblewrap and chromium; compile contracts"
 
-setup: .venv/.stamp node_modules/.stamp client/arledger/_build/TrainingLedger.json .stamp-sandbox
+setup: .venv/.stamp node_modules/.stamp client/arledger/_build/TrainingLedger.json .stamp-sandbox .stamp-browser
 
 # torch goes first and explicitly: torch==2.13.0 resolves to the CPU wheel on disk,
 # anything else would pull a multi-GB CUDA build.
@@ -39,6 +39,11 @@ contracts: client/arledger/_build/TrainingLedger.json
 # The verifier sandbox uses bubblewrap where it can be installed (Debian package).
 .stamp-sandbox:
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get install -y -q bubblewrap >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null)) || echo "note: bubblewrap not installed; the sandbox falls back to its built-in limits"; }
+	touch $@
+
+# The dashboard's browser tests drive Debian's chromium (headless) through its chromedriver.
+.stamp-browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null)) || echo "note: chromium not installed; the dashboard's browser tests will fail"; }
 	touch $@
 
 demo: setup

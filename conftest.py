@@ -15,4 +15,5 @@ for _key, _value in env_for(DEFAULT_PIN).items():
 pytest_plugins = [
     "tests.fixtures.chain",
     "tests.fixtures.ipfs",
+    "tests.fixtures.demo",
 ]

@@ -10,7 +10,8 @@ import importlib
 import inspect
 import sys
 
-BENCHES = ["bench.train_bench", "bench.store_bench", "bench.verify_bench", "bench.agent_bench"]
+BENCHES = ["bench.train_bench", "bench.store_bench", "bench.verify_bench", "bench.agent_bench",
+           "bench.dashboard_bench"]
 
 
 def main() -> int:

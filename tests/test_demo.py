@@ -1,7 +1,10 @@
-"""The README's main command, as a user runs it: `artrain demo` with its defaults.
+"""The README's main command, as a user runs it: `artrain demo` with its defaults, and
+`artrain demo --agents`.
 
-Run from a fresh working directory with the default relative --out (a relative path
-once made every replay fail in the workers' own cwd and honest claims got slashed).
+The demo runs once per session (tests/fixtures/demo.py), from a fresh working directory
+with the default relative --out (a relative path once made every replay fail in the
+workers' own cwd and honest claims got slashed); the dashboard's browser tests read the
+chain it saved.
 """
 
 from __future__ import annotations
@@ -14,12 +17,8 @@ from click.testing import CliRunner
 from arledger.cli import main
 
 
-def test_demo_catches_the_cheater_and_pays_the_honest_trainer(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ARLEDGER_HOME", str(tmp_path / "home"))
-    res = CliRunner().invoke(main, ["demo", "--json"])
-    assert res.exit_code == 0, res.output
-    out = json.loads(res.output.strip().splitlines()[-1])
+def test_demo_catches_the_cheater_and_pays_the_honest_trainer(demo_run):
+    out = demo_run.summary
     states = {c["trainer_name"]: c["state"] for c in out["claims"]}
     assert states == {"alice": "Accepted", "mallory": "Rejected"}
     alice = next(c for c in out["claims"] if c["trainer_name"] == "alice")
@@ -28,15 +27,17 @@ def test_demo_catches_the_cheater_and_pays_the_honest_trainer(tmp_path, monkeypa
     paid = {a["name"]: a["withdrawn_eth"] for a in out["actors"]}
     assert paid["alice"] > 1.0 and paid["mallory"] == 0.0  # reward + stake back; stake slashed
     assert any(d["decision"] == "challenge" for d in out["decisions"])
-    assert Path(out["chart"]).is_file() and Path("demo-out/summary.json").is_file()
-    assert not (tmp_path / "home").exists()  # the demo touches no user state
+    assert Path(out["chart"]).is_file() and (demo_run.out / "summary.json").is_file()
+    assert (demo_run.out / "chain-state.json").is_file()  # kept for `artrain dashboard --demo`
+    assert not demo_run.home.exists()  # the demo touches no user state
 
 
 def test_agents_demo_climbs_with_verified_claims_and_ends_with_its_chart(tmp_path, monkeypatch):
-    """`artrain demo --agents`, small: 2 agent processes, 1 round, a 50-step charlm task."""
+    """`artrain demo --agents`, small: 2 agent processes, 1 round, a 25-step charlm task (one segment)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ARLEDGER_HOME", str(tmp_path / "home"))
-    res = CliRunner().invoke(main, ["demo", "--agents", "2", "--rounds", "1", "--steps", "50", "--json"])
+    res = CliRunner().invoke(main, ["demo", "--agents", "2", "--rounds", "1", "--steps", "25", "--segment-steps", "25",
+                                    "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output.strip().splitlines()[-1])
     exps = out["experiments"]

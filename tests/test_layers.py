@@ -181,6 +181,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 USED_WITHOUT_IMPORT = {
     "pytest-timeout": "the pytest plugin behind [tool.pytest.ini_options] timeout",
     "numpy": "Tensor.numpy() in arledger.checkpoint (torch imports numpy itself)",
+    "jinja2": "starlette.templating.Jinja2Templates in arledger.dashboard.app (starlette imports jinja2 itself)",
 }
 
 

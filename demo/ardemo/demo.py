@@ -81,7 +81,8 @@ class Demo:
                      legacy=(("summary.json", "anvil.log", "store", "runs"),))
         (self.out / "runs").mkdir(parents=True)
         self.say("[1/7] devnet: starting anvil and deploying TrainingLedger")
-        anvil = AnvilProcess(log_file=self.out / "anvil.log").start()
+        # The chain's state is saved in --out, so `artrain dashboard --demo DIR` can show it afterwards.
+        anvil = AnvilProcess(log_file=self.out / "anvil.log", state_file=self.out / "chain-state.json").start()
         try:
             return self._story(anvil, dev_keys(), t0)
         finally:
@@ -97,6 +98,10 @@ class Demo:
         cfg = self.cfg
         w3 = Ledger.connect_rpc(anvil.rpc_url)
         deployer = Ledger.deploy(w3, Account.from_key(keys[0]))
+        from arledger.devnet import Deployment
+
+        (self.out / "deployment.json").write_bytes(Deployment(rpc_url=anvil.rpc_url, chain_id=w3.eth.chain_id,
+                                                              ledger=deployer.address, deploy_block=0).to_json())
         store = self.store = EmbeddedStore(self.out / "store")
         actors = [Actor("sponsor", "creates the task", 0), Actor("alice", "honest trainer", 1),
                   Actor("mallory", "cheater (forged last segment)", 2), Actor("v1", "verifier", 3),
@@ -121,7 +126,8 @@ class Demo:
         for name in ("v1", "v2", "v3"):
             by[name].ledger.register_verifier(ETH)
 
-        alice_run = self._train("alice", seed=1)
+        alice_run = self._train("alice", seed=1, lr_factor=2.0,
+                                hypothesis="twice the template's learning rate: the budget is too short for 3e-3")
         s = submit_run(by["alice"].ledger, store, alice_run, task_id)
         self.say(f"      alice: claim {s.claim_id} revealed, {spec.evaluation['metric']} "
                  f"{s.claimed_loss / MICRO:.4f} (commit {s.gas['commit']} gas, reveal {s.gas['reveal']} gas)")
@@ -130,7 +136,7 @@ class Demo:
                                   note=f"segment {last} secretly trained {cfg.forge_extra}x the steps")
         s = submit_run(by["mallory"].ledger, store, mallory_run, task_id)
         self.say(f"      mallory: claim {s.claim_id} revealed, {spec.evaluation['metric']} "
-                 f"{s.claimed_loss / MICRO:.4f} — better than alice's, thanks to the forged segment {last}")
+                 f"{s.claimed_loss / MICRO:.4f}, thanks to the forged segment {last}")
 
         self.say("[5/7] verifiers: sampling segments from the chain seed, replaying them in the sandbox")
         nodes = self._nodes(by, store)
@@ -157,11 +163,22 @@ class Demo:
 
     # -- pieces --------------------------------------------------------------------------
 
-    def _train(self, who: str, seed: int, train_segment=None, note: str = "") -> Path:
+    def _train(self, who: str, seed: int, train_segment=None, note: str = "", lr_factor: float | None = None,
+               hypothesis: str | None = None) -> Path:
+        import shutil
+
         from arledger import tasks
         from arledger.runner import RunOptions, run_experiment
 
         cfg = self.cfg
+        code = tasks.experiment_dir_of(cfg.template)
+        if lr_factor:  # a change of the recipe: the dashboard shows it as the claim's diff
+            mine = self.out / "code" / who
+            shutil.copytree(code, mine, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+            spec = json.loads((mine / "experiment.json").read_text())
+            spec["config"]["lr"] = round(spec["config"]["lr"] * lr_factor, 8)
+            (mine / "experiment.json").write_text(json.dumps(spec, indent=2) + "\n")
+            code = mine
         self.say(f"[4/7] {who}: training {cfg.template} for {cfg.steps} steps (seed {seed})"
                  + (f" — {note}" if note else ""))
         out = self.out / "runs" / who
@@ -173,9 +190,9 @@ class Demo:
                 self.say(f"      {who}: step {step:4d}/{total}  segment {segment}  loss {loss:.3f}")
 
         kwargs = {"train_segment": train_segment} if train_segment else {}
-        run_experiment(RunOptions(experiment_dir=tasks.experiment_dir_of(cfg.template), out=out, steps=cfg.steps,
+        run_experiment(RunOptions(experiment_dir=code, out=out, steps=cfg.steps,
                                   segment_steps=cfg.segment_steps, seed=seed, threads=cfg.threads,
-                                  hypothesis=f"{who}'s run", notes=note),
+                                  hypothesis=hypothesis or f"{who}'s run", notes=note),
                        on_progress=progress, store=self.store, **kwargs)
         return out
 

@@ -30,6 +30,7 @@ _COMMANDS = [
     ("arledger.cli.ledger_cmds", "withdraw"),
     ("arledger.cli.ledger_cmds", "ledger"),
     ("arledger.cli.agent_cmd", "agent"),
+    ("arledger.cli.dashboard_cmd", "dashboard"),
 ]
 
 
