@@ -183,3 +183,46 @@ def test_the_follower_rebuilds_after_a_reorganization(saved):
     w3.provider.make_request("evm_mine", [])  # the other branch is longer: the cursor's block hash changed
     assert f.poll() and f.reorgs == 1
     assert len(f.index.tasks[scene["task"]].reports) == reports
+
+
+def test_the_cli_serves_a_saved_demo_and_stops_its_anvil_on_sigterm(demo_run, tmp_path):
+    """`artrain dashboard --demo DIR` as a user runs it; killed politely, it leaves no anvil behind."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    demo = tmp_path / "demo-out"
+    shutil.copytree(demo_run.out, demo)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    artrain = Path(sys.executable).with_name("artrain")
+    proc = subprocess.Popen([str(artrain), "dashboard", "--demo", str(demo), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(300):
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/api/version", timeout=1).json()["events"]:
+                    break
+            except (requests.ConnectionError, ValueError):
+                time.sleep(0.1)
+        page = requests.get(f"http://127.0.0.1:{port}/task/{demo_run.summary['task_id']}", timeout=10).text
+        assert "Task #1: charlm" in page and "Rejected" in page and "Accepted" in page
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    assert f"http://127.0.0.1:{port}/" in proc.stdout.read()
+
+    def anvils_on(path: Path) -> list[str]:
+        out = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "anvil" in text and str(path) in text:
+                out.append(text)
+        return out
+
+    assert anvils_on(demo) == []

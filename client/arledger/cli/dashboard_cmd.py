@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 from pathlib import Path
 
@@ -59,9 +60,15 @@ def dashboard(port, host, task_id, confirmations, poll_seconds, demo_dir, store_
             raise click.ClickException(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror})") from None
         port = sock.getsockname()[1]
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        # uvicorn re-raises a SIGTERM after its graceful shutdown; as SystemExit it still runs the
+        # `finally` below, so a --demo anvil never outlives the dashboard.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         click.echo(f"dashboard of ledger {ledger.address}: http://{host}:{port}/  (Ctrl-C stops it)")
         server.run(sockets=[sock])
     finally:
         if anvil is not None:
             anvil.stop()
 
+
+def _exit_on_signal(signum, frame):
+    raise SystemExit(128 + signum)
