@@ -120,3 +120,28 @@ def test_the_packaged_chart_library_is_the_npm_package_file():
     npm = root / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
     assert packaged.read_bytes() == npm.read_bytes()
     assert '"chart.js": "4.6.1"' in (root / "package.json").read_text()
+
+
+def test_text_written_by_claim_code_is_escaped_in_the_pages():
+    """Notes, hypotheses and report texts come from whoever published them: never markup, never script."""
+    from starlette.templating import Jinja2Templates
+
+    from arledger.dashboard import app as dash
+
+    templates = Jinja2Templates(directory=str(dash.HERE / "templates"))
+    templates.env.filters.update(eth=dash._eth, loss=dash._loss, short=dash._short, when=dash._when)
+    evil = '</script><script>alert(1)</script><img src=x onerror=alert(2)>'
+    idx = story()
+    idx.tasks[1].reports[0]["note"] = evil
+    task = {"task_id": 1, "name": evil, "description": evil, "metric": "val_bpc", "units": "bpc", "steps": 20,
+            "segment_steps": 10, "pool": 0, "reward": 0, "verifier_fee": 0, "min_trainer_stake": 0,
+            "min_verifier_stake": 0, "challenge_bond": 0, "quorum": 2, "challenge_window": 1, "voting_window": 1,
+            "reveal_window": 1, "min_improvement": 1, "baseline_loss": 3_000_000, "best_claim_id": 1,
+            "best_loss": 2_500_000, "claims": 2, "reports": 1, "pending": 0}
+    curve = idx.curve(1, 3_000_000)
+    curve["points"][0]["outcome"] = evil  # even inside the JSON the chart reads
+    html = templates.env.get_template("task.html").render(
+        task=task, claims=[], reports=idx.tasks[1].reports, curve=curve, version=1, head=1, partial=False, reorgs=0)
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, as text
+    assert html.count("</script>") == html.count("<script")  # no script element closed early by the data

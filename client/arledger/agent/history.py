@@ -33,7 +33,6 @@ def read_history(ledger: Any, store: Any, task_id: int, cache_dir: Path) -> list
 
 def _manifest(store: Any, cid: str, cache_dir: Path) -> mf.Manifest | None:
     from arstore import bytes_cid
-    from arstore.errors import StoreError
 
     path = cache_dir / f"{cid}.json"
     if path.is_file():
@@ -43,7 +42,7 @@ def _manifest(store: Any, cid: str, cache_dir: Path) -> mf.Manifest | None:
     try:
         data = bytes(store.cat(cid, max_size=mf.MAX_BYTES))
         m = mf.loads(data, f"manifest {cid}")
-    except (StoreError, Exception):  # an unavailable or malformed manifest: the claim stays, without text
+    except Exception:  # an unavailable (StoreError) or malformed manifest: the claim stays, without text
         return None
     cache_dir.mkdir(parents=True, exist_ok=True)
     from arledger.checkpoint import atomic_write

@@ -23,6 +23,7 @@ same iteration with no second commit and no lost or doubled report.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -325,8 +326,6 @@ class Agent:
         dest = self._cache("code") / cid
         if not dest.is_dir():
             tmp = dest.with_name(cid + ".tmp")
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
             self.store.get_dir(cid, tmp, max_size=4 * (self.spec.work_budget.max_code_bytes or 1 << 20))
             tmp.rename(dest)
@@ -368,8 +367,6 @@ class Agent:
         harness = self.dir / "task" / "harness"
         if not harness.is_dir():
             tmp = harness.with_name("harness.tmp")
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
             self.store.get_dir(self.spec.harness_cid, tmp)
             tmp.rename(harness)

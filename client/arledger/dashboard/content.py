@@ -7,7 +7,6 @@ cached for the life of the server; a CID the store does not have is shown as mis
 from __future__ import annotations
 
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ MAX_CODE_BYTES = 4 << 20
 class Content:
     def __init__(self, ledger: Any, store: Any):
         self.ledger, self.store = ledger, store
-        self._lock = threading.Lock()
         self._specs: dict[int, Any] = {}
         self._manifests: dict[str, tuple[Any, str | None]] = {}
         self._codes: dict[str, tuple[Any, str | None]] = {}
