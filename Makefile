@@ -52,12 +52,16 @@ demo: setup
 agents: setup
 	.venv/bin/artrain demo --agents
 
+# Two workers (the machine's two cores), a test module at a time on one of them, so a module's
+# fixtures are built once; the one demo run is shared by the workers (tests/fixtures/demo.py).
+PYTEST := $(PY) -m pytest -q --durations=15 -n 2 --dist loadfile
+
 test: setup
 	npx hardhat test
-	$(PY) -m pytest -q --durations=15
+	$(PYTEST)
 
 test-py: setup
-	$(PY) -m pytest -q --durations=15
+	$(PYTEST)
 
 test-js: setup
 	npx hardhat test

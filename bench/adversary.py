@@ -46,6 +46,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_utils import to_checksum_address
+
+from arledger import attacks, taskspec
+from arledger.micro import from_micro
+from arledger.tasks import TaskTerms
+from arledger.templates import template_dir
+from arstore import EmbeddedStore
+from arverifier.check import ClaimChecker, policy_of
+from arverifier.sampling import sample_segments, SamplingPolicy
+from bench.runs import norms, train
+
 VERIFIERS = 3
 POLICIES = ((1, 1), (2, 1), (3, 1), (4, 1), (2, 2), (6, 1))  # (random, suspicious) per verifier
 
@@ -67,8 +78,6 @@ def _plan(segments: int, k: int, quick: bool) -> list[tuple[str, str, Any, tuple
     Spreads: evenly over the run, and contiguous at the start (each forged segment's
     neighbours forged too, so that none stands out over its neighbours).
     """
-    from arledger import attacks
-
     places = sorted({1, segments - 1}) if quick else sorted({1, 2, segments // 2, segments - 1})
     strengths = (k,) if quick else (k // 4, k // 2, k, 3 * k)
     plan = [("forged_jump", f"+{e} steps", attacks.extra_steps([p], e), (p,)) for e in strengths for p in places]
@@ -101,28 +110,22 @@ def _progress(line: str) -> None:
 def train_forgeries(base: Path, store: Any, checker: Any, steps: int, k: int, seed: int, quick: bool,
                     progress=_progress) -> tuple[float, list[float], list[Forgery]]:
     """The honest run and every forged run of the plan, trained for real; their update norms."""
-    from bench.verify_bench import _norms, _train
-
-    honest = _train(base, store, "adv-honest", seed, steps, k)
+    honest = train(base, store, "adv-honest", seed, steps, k)
     out = []
     plan = _plan(steps // k, k, quick)
     for j, (family, strength, hook, forged) in enumerate(plan):
         t = time.perf_counter()
-        res = _train(base, store, f"adv-{j}", seed, steps, k, hook)
+        res = train(base, store, f"adv-{j}", seed, steps, k, hook)
         out.append(Forgery(family, strength, forged, res.manifest.evaluation.value,
-                           *_norms(checker, res, base / f"adv-norms-{j}")))
+                           *norms(checker, res, base / f"adv-norms-{j}")))
         progress(f"  adversary run {j + 1}/{len(plan)}: {family} {strength} at {list(forged)} "
                  f"({time.perf_counter() - t:.1f}s)")
-    return honest.manifest.evaluation.value, _norms(checker, honest, base / "adv-norms-honest")[0], out
+    return honest.manifest.evaluation.value, norms(checker, honest, base / "adv-norms-honest")[0], out
 
 
 def detection(norms: list[float], cosines: list[float], forged: tuple[int, ...], policy: Any, trials: int,
               rng: random.Random) -> float:
     """Share of claims where one of 3 verifiers, checking in turn, samples a forged segment."""
-    from eth_utils import to_checksum_address
-
-    from arverifier.sampling import sample_segments
-
     hits = 0
     for _ in range(trials):
         seed, claim_id = rng.randbytes(32), rng.randrange(1, 1 << 32)
@@ -182,8 +185,6 @@ def tradeoff(honest_loss: float, forgeries: list[Forgery], epsilon: float, trial
              replay_cost: float, fixed_cost: float) -> list[dict]:
     """Per sampling policy: the weakest adaptive detection over forgeries gaining >= epsilon, and its cost
     per verifier (fixed part + replays x the measured cost of one replay, as shares of training)."""
-    from arverifier.sampling import SamplingPolicy
-
     out = []
     for r_count, s_count in POLICIES:
         pol = SamplingPolicy(r_count, s_count)
@@ -223,19 +224,14 @@ def run(trials: int = 1000, steps: int | None = None, segment_steps: int | None 
         rng_seed: int = 7, quick: bool = False, replay_cost: float | None = None, fixed_cost: float = 0.0,
         extra: list[Forgery] = ()) -> dict:
     """``extra``: forged runs trained elsewhere with seed ``seed`` (verify_bench's, at random places)."""
-    from arledger import taskspec
-    from arledger.tasks import TaskTerms
-    from arledger.templates import template_dir
-    from arstore import EmbeddedStore
-    from arverifier.check import ClaimChecker, policy_of
-
     rng = random.Random(rng_seed)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="adversary-bench-") as tmp:
         base = Path(tmp)
         store = EmbeddedStore(base / "store")
-        spec = taskspec.build_taskspec(template_dir("charlm"), store, steps=steps, segment_steps=segment_steps,
-                                       baseline_loss=9.0)
+        req = taskspec.SpecRequest(template_dir("charlm"), steps=steps, segment_steps=segment_steps,
+                                   baseline_loss=9.0)
+        spec = taskspec.build_taskspec(req, store)
         checker = ClaimChecker(store, "0x" + "ad" * 20, workdir=base / "work")
         try:
             honest_loss, honest_norms, forgeries = train_forgeries(base, store, checker, spec.steps,
@@ -245,7 +241,7 @@ def run(trials: int = 1000, steps: int | None = None, segment_steps: int | None 
     forgeries = forgeries + list(extra)
     terms = TaskTerms()
     reward, stake = terms.reward / 1e18, terms.min_trainer_stake / 1e18
-    epsilon = spec.min_improvement_micro / 1e6
+    epsilon = from_micro(spec.min_improvement_micro)
     policy = policy_of(spec)
     rows = curves(honest_loss, forgeries, policy, trials, rng)
     per_replay = replay_cost if replay_cost is not None else 1.0 / spec.segments

@@ -27,6 +27,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from arledger import tasks
+from arledger.agent import Agent, AgentConfig
+from arledger.agent.search import SearchProposer
+from arledger.devnet import LocalChain
+from arledger.execution import kernels
+from arledger.micro import fmt, from_micro
+from arledger.protocol import run_experiment, RunOptions
+from arstore import EmbeddedStore
+
 TARGETS = {"overhead_share_mean": 0.10, "improved_within": 10}
 
 
@@ -38,24 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
-    from eth_account import Account
-
-    from arledger import tasks
-    from arledger.agent import Agent, AgentConfig
-    from arledger.agent.search import SearchProposer
-    from arledger.chain.ledger import Ledger
-    from arledger.devnet import AnvilProcess, dev_keys
-    from arledger.runner import RunOptions, kernels, run_experiment
-    from arstore import EmbeddedStore
 
     kernels.ensure(kernels.DEFAULT_PIN, reexec=True)
-    keys = dev_keys()
     with tempfile.TemporaryDirectory(prefix="agent-bench-") as tmp:
         tmp = Path(tmp)
-        anvil = AnvilProcess(log_file=tmp / "anvil.log").start()
-        try:
-            w3 = Ledger.connect_rpc(anvil.rpc_url)
-            sponsor = Ledger.deploy(w3, Account.from_key(keys[0]))
+        with LocalChain.start(log_file=tmp / "anvil.log") as chain:
+            sponsor = chain.ledger
             store = EmbeddedStore(tmp / "store")
             charlm = tasks.experiment_dir_of("charlm")
             task_id, spec, _, _ = tasks.create_task(sponsor, store, tasks.TaskRequest(
@@ -66,31 +63,29 @@ def main(argv: list[str] | None = None) -> int:
             run_s = time.perf_counter() - t0
             ref_loss = ref.manifest.evaluation.value_micro
             print(f"reference: the baseline code trained ({spec.steps} steps): {spec.evaluation['metric']} "
-                  f"{ref_loss / 1e6:.4f} in {run_s:.1f}s", flush=True)
-            trainer = sponsor.with_account(Account.from_key(keys[1]))
+                  f"{fmt(ref_loss, 4)} in {run_s:.1f}s", flush=True)
+            trainer = chain.as_account(1)
             agent = Agent(trainer, store, AgentConfig(task_id=task_id, workdir=tmp / "agent",
                                                       proposer=SearchProposer(seed=0)))
             rows = []
             for r in agent.run(iterations=args.iterations):
                 share = r.seconds["overhead"] / r.seconds["train"] if r.seconds.get("train") else None
                 rows.append({"iteration": r.iteration, "move": r.move, "outcome": r.outcome,
-                             "loss": None if r.loss_micro is None else r.loss_micro / 1e6,
+                             "loss": None if r.loss_micro is None else from_micro(r.loss_micro),
                              "beats_reference": r.loss_micro is not None
                              and r.loss_micro + spec.min_improvement_micro <= ref_loss,
                              "train_s": r.seconds["train"], "overhead_s": r.seconds["overhead"],
                              "overhead_share": share})
                 print(f"  {r.summary()}  share {share:.3f}" if share is not None else f"  {r.summary()}", flush=True)
-        finally:
-            anvil.stop()
     shares = [x["overhead_share"] for x in rows if x["overhead_share"] is not None]
     improved = next((x["iteration"] for x in rows if x["beats_reference"]), None)
     trained = [x["loss"] for x in rows if x["loss"] is not None]
-    out = {"reference_loss": ref_loss / 1e6, "charlm_run_s": round(run_s, 2), "iterations": rows,
+    out = {"reference_loss": from_micro(ref_loss), "charlm_run_s": round(run_s, 2), "iterations": rows,
            "overhead_share_mean": round(statistics.mean(shares), 4) if shares else None,
            "overhead_share_max": round(max(shares), 4) if shares else None,
            "overhead_s_mean": round(statistics.mean(x["overhead_s"] for x in rows), 3),
            "improved_at": improved, "best_loss": min(trained) if trained else None,
-           "best_gain_vs_reference": round(ref_loss / 1e6 - min(trained), 6) if trained else None,
+           "best_gain_vs_reference": round(from_micro(ref_loss) - min(trained), 6) if trained else None,
            "targets": TARGETS}
     ok = (out["overhead_share_mean"] is not None and out["overhead_share_mean"] <= TARGETS["overhead_share_mean"]
           and improved is not None and improved <= TARGETS["improved_within"])

@@ -20,6 +20,7 @@ trainer accounts. Then the app is served by uvicorn and loaded in headless chrom
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import socket
 import sys
@@ -28,26 +29,28 @@ import threading
 import time
 from pathlib import Path
 
+import uvicorn
+from eth_account import Account
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+
+from arledger import manifest as mf, tasks
+from arledger.chain.ledger import ClaimFields
+from arledger.dashboard.app import DashboardConfig, make_app
+from arledger.devnet import LocalChain
+from arledger.execution import kernels
+from arledger.protocol import run_experiment, RunOptions
+from arledger.submit import claim_manifest, pin_run, report_run
+from arstore import cid_to_bytes, EmbeddedStore
+
 TARGETS = {"first_page_s": 1.0, "claim_page_s": 1.0}
 
 
 def seed_ledger(tmp: Path, claims: int, reports: int, say=print):
     """A fresh anvil + ledger + embedded store with ``claims`` claims and ``reports`` reports on task 1."""
-    from eth_account import Account
-
-    from arledger import manifest as mf, tasks
-    from arledger.chain.ledger import Ledger
-    from arledger.devnet import AnvilProcess, dev_keys
-    from arledger.runner import RunOptions, run_experiment
-    from arledger.submit import claim_manifest, pin_run, report_run
-    from arstore import EmbeddedStore, cid_to_bytes
-
-    import hashlib
-
-    keys = dev_keys()
-    anvil = AnvilProcess(log_file=tmp / "anvil.log").start()
-    w3 = Ledger.connect_rpc(anvil.rpc_url)
-    sponsor = Ledger.deploy(w3, Account.from_key(keys[0]))
+    chain = LocalChain.start(log_file=tmp / "anvil.log")
+    keys, sponsor = chain.keys, chain.ledger
     store = EmbeddedStore(tmp / "store")
     digits = tasks.experiment_dir_of("digits")
     task_id, spec, _, _ = tasks.create_task(sponsor, store, tasks.TaskRequest(
@@ -67,18 +70,19 @@ def seed_ledger(tmp: Path, claims: int, reports: int, say=print):
         digest = hashlib.sha256(claim_bytes).digest()
         loss = m.evaluation.value_micro + n  # distinct numbers: a visible cloud on the chart
         salt = n.to_bytes(32, "big")
-        args = (task_id, 0, cid_to_bytes(m.code_cid), digest, bytes.fromhex(m.merkle_root[2:]), m.segments, loss)
-        led.commit(led.compute_commitment(led.account_address, *args, salt))
-        pending.append((led, args, salt))
-    for n, (led, args, salt) in enumerate(pending):
-        led.reveal(*args, salt, value=stake)
+        fields = ClaimFields(task_id, 0, cid_to_bytes(m.code_cid), digest, bytes.fromhex(m.merkle_root[2:]), m.segments,
+                             loss, salt)
+        led.commit(led.compute_commitment(led.account_address, fields))
+        pending.append((led, fields))
+    for n, (led, fields) in enumerate(pending):
+        led.reveal(fields, value=stake)
         if n and n % 100 == 0:
             say(f"  {n} claims ({time.perf_counter() - t0:.0f}s)")
     for n in range(reports):
         report_run(trainers[n % 2], store, run, task_id, f"seeded report {n}: nothing to see")
     say(f"seeded {claims} claims and {reports} reports in {time.perf_counter() - t0:.0f}s "
-        f"(head block {w3.eth.block_number})")
-    return anvil, sponsor, store, task_id
+        f"(head block {chain.ledger.block_number()})")
+    return chain, sponsor, store, task_id
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,18 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
-    import uvicorn
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
 
-    from arledger.dashboard.app import DashboardConfig, make_app
-    from arledger.runner import kernels
 
     kernels.ensure(kernels.DEFAULT_PIN, reexec=True)
     with tempfile.TemporaryDirectory(prefix="dash-bench-") as tmp:
         tmp = Path(tmp)
-        anvil, ledger, store, task_id = seed_ledger(tmp, args.claims, args.reports)
+        chain, ledger, store, task_id = seed_ledger(tmp, args.claims, args.reports)
         try:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
@@ -130,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 srv.should_exit = True
                 thread.join(10)
         finally:
-            anvil.stop()
+            chain.stop()
     out = {"claims": args.claims, "reports": args.reports, "startup_index_s": round(startup, 3),
            "first_page_s": first, "claim_page_s": claim, "tasks_page_s": tasks_page, "task_page_again_s": again,
            "targets": TARGETS}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arstore import EmbeddedStore, KuboStore, bytes_cid, file_cid
+from arstore import bytes_cid, EmbeddedStore, file_cid, KuboStore
 from arstore.devnode import start_node
 
 

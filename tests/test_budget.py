@@ -24,12 +24,12 @@ import pytest
 import torch
 
 from arledger import attacks, taskspec
-from arledger.runner import RunOptions, run_experiment
+from arledger.execution.sandbox import Sandbox
+from arledger.protocol import run_experiment, RunOptions
+from arledger.protocol.replay import rebuild_start, replay, replay_segment, ReplayOptions
 from arledger.runner.budget import Budget, flop_counter
-from arledger.runner.replay import rebuild_start, replay, replay_segment
 from arledger.templates import template_dir
 from arstore import EmbeddedStore
-from arverifier.sandbox import Sandbox
 
 STEPS, K = 20, 10
 
@@ -87,7 +87,8 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def spec(store):
-    return taskspec.build_taskspec(template_dir("charlm"), store, steps=STEPS, segment_steps=K, baseline_loss=7.0)
+    req = taskspec.SpecRequest(template_dir("charlm"), steps=STEPS, segment_steps=K, baseline_loss=7.0)
+    return taskspec.build_taskspec(req, store)
 
 
 @pytest.fixture(scope="module")
@@ -104,12 +105,13 @@ def _variant(root: Path, name: str, edit) -> Path:
 
 
 def _run(exp: Path, out: Path, store, force: bool = False):
-    return run_experiment(RunOptions(exp, out, STEPS, K, 1, 1, force=force), store=store)
+    """A cheater trains its own code in its own process (attacks may read its files: sandbox=False)."""
+    return run_experiment(RunOptions(exp, out, STEPS, K, 1, 1, force=force, sandbox=False), store=store)
 
 
 def _replay(res, pool, budget, work: Path):
-    return replay(res.manifest, run_dir=res.manifest_path.parent, workdir=work, executor=pool,
-                  harness_executor=pool, budget=budget)
+    return replay(res.manifest, ReplayOptions(run_dir=res.manifest_path.parent, workdir=work, executor=pool,
+                  harness_executor=pool, budget=budget))
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +190,8 @@ def test_no_claim_computed_number_reaches_the_sample(honest, spec, store, tmp_pa
     final weights: never on the checkpoints the sample is drawn from (the loss probe that did is
     gone), so nothing it returns can rank a segment."""
     from arverifier.check import ClaimChecker
-    from bench.verify_bench import TASK_ID, TRAINER, _claim_info
+    from bench.runs import TASK_ID, TRAINER
+    from bench.verify_bench import _claim_info
 
     seen = []
 

@@ -13,10 +13,11 @@ from eth_account import Account
 
 from arledger.chain.artifact import load_artifact
 from arledger.chain.config import load_account, load_context
-from arledger.cli.common import chain_options, context_from
+from arledger.chain.deployment import Deployment
 from arledger.chain.ledger import Ledger
 from arledger.chain.units import format_amount, parse_amount
-from arledger.devnet import Deployment, free_port
+from arledger.cli.common import chain_options, context_from
+from arledger.devnet import free_port
 from arledger.errors import ChainUnavailable, ConfigError
 
 ENV = ("ARLEDGER_RPC_URL", "ARLEDGER_LEDGER", "ARLEDGER_KEY", "ARLEDGER_KEYSTORE", "ARLEDGER_KEYSTORE_PASSWORD")

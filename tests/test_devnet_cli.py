@@ -11,8 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from arledger.chain.config import load_context
+from arledger.chain.deployment import Deployment
 from arledger.cli import main
-from arledger.devnet import Deployment, free_port
+from arledger.devnet import free_port
 from tests.fixtures.chain import task_params
 
 pytestmark = pytest.mark.chain

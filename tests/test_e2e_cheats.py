@@ -20,7 +20,7 @@ import pytest
 
 from arledger.attacks import legacy_in_process_loss, rewrite_claimed_loss
 from arstore import open_store
-from tests.test_e2e_support import E, LIMITS, TERMS, make_world
+from tests.test_e2e_support import E, LIMITS, make_world, TERMS
 
 ROOT = Path(__file__).resolve().parents[1]
 CHARLM = ROOT / "client" / "arledger" / "templates" / "charlm"
@@ -111,7 +111,7 @@ def test_training_on_the_held_out_split_is_slashed(world, task, honest_loss):
         '    here = os.path.dirname(os.path.abspath(__file__))\n'
         '    held = sorted(glob.glob(os.path.join(here, "..", "heldout", "*")))  # the run dir, on the trainer\'s disk\n'
         '    return Data(_codes(held[0] if held else paths["train"]), config)'))
-    run = _run(world, exp, "val-batches")
+    run = _run(world, exp, "val-batches", 1, "--no-sandbox")  # the cheater's own run: it opts out to read its disk
     assert _manifest_loss(run) < honest_loss - 0.05, "training on the held-out split buys a lower number"
     _caught(world, run, trainer=2, kind="Segment")
 
@@ -192,8 +192,8 @@ def test_stdlib_corpus_lookup_is_slashed(world, task, honest_loss):
         i, j = s.index("class CharLM(nn.Module):"), s.index("class Data:")
         return s[:i] + STDLIB_LOOKUP.lstrip() + "\n\n" + s[j:]
 
-    run = _run(world, _variant(world, "stdlib-lookup", edit), "stdlib-lookup")
-    assert _manifest_loss(run) < 2.0, "on the trainer's machine the corpus is importable"
+    run = _run(world, _variant(world, "stdlib-lookup", edit), "stdlib-lookup", 1, "--no-sandbox")
+    assert _manifest_loss(run) < 2.0, "on the trainer's machine, unsandboxed, the corpus is importable"
     _caught(world, run, trainer=7, kind="FinalEvaluation")  # where pydoc is hidden it predicts nothing
 
 
@@ -301,7 +301,8 @@ def test_a_start_that_is_not_the_seeds_is_slashed(world, task, honest_loss):
     out = world.tmp / "runs" / "pretrained"
     out.mkdir(parents=True)  # the cheater's weights, next to its run: the honest run's final ones
     torch.save(load_file(str(world.tmp / "runs" / "honest" / "final.safetensors")), out / "pretrained.pt")
-    run = _run(world, _variant(world, "pretrained", pretrained_start), "pretrained", 1, "--force")  # its own dir
+    run = _run(world, _variant(world, "pretrained", pretrained_start), "pretrained", 1, "--force",  # its own dir
+               "--no-sandbox")  # and its own disk: the sandbox would hide the weights from its build()
     assert _manifest_loss(run) < honest_loss - 0.05, "starting from trained weights buys a lower number"
     _caught(world, run, trainer=7, kind="Artifact")
 

@@ -15,8 +15,9 @@ import pytest
 
 from arledger import manifest as mf, merkle
 from arledger.attacks import data_substitution, forged_jump
+from arledger.chain.ledger import Evidence
 from arstore import open_store
-from tests.test_e2e_support import DIGITS, E, SEGMENT_STEPS, STEPS, TERMS, make_world
+from tests.test_e2e_support import DIGITS, E, make_world, SEGMENT_STEPS, STEPS, TERMS
 
 BOND = 5 * 10**16  # TERMS challenge_bond
 STAKE = 10**17  # TERMS min_trainer_stake (the default stake of `artrain submit`)
@@ -227,8 +228,8 @@ def test_false_challenge_is_dismissed_and_challenger_slashed(world, accepted, ho
     m = mf.load(Path(sub["run_dir"]) / "claim-manifest.json")  # what the chain's Merkle root commits to
     leaves = mf.leaf_hashes(m.boundaries)
     made_up = bytes.fromhex("ab" * 32)
-    tx = world.chain.as_(8).challenge(cid, "Segment", 0, leaves[0], leaves[1], merkle.merkle_proof(leaves, 0),
-                                      merkle.merkle_proof(leaves, 1), made_up)
+    tx = world.chain.as_(8).challenge(cid, Evidence("Segment", 0, leaves[0], leaves[1], merkle.merkle_proof(leaves, 0),
+                                               merkle.merkle_proof(leaves, 1), made_up))
     assert tx.event("ClaimChallenged")["claimId"] == cid
     before = {i: world.owed(i) for i in (1, 3, 4, 5, 8)}
     first = world.watch()

@@ -21,10 +21,10 @@ from typing import Any, Callable
 import pytest
 from click.testing import CliRunner
 
+from arledger.chain.deployment import Deployment
 from arledger.cli import main as artrain_main
-from arledger.devnet import Deployment
-from arledger.runner import RunOptions, run_experiment
-from arledger.runner.loop import train_segment_honestly
+from arledger.protocol import run_experiment, RunOptions
+from arstore import open_store
 from arverifier.cli import main as arverify_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,14 +89,15 @@ class World:
         self.task_id = out["task_id"]
         return self.task_id
 
-    def train(self, name: str, seed: int = 1, train_segment: Callable = train_segment_honestly,
-              experiment_dir: Path = DIGITS, store_spec: str | None = None) -> Path:
-        """A finished run (library: attacks need a custom ``train_segment``), cached by name."""
+    def train(self, name: str, seed: int = 1, train_segment: Callable | None = None,
+              experiment_dir: Path = DIGITS, store_spec: str | None = None, sandbox: bool = True) -> Path:
+        """A finished run, cached by name, trained in the sandbox as ``artrain run`` does; in this
+        process with an attack's ``train_segment`` hook, or ``sandbox=False`` (code whose attack
+        fires only in a worker: a verifier's replay)."""
         if name not in self.runs:
-            from arstore import open_store
-
             out = self.tmp / "runs" / name
-            run_experiment(RunOptions(experiment_dir, out, steps=STEPS, segment_steps=SEGMENT_STEPS, seed=seed),
+            run_experiment(RunOptions(experiment_dir, out, steps=STEPS, segment_steps=SEGMENT_STEPS, seed=seed,
+                                      sandbox=sandbox and train_segment is None),
                            store=open_store(store_spec or self.store_spec), train_segment=train_segment)
             self.runs[name] = out
         return self.runs[name]

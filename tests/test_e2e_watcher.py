@@ -160,7 +160,7 @@ _honest_train_step = train_step
 
 def train_step(model, optimizer, batch):
     import sys
-    if "replay_worker" in " ".join(sys.argv):
+    if "runner/worker" in " ".join(sys.argv):
 {body}
     return _honest_train_step(model, optimizer, batch)
 ''')
@@ -171,7 +171,7 @@ def test_hostile_train_py_is_contained_and_challenged(world, honest_run):
     claims = {}
     for trainer, name in zip((6, 7), HOSTILE):
         exp = _hostile_experiment(world.tmp / f"exp-{name}", HOSTILE[name])
-        run = world.train(name, seed=5, experiment_dir=exp)
+        run = world.train(name, seed=5, experiment_dir=exp, sandbox=False)
         claims[name] = world.submit(run, trainer=trainer)["claim_id"]
     honest = world.submit(honest_run, trainer=9)["claim_id"]
     t0 = time.monotonic()

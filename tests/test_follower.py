@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from arverifier.follower import ChainFollower
+from arledger.chain.follow import ChainFollower
 from arverifier.state import WatcherState
 
 

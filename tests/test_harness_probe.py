@@ -22,13 +22,12 @@ from pathlib import Path
 import pytest
 
 from arledger import attacks
-from arledger.runner import RunOptions, run_experiment
-from arledger.runner import replay
-from arledger.runner.replay import assess, probe_checkpoints
+from arledger.execution.sandbox import Sandbox
+from arledger.protocol import replay, ReplayOptions, run_experiment, RunOptions
+from arledger.protocol.replay import assess, probe_checkpoints
 from arledger.templates import template_dir
 from arstore import EmbeddedStore
-from arverifier.sandbox import Sandbox
-from bench.verify_bench import TASK_ID, TRAINER
+from bench.runs import TASK_ID, TRAINER
 
 FORGED = 2  # the data-substituted segment of the charlm run
 
@@ -47,13 +46,14 @@ def store(tmp_path_factory):
 def forged(tmp_path_factory, store):
     """charlm, 160 steps in 4 segments of 40, segment 2 trained on the validation split."""
     out = tmp_path_factory.mktemp("probe-runs") / "dsub"
-    return run_experiment(RunOptions(template_dir("charlm"), out, 160, 40, 3, 1, task_id=TASK_ID, trainer=TRAINER),
+    return run_experiment(RunOptions(template_dir("charlm"), out, 160, 40, 3, 1, task_id=TASK_ID, trainer=TRAINER,
+                                     sandbox=False),
                           store=store,
                           train_segment=attacks.data_substitution([FORGED]))
 
 
 def _probes(result, workdir, **kw):
-    job = replay(result.manifest, run_dir=result.manifest_path.parent, workdir=workdir, **kw)
+    job = replay(result.manifest, ReplayOptions(run_dir=result.manifest_path.parent, workdir=workdir, **kw))
     return probe_checkpoints(job)
 
 
@@ -118,7 +118,7 @@ def test_unusable_probe_outputs_give_no_probe(tmp_path, store, name):
         f"            {HOSTILE_FORWARD[name]}\n"
         "        return out\n")))
     res = run_experiment(RunOptions(exp, tmp_path / "run", 4, 2, 1, 1), store=store)
-    job = replay(res.manifest, run_dir=res.manifest_path.parent, workdir=tmp_path / "probe")
+    job = replay(res.manifest, ReplayOptions(run_dir=res.manifest_path.parent, workdir=tmp_path / "probe"))
     a = assess(job, None, None, probe=True)
     assert a.probes is None  # the probe only samples: a model that fails it is no accusation
     if name == "not_a_tensor":  # the prediction itself failed, and says why

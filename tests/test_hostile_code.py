@@ -15,17 +15,24 @@ import socket
 import tempfile
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from arledger.runner import RunOptions, replay, replay_segment, run_experiment
-from arledger.runner.replay import ReplayError
+from arledger.agent import checks
+from arledger.agent.proposal import Code, Proposal
+from arledger.errors import ArledgerError
+from arledger.execution import isolation
+from arledger.execution.limits import Limits
+from arledger.execution.sandbox import Sandbox
+from arledger.protocol import replay, replay_segment, ReplayOptions, run_experiment, RunOptions
+from arledger.protocol.replay import ReplayError
 from arstore import EmbeddedStore
-from arverifier.sandbox import Sandbox, SandboxLimits
+from tests.test_agent_proposers import context
 
 DIGITS = Path(__file__).resolve().parents[1] / "client" / "arledger" / "templates" / "digits"
 # Tight enough that the bombs end soon (an honest 2-step digits replay needs ~3 s of CPU).
-LIMITS = SandboxLimits(cpu_seconds=10, wall_seconds=20, memory_bytes=3 << 30,
+LIMITS = Limits(cpu_seconds=10, wall_seconds=20, memory_bytes=3 << 30,
                        file_size_bytes=64 << 20, max_processes=32)
 
 ATTACKS = {
@@ -71,7 +78,7 @@ _honest_train_step = train_step
 
 def train_step(model, optimizer, batch):
     import sys
-    if "replay_worker" in " ".join(sys.argv):
+    if "runner/worker" in " ".join(sys.argv):  # a worker: a verifier's replay, not the trainer's run
 {body}
     return _honest_train_step(model, optimizer, batch)
 ''')
@@ -113,7 +120,7 @@ def test_hostile_train_py_is_contained(name, tmp_path, listener):
     exp = _hostile_experiment(tmp_path, attack)
     store = EmbeddedStore(tmp_path / "store")
     run = run_experiment(RunOptions(experiment_dir=exp, out=tmp_path / "run", steps=4, segment_steps=2,
-                                    seed=1, threads=1), store=store)
+                                    seed=1, threads=1, sandbox=False), store=store)  # the trainer: no attack
     box = Sandbox(LIMITS, backend="bwrap")
     # The verifier's files come from the store (no run_dir), claim code runs in the sandbox.
     kept = tmp_path / "kept-attack-refused"
@@ -126,7 +133,7 @@ def test_hostile_train_py_is_contained(name, tmp_path, listener):
             discard(directory)
 
         ex._discard = keep_note
-        job = replay(run.manifest, store=store, workdir=tmp_path / "replay", executor=ex, limits=LIMITS)
+        job = replay(run.manifest, ReplayOptions(store=store, workdir=tmp_path / "replay", executor=ex, limits=LIMITS))
         try:
             result = replay_segment(job, 0)
             outcome = result.status
@@ -152,3 +159,45 @@ def test_hostile_train_py_is_contained(name, tmp_path, listener):
             assert outcome.startswith("failed") and ("cpu-time" in outcome or "wall-time" in outcome), outcome
     finally:
         shutil.rmtree(outside_dir, ignore_errors=True)
+
+
+# -- a worker's output pointing back at the trainer's files -------------------------------------
+
+# At import, train.py replaces the worker's own checkpoint writer (it shares the worker's process):
+# every "checkpoint" it writes is a symlink to a file of the caller's (the trainer's keystore,
+# here a secret beside it), which a caller that followed it would read, hash, pin and publish,
+# and hand back to the next request as its start checkpoint.
+LINK_OUT = '''
+import os as _os
+
+import arledger.checkpoint as _ckpt
+
+
+def _link_instead(path, data):
+    _os.symlink({target!r}, path)
+
+
+_ckpt.atomic_write = _link_instead
+'''
+
+
+def test_a_checkpoint_that_links_to_the_trainers_files_is_refused(tmp_path):
+
+    secret = tmp_path / "home" / "keystore.json"
+    secret.parent.mkdir()
+    secret.write_text("the trainer's key: not for IPFS")
+    exp = tmp_path / "exp"
+    shutil.copytree(DIGITS, exp, ignore=shutil.ignore_patterns("__pycache__"))
+    (exp / "train.py").write_text((exp / "train.py").read_text() + LINK_OUT.replace("{target!r}", repr(str(secret))))
+    store = EmbeddedStore(tmp_path / "store")
+    with pytest.raises(ArledgerError, match="not a plain file of its own"):
+        run_experiment(RunOptions(experiment_dir=exp, out=tmp_path / "run", steps=2, segment_steps=1, seed=1),
+                       store=store)
+    assert not list((tmp_path / "run" / "checkpoints").glob("*.safetensors")), "nothing of the secret was kept"
+    # the agent's checks (build, one step) run the same code before any training
+    code = Code.from_dir(exp)
+    budget = SimpleNamespace(work_budget=SimpleNamespace(max_code_bytes=None))
+    train = {"train": next((tmp_path / "run" / "data").iterdir())}
+    refused = checks.problems(Proposal(code, "h", "test"), context(Code.from_dir(DIGITS)), budget, train, 1,
+                              isolation.executor(isolation.Isolation.of()))
+    assert refused and "not a plain file of its own" in refused[0], refused

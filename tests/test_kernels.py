@@ -1,4 +1,4 @@
-"""Honest hardware is never fraud: the task pins the CPU kernel set (arledger.runner.kernels).
+"""Honest hardware is never fraud: the task pins the CPU kernel set (arledger.execution.kernels).
 
 Real parts: ``artrain run`` as a real process (it re-executes itself under the task's
 kernel switches), the verifier's ClaimChecker with its bwrap-sandboxed zygote pools on
@@ -25,13 +25,14 @@ from pathlib import Path
 import pytest
 
 from arledger import manifest as mf, taskspec
-from arledger.runner import kernels
-from arledger.runner.replay import replay, replay_segment
+from arledger.execution import kernels
+from arledger.execution.sandbox import Sandbox
+from arledger.protocol.replay import replay, replay_segment, ReplayOptions
 from arledger.templates import template_dir
 from arstore import EmbeddedStore
 from arverifier.check import ClaimChecker
-from arverifier.sandbox import Sandbox
-from bench.verify_bench import TASK_ID, TRAINER, _claim_info
+from bench.runs import TASK_ID, TRAINER
+from bench.verify_bench import _claim_info
 
 VERIFIER = "0x" + "ab" * 20
 SEED = b"\x24" * 32
@@ -83,8 +84,8 @@ def old_cpu_run(tmp_path_factory, store_path):
 @pytest.fixture(scope="module")
 def spec(store_path):
     """A charlm task (measured here, under this process's pin) and its variants by kernel pin."""
-    return taskspec.build_taskspec(template_dir("charlm"), EmbeddedStore(store_path), steps=STEPS,
-                                   segment_steps=K, baseline_loss=7.0)
+    req = taskspec.SpecRequest(template_dir("charlm"), steps=STEPS, segment_steps=K, baseline_loss=7.0)
+    return taskspec.build_taskspec(req, EmbeddedStore(store_path))
 
 
 def _pinned(spec, pin):
@@ -121,7 +122,7 @@ def test_without_the_pin_the_honest_run_would_not_reproduce(tmp_path, old_cpu_ru
     native = kernels.capability_under(None)
     assert native != "DEFAULT", "this test needs a CPU whose native kernels are not the default set"
     with Sandbox(backend="auto", kernel_env={}).pool_executor() as ex:
-        job = replay(m, run_dir=run_dir, workdir=tmp_path, executor=ex, harness_executor=ex)
+        job = replay(m, ReplayOptions(run_dir=run_dir, workdir=tmp_path, executor=ex, harness_executor=ex))
         job.environment = dict(m.environment)  # as if nothing told the environments apart
         res = replay_segment(job, 0)
     assert res.status == "mismatch" and res.produced_hash != res.expected_hash, res

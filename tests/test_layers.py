@@ -89,6 +89,139 @@ def test_the_checker_catches_an_upward_import(tmp_path):
     assert (2, "arverifier.check", ["ClaimChecker"]) in found and (3, "arledger", ["errors"]) in found
 
 
+# -- floors inside arledger, no circle, imports at the top ----------------------------------
+
+# arledger's own floors, lowest first (docs/ARCHITECTURE.md draws them): a module may import
+# its own floor and the floors below. A part not named here sits on the top floor.
+FLOORS = [
+    {"errors", "modfile", "micro", "merkle", "outdir", "jsondoc"},
+    {"execution"},  # running code you did not write: no torch, nothing of training
+    {"checkpoint", "harness", "manifest", "templates", "runner"},  # training
+    {"protocol"},  # the pipeline: run, replay, evaluation, baseline
+]
+BENCH = ROOT / "bench"
+
+
+def _unit(module: str) -> str:
+    """The part of the house a module belongs to: ``arledger.<part>``, else its package."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] in ("arledger", "bench") and len(parts) > 1 else parts[0]
+
+
+def _floor(module: str) -> int:
+    part = module.split(".")[1] if module.startswith("arledger.") else ""
+    return next((i for i, names in enumerate(FLOORS) if part in names), len(FLOORS))
+
+
+def _graph(units: bool) -> dict[str, set[str]]:
+    """Who imports whom (function-level imports too): modules, or parts of the house."""
+    modules = {m: p for pkg, base in LAYERS for p, m in _modules(pkg, base)}
+    modules.update({f"bench.{p.stem}": p for p in BENCH.glob("*.py")})
+
+    def known(target: str) -> str:
+        while target and target not in modules:
+            target = target.rpartition(".")[0]
+        return target
+
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        for _line, target, names in _imports(path, module):
+            for t in [known(f"{target}.{n}") if f"{target}.{n}" in modules else known(target) for n in names or [""]]:
+                a, b = (_unit(module), _unit(t)) if units else (module, t)
+                if t and a != b and not (module.endswith("__init__") or path.name == "__init__.py"):
+                    graph.setdefault(a, set()).add(b)
+    return graph
+
+
+def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one (Tarjan)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                out.append(sorted(group))
+
+    for v in list(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_arledger_floors_run_one_way():
+    wrong = []
+    for pkg, path, module, line, target, _names in _all_imports():
+        if pkg == "arledger" and target.startswith("arledger.") and _floor(target) > _floor(module):
+            wrong.append(f"{path.relative_to(ROOT)}:{line}: {module} imports {target} (a floor above it)")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("units", [False, True], ids=["modules", "parts"])
+def test_no_circles(units):
+    """No two modules, and no two parts of the house (``arledger.chain``, ``arledger.devnet``...),
+    import each other, even through others: a package's face (``__init__``) is not counted."""
+    assert _circles(_graph(units)) == []
+
+
+def test_the_circle_finder_finds_one():
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+LAZY = "lazy:"  # the comment a function-level import carries, saying why start-up time needs it
+
+
+def _function_level_imports(path: Path) -> list[int]:
+    lines = path.read_text().splitlines()
+    found = []
+
+    def walk(node, in_function):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                walk(child, True)
+            elif isinstance(child, (ast.Import, ast.ImportFrom)) and in_function:
+                said = lines[child.lineno - 1] + (lines[child.lineno - 2] if child.lineno > 1 else "")
+                if LAZY not in said:
+                    found.append(child.lineno)
+            else:
+                walk(child, in_function)
+
+    walk(ast.parse("\n".join(lines)), False)
+    return found
+
+
+def test_imports_are_at_the_top():
+    """An import inside a function hides an edge from a reader (and from the picture of the
+    house); one is allowed only where start-up time needs it, with a ``# lazy: why`` comment.
+    The templates are task code (loaded by path), not modules of the house."""
+    paths = [p for pkg, base in LAYERS for p, _m in _modules(pkg, base) if "templates" not in p.parts]
+    wrong = [f"{p.relative_to(ROOT)}:{line}" for p in [*paths, *BENCH.glob("*.py")]
+             for line in _function_level_imports(p)]
+    assert not wrong, "imports inside functions (move them to the top, or say `# lazy: why`):\n" + "\n".join(wrong)
+
+
+def test_the_placement_check_sees_a_hidden_import(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("import os\n\n\ndef f():\n    import json\n    import sys  # lazy: start-up time\n")
+    assert _function_level_imports(f) == [5]
+
+
 # -- one exception hierarchy ----------------------------------------------------------------
 
 HOMES = {"arledger.errors", "arstore.errors", "arledger.chain.errors"}
@@ -180,6 +313,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 # Declared, and used without an import statement (say how, so a reader can check).
 USED_WITHOUT_IMPORT = {
     "pytest-timeout": "the pytest plugin behind [tool.pytest.ini_options] timeout",
+    "pytest-xdist": "the pytest plugin behind `make test`'s -n 2 --dist loadfile (two workers, a module each)",
     "numpy": "Tensor.numpy() in arledger.checkpoint (torch imports numpy itself)",
     "jinja2": "starlette.templating.Jinja2Templates in arledger.dashboard.app (starlette imports jinja2 itself)",
 }
@@ -232,7 +366,7 @@ def test_all_modules_import():
 def test_a_plugin_cannot_replace_a_builtin_command():
     import click
 
-    from arledger.cli.commands import all_commands, _not_taken
+    from arledger.cli.commands import _not_taken, all_commands
 
     taken = {c.name for c in all_commands()}
     with pytest.warns(UserWarning, match="'ledger' ignored"):

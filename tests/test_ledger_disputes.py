@@ -10,6 +10,7 @@ import pytest
 
 from arledger import merkle
 from arledger.chain import errors as cerr
+from arledger.chain.ledger import Evidence
 from tests.fixtures.chain import E, HOUR, STATE_HASHES
 
 pytestmark = pytest.mark.chain
@@ -20,9 +21,9 @@ OBSERVED = hashlib.sha256(b"a different end state").digest()
 
 
 def segment_challenge(chain, who, claim_id, segment=2, observed=OBSERVED, **kw):
-    return chain.as_(who).challenge(
-        claim_id, "Segment", segment, STATE_HASHES[segment], STATE_HASHES[segment + 1],
-        merkle.merkle_proof(STATE_HASHES, segment), merkle.merkle_proof(STATE_HASHES, segment + 1), observed, **kw)
+    return chain.as_(who).challenge(claim_id, Evidence(
+        "Segment", segment, STATE_HASHES[segment], STATE_HASHES[segment + 1],
+        merkle.merkle_proof(STATE_HASHES, segment), merkle.merkle_proof(STATE_HASHES, segment + 1), observed), **kw)
 
 
 def test_upheld_slashes_trainer_and_confirmer_pays_challenger_and_majority(chain):
@@ -112,7 +113,7 @@ def test_inconclusive_refunds_everyone_and_expires(chain):
     chain.register(V1, CHALLENGER)
     cid = chain.open_claim(tid).claim_id
     chain.as_(V1).confirm(cid, [0], 1_500_000)
-    chain.as_(CHALLENGER).challenge(cid, "Artifact", 0)  # bond looked up from the task
+    chain.as_(CHALLENGER).challenge(cid, Evidence("Artifact"))  # bond looked up from the task
     did = chain.ledger.dispute_id(cid, "Artifact", 0)
     chain.advance(HOUR + 1)
     assert chain.ledger.dispute_state(did) == "Resolvable"
@@ -151,13 +152,14 @@ def test_challenge_checks_proofs_and_mismatch(chain):
     cid = chain.open_claim(tid).claim_id
     bad = chain.as_(CHALLENGER)
     with pytest.raises(cerr.LedgerInvalidProof) as ei:  # end proof of the wrong leaf
-        bad.challenge(cid, "Segment", 1, STATE_HASHES[1], STATE_HASHES[2], merkle.merkle_proof(STATE_HASHES, 1),
-                      merkle.merkle_proof(STATE_HASHES, 3), OBSERVED)
+        bad.challenge(cid, Evidence("Segment", 1, STATE_HASHES[1], STATE_HASHES[2],
+                                    merkle.merkle_proof(STATE_HASHES, 1), merkle.merkle_proof(STATE_HASHES, 3),
+                                    OBSERVED))
     assert ei.value.error_args == {"claimId": cid, "index": 2}
     with pytest.raises(cerr.LedgerNoMismatch):
         segment_challenge(chain, CHALLENGER, cid, observed=STATE_HASHES[3])
     with pytest.raises(cerr.LedgerInvalidSegment) as ei:  # 4 segments: 0..3
-        bad.challenge(cid, "Segment", 4, STATE_HASHES[4], STATE_HASHES[4], [], [], OBSERVED)
+        bad.challenge(cid, Evidence("Segment", 4, STATE_HASHES[4], STATE_HASHES[4], [], [], OBSERVED))
     assert ei.value.error_args == {"segment": 4, "numSegments": 4}
     with pytest.raises(cerr.LedgerConflictOfInterest):  # the trainer can't challenge itself
         segment_challenge(chain, TRAINER, cid)

@@ -7,7 +7,7 @@ from eth_abi import encode
 from eth_utils import keccak
 
 from arledger.chain import errors as cerr
-from arledger.chain.ledger import Ledger
+from arledger.chain.ledger import ClaimFields, Evidence, Ledger
 from arledger.devnet import free_port
 from arledger.errors import ArledgerError, ChainError, ChainUnavailable, ConfigError, ContractRevert
 from tests.fixtures.chain import E, task_params
@@ -22,7 +22,7 @@ def test_reverts_are_typed_named_and_carry_args(chain):
     chain.register(CHALLENGER)
     cid = chain.open_claim(tid).claim_id
     with pytest.raises(cerr.LedgerWrongBond) as ei:
-        chain.as_(CHALLENGER).challenge(cid, "Artifact", 0, value=1)
+        chain.as_(CHALLENGER).challenge(cid, Evidence("Artifact"), value=1)
     err = ei.value
     assert type(err).__name__ == "LedgerWrongBond" and err.error_name == "LedgerWrongBond"
     assert err.error_args == {"sent": 1, "required": E // 50} and err.required == E // 50
@@ -51,7 +51,7 @@ def test_reverts_are_typed_named_and_carry_args(chain):
         chain.ledger.finalize(999)
     # a malformed argument is caught before any RPC, naming the argument
     with pytest.raises(ConfigError, match="^manifest_digest: expected 32 bytes, got 31$"):
-        chain.as_(TRAINER).reveal(tid, 0, b"\x01", b"\x00" * 31, b"\x00" * 32, 1, 1, b"\x00" * 32, value=1)
+        ClaimFields(tid, 0, b"\x01", b"\x00" * 31, b"\x00" * 32, 1, 1, b"\x00" * 32)
     with pytest.raises(ConfigError, match="^dispute_id: expected 32 bytes"):
         chain.ledger.dispute_state("0xnothex")
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 
 import pytest
 
 from arledger import merkle
 from arledger.chain import errors as cerr
-from arledger.chain.ledger import _base_tx, compute_commitment
+from arledger.chain.ledger import _base_tx, ClaimFields, compute_commitment
 from tests.fixtures.chain import CODE_CID, E, HOUR, STATE_HASHES
 
 pytestmark = pytest.mark.chain
@@ -81,12 +82,15 @@ def test_commitment_matches_contract_and_info(chain):
     tid = chain.create_task()
     t = chain.as_(TRAINER)
     salt = os.urandom(32)
-    args = (t.account_address, tid, 0, CODE_CID, DIGEST, ROOT, 4, 1_234_567, salt)
-    local = compute_commitment(*args)
-    assert local == t.commitment_of(*args)
-    # every field is bound: change one, the commitment changes
-    assert compute_commitment(chain.address(OTHER), *args[1:]) != local
-    assert compute_commitment(*args[:7], 1_234_568, salt) != local
+    fields = ClaimFields(tid, 0, CODE_CID, DIGEST, ROOT, 4, 1_234_567, salt)
+    local = compute_commitment(t.account_address, fields)
+    assert local == t.commitment_of(t.account_address, fields)
+    # every field is bound, and the trainer: change one, the commitment changes
+    assert compute_commitment(chain.address(OTHER), fields) != local
+    for name, other in [("task_id", tid + 1), ("parent_id", 1), ("code_cid", CODE_CID + b"\x00"),
+                        ("manifest_digest", ROOT), ("merkle_root", DIGEST), ("num_segments", 5),
+                        ("claimed_loss", 1_234_568), ("salt", os.urandom(32))]:
+        assert compute_commitment(t.account_address, replace(fields, **{name: other})) != local, name
     assert t.commitment_info(local).block_number == 0
     res = t.commit(local)
     assert res.event("ClaimCommitted") == {"commitment": local, "trainer": t.account_address,
@@ -103,27 +107,27 @@ def test_reveal_reverts_are_typed_with_args(chain):
     tid = chain.create_task()
     t = chain.as_(TRAINER)
     salt = os.urandom(32)
-    fields = (tid, 0, CODE_CID, DIGEST, ROOT, 4, 1_000_000)
-    c = compute_commitment(t.account_address, *fields, salt)
+    fields = ClaimFields(tid, 0, CODE_CID, DIGEST, ROOT, 4, 1_000_000, salt)
+    c = compute_commitment(t.account_address, fields)
     committed = t.commit(c)
     t.wait_for_block(committed.block_number + 1)
     head = chain.ledger.block_number()
     # wrong salt: another commitment, never committed
-    wrong = os.urandom(32)
+    wrong = replace(fields, salt=os.urandom(32))
     with pytest.raises(cerr.LedgerUnknownCommitment) as ei:
-        t.reveal(*fields, wrong, value=STAKE)
-    assert ei.value.commitment == compute_commitment(t.account_address, *fields, wrong)
+        t.reveal(wrong, value=STAKE)
+    assert ei.value.commitment == compute_commitment(t.account_address, wrong)
     assert chain.ledger.block_number() == head  # refused at estimate time: nothing was sent
     # someone else revealing the trainer's fields: the trainer is inside the hash
     with pytest.raises(cerr.LedgerUnknownCommitment):
-        chain.as_(OTHER).reveal(*fields, salt, value=STAKE)
+        chain.as_(OTHER).reveal(fields, value=STAKE)
     with pytest.raises(cerr.LedgerStakeTooLow) as ei:
-        t.reveal(*fields, salt, value=STAKE - 1)
+        t.reveal(fields, value=STAKE - 1)
     assert ei.value.error_args == {"account": t.account_address, "stake": STAKE - 1, "required": STAKE}
-    t.reveal(*fields, salt, value=STAKE)
+    t.reveal(fields, value=STAKE)
     assert t.commitment_info(c).revealed is True
     with pytest.raises(cerr.LedgerCommitmentRevealed) as ei:
-        t.reveal(*fields, salt, value=STAKE)
+        t.reveal(fields, value=STAKE)
     assert ei.value.commitment == c
 
 
@@ -131,11 +135,11 @@ def test_reveal_after_window_is_refused(chain):
     tid = chain.create_task()
     t = chain.as_(TRAINER)
     salt = os.urandom(32)
-    fields = (tid, 0, CODE_CID, DIGEST, ROOT, 4, 1_000_000)
-    committed = t.commit(compute_commitment(t.account_address, *fields, salt))
+    fields = ClaimFields(tid, 0, CODE_CID, DIGEST, ROOT, 4, 1_000_000, salt)
+    committed = t.commit(compute_commitment(t.account_address, fields))
     chain.advance(HOUR + 1)
     with pytest.raises(cerr.LedgerRevealWindowClosed) as ei:
-        t.reveal(*fields, salt, value=STAKE)
+        t.reveal(fields, value=STAKE)
     assert ei.value.deadline == chain.ledger.block_timestamp(committed.block_number) + HOUR
 
 
@@ -144,15 +148,15 @@ def test_reveal_in_commit_block_is_refused(chain):
     tid = chain.create_task()
     t = chain.as_(TRAINER)
     salt = os.urandom(32)
-    fields = (tid, 0, CODE_CID, DIGEST, ROOT, 4, 1_000_000)
-    c = compute_commitment(t.account_address, *fields, salt)
+    fields = ClaimFields(tid, 0, CODE_CID, DIGEST, ROOT, 4, 1_000_000, salt)
+    c = compute_commitment(t.account_address, fields)
     w3 = chain.ledger.w3
     w3.provider.make_request("evm_setAutomine", [False])
     try:
         tx = t.contract.functions.commit(c).build_transaction({**_base_tx(w3, t.account_address), "gas": 100_000})
         w3.eth.send_raw_transaction(t.account.sign_transaction(tx).raw_transaction)
         with pytest.raises((cerr.LedgerRevealTooEarly, cerr.LedgerUnknownCommitment)):
-            t.reveal(*fields, salt, value=STAKE)
+            t.reveal(fields, value=STAKE)
     finally:
         w3.provider.make_request("evm_setAutomine", [True])
         chain.mine()

@@ -30,21 +30,23 @@ from pathlib import Path
 import pytest
 
 from arledger.errors import ReplayError
-from arledger.runner import PoolExecutor, RunOptions, evaluate_final, replay, replay_segment, run_experiment
-from arledger.runner.limits import Limits
-from arledger.runner.replay_pool import ReplayPool
+from arledger.execution import PoolExecutor, SubprocessExecutor
+from arledger.execution.limits import Limits
+from arledger.execution.pool import ReplayPool
+from arledger.execution.sandbox import Sandbox
+from arledger.protocol import evaluate_final, replay, replay_segment, ReplayOptions, run_experiment, RunOptions
 from arledger.templates import template_dir
 from arstore import EmbeddedStore
-from arverifier.sandbox import Sandbox, SandboxLimits
-from tests.test_hostile_code import ATTACKS, _hostile_experiment, listener  # noqa: F401 - fixture
+from tests.test_hostile_code import _hostile_experiment, ATTACKS, listener  # noqa: F401 - fixture
 
-LIMITS = SandboxLimits(cpu_seconds=5, wall_seconds=20, memory_bytes=3 << 29, file_size_bytes=64 << 20,
+LIMITS = Limits(cpu_seconds=5, wall_seconds=20, memory_bytes=3 << 29, file_size_bytes=64 << 20,
                        max_processes=32)
 
 
 def _train(exp: Path, out: Path, store, steps: int = 2, segment_steps: int = 2):
+    """A run trained in this process (the attacks fire only in a worker, as a verifier's replay)."""
     return run_experiment(RunOptions(experiment_dir=exp, out=out, steps=steps, segment_steps=segment_steps,
-                                     seed=1, threads=1), store=store).manifest
+                                     seed=1, threads=1, sandbox=False), store=store).manifest
 
 
 def _with_attack(tmp: Path, code: str) -> Path:
@@ -55,7 +57,7 @@ def _with_attack(tmp: Path, code: str) -> Path:
 def _job(m, store, executor, run_dir: Path | None = None, workdir: Path | None = None, **kw):
     """A replay of claim ``m`` whose claim code runs through ``executor`` (the harness: in process)."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="pool-test-", dir=_WORK))
-    return replay(m, run_dir=run_dir, store=store, workdir=workdir, executor=executor, **kw)
+    return replay(m, ReplayOptions(run_dir=run_dir, store=store, workdir=workdir, executor=executor, **kw))
 
 
 _WORK = None  # set by the module fixture below: where replays keep fetched files
@@ -102,7 +104,8 @@ def test_pooled_replay_equals_fresh_process_and_trainer(template, steps, seg, tm
     m = _train(template_dir(template), tmp_path / "run", store, steps, seg)
     job = _job(m, store, PoolExecutor(pool), tmp_path / "run")
     pooled = replay_segment(job, 1)
-    fresh = replay_segment(replay(m, run_dir=tmp_path / "run", store=store, workdir=tmp_path / "fresh"), 1)
+    fresh = replay_segment(replay(m, ReplayOptions(run_dir=tmp_path / "run", store=store, workdir=tmp_path / "fresh",
+                                  executor=SubprocessExecutor())), 1)
     assert pooled.status == fresh.status == "match"
     assert pooled.produced_hash == fresh.produced_hash == m.boundaries[2].state_hash
     # segment 0 too, through the same zygote: nothing carries over between children

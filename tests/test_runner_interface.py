@@ -14,7 +14,8 @@ import pytest
 
 from arledger.errors import ExperimentError, HarnessError
 from arledger.harness import load_harness
-from arledger.runner import RunOptions, evaluate_final, load_experiment, replay, replay_segment, run_experiment
+from arledger.protocol import evaluate_final, replay, replay_segment, ReplayOptions, run_experiment, RunOptions
+from arledger.runner.experiment import load_experiment
 from arstore import EmbeddedStore
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "experiment-interface.md"
@@ -100,7 +101,7 @@ def test_a_minimal_experiment_trains_replays_and_is_evaluated_by_its_harness(tmp
     assert sorted(p.name for p in (tmp_path / "run" / "data").iterdir()) == [m.datasets["train"]]
     assert sorted(p.name for p in (tmp_path / "run" / "heldout").iterdir()) == [m.datasets["val"]]
     # a verifier's view: the manifest and the store only (no run dir)
-    job = replay(m, store=store, workdir=tmp_path / "verify")
+    job = replay(m, ReplayOptions(store=store, workdir=tmp_path / "verify"))
     assert replay_segment(job, 3).status == "match"
     ev = evaluate_final(job)
     assert ev.ok and ev.causality is None  # not a causal harness: no check
@@ -141,7 +142,7 @@ def test_the_documented_minimal_example_trains_and_replays(tmp_path):
     (exp / spec["harness"] / "harness.py").write_text(blocks["harness.py"])
     store = EmbeddedStore(tmp_path / "store")
     r = run_experiment(RunOptions(exp, tmp_path / "run", seed=1), store=store)
-    job = replay(r.manifest, store=store, workdir=tmp_path / "verify")
+    job = replay(r.manifest, ReplayOptions(store=store, workdir=tmp_path / "verify"))
     assert replay_segment(job, r.manifest.segments - 1).status == "match"
     assert evaluate_final(job).ok
 
@@ -163,8 +164,9 @@ def test_missing_functions_are_named(tmp_path):
 @pytest.mark.parametrize("spec, field", [
     ({k: v for k, v in SPEC.items() if k != "name"}, "missing field 'name'"),
     (dict(SPEC, config=[]), "field 'config' has the wrong type"),
-    (dict(SPEC, harness="/abs/harness"), "field 'harness' must be a directory relative to the experiment"),
-    (dict(SPEC, harness=""), "field 'harness' must be a directory relative to the experiment"),
+    (dict(SPEC, harness="/abs/harness"), "field 'harness' must be a directory inside the experiment's"),
+    (dict(SPEC, harness=""), "field 'harness' must be a directory inside the experiment's"),
+    (dict(SPEC, harness="../../elsewhere"), "field 'harness' must be a directory inside the experiment's"),
     (dict(SPEC, defaults={"steps": 0}), "field 'defaults.steps' must be a positive integer"),
     # the old interface: the metric and the data belong to the task harness now
     (dict(SPEC, metric="m"), "field 'metric' belongs to the task harness now"),

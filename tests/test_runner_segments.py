@@ -1,6 +1,6 @@
 """Segmented runs and replays on the real digits template (tiny budgets), real store.
 
-Each replay is a real fresh process (python -m arledger.runner.replay_worker, the
+Each replay is a real fresh process (python -m arledger.runner.worker, the
 default ``SubprocessExecutor``); the harness runs in this process (``InProcessExecutor``).
 """
 
@@ -14,11 +14,14 @@ import sys
 import pytest
 
 from arledger import checkpoint
+from arledger.errors import ExperimentError
+from arledger.execution import InProcessExecutor, SubprocessExecutor, worker_argv
 from arledger.harness import load_harness
-from arledger.runner import (InProcessExecutor, RunOptions, SubprocessExecutor, evaluate_final, probe_checkpoints,
-                             replay, replay_segment, run_experiment, worker_argv)
-from arledger.runner.loop import ckpt_path
-from arledger.runner.replay import normalized_distance
+from arledger.protocol import (evaluate_final, probe_checkpoints, replay, replay_segment, ReplayOptions,
+                               run_experiment, RunOptions)
+from arledger.protocol.artifacts import ckpt_path
+from arledger.protocol.replay import normalized_distance
+from arledger.runner.worker import run_request
 from arledger.templates import template_dir
 from arstore.embedded import EmbeddedStore
 
@@ -28,7 +31,7 @@ STEPS, K, SEED = 12, 4, 3
 
 def _replay(m, store, workdir, **kw):
     """What a verifier does: the manifest and the store only (no run dir)."""
-    return replay(m, store=store, workdir=workdir, **kw)
+    return replay(m, ReplayOptions(store=store, workdir=workdir, **kw))
 
 
 def _opts(out, **kw):
@@ -89,9 +92,29 @@ def test_run_writes_every_boundary_and_a_valid_manifest(honest):
     assert m.evaluation.metric == "val_ce" and set(m.evaluation.metrics_micro) == {"val_ce", "val_accuracy"}
 
 
+def test_sandboxed_and_in_process_training_give_the_same_bits(honest, store, tmp_path):
+    """The default run trains in the sandbox, segment by segment from its checkpoints; the
+    opted-out run trains in this process: the same state hashes and final weights, the same
+    work report (what verifiers hold a run to does not depend on where it trained)."""
+    assert _opts(tmp_path).sandbox, "training is sandboxed by default"
+    progress = []
+    mine = run_experiment(_opts(tmp_path / "here", sandbox=False), store=store,
+                          on_progress=lambda step, loss, seg, total: progress.append((step, seg)))
+    assert [b.state_hash for b in mine.manifest.boundaries] == [b.state_hash for b in honest.manifest.boundaries]
+    assert mine.manifest.final_weights_cid == honest.manifest.final_weights_cid
+    assert mine.manifest.work == honest.manifest.work
+    assert mine.manifest.evaluation == honest.manifest.evaluation
+    assert progress == [(s, (s - 1) // K) for s in range(1, STEPS + 1)]
+
+
+def test_a_segment_hook_needs_the_opt_out(tmp_path, store):
+    with pytest.raises(ExperimentError, match="sandbox=False"):
+        run_experiment(_opts(tmp_path / "hooked"), store=store, train_segment=_other_data)
+
+
 def test_same_seed_in_two_processes_gives_identical_state_hashes(honest, tmp_path):
     code = (
-        "import sys,json; from arledger.runner import *; from arstore.embedded import EmbeddedStore;"
+        "import sys,json; from arledger.protocol import *; from arstore.embedded import EmbeddedStore;"
         f"r=run_experiment(RunOptions(experiment_dir=sys.argv[1], out=sys.argv[2], steps={STEPS},"
         f" segment_steps={K}, seed={SEED}, threads=1), store=EmbeddedStore(sys.argv[3]));"
         "print(json.dumps([b.state_hash for b in r.manifest.boundaries]+[r.manifest.final_weights_cid]))"
@@ -112,7 +135,7 @@ def test_replay_of_every_segment_matches(honest, store, tmp_path):
     assert [r.status for r in results] == ["match"] * m.segments
     assert all(r.produced_hash == m.boundaries[r.segment + 1].state_hash for r in results)
     # and from the trainer's run dir (files reused where their CIDs check)
-    job = replay(m, run_dir=honest.manifest_path.parent, store=store, workdir=tmp_path / "w2")
+    job = replay(m, ReplayOptions(run_dir=honest.manifest_path.parent, store=store, workdir=tmp_path / "w2"))
     assert replay_segment(job, m.segments - 1).status == "match"
 
 
@@ -136,7 +159,7 @@ def test_probe_losses_of_every_checkpoint(honest, store, tmp_path):
 
 @pytest.mark.parametrize("forge", [_flip_one_weight_byte, _other_data], ids=["flipped-byte", "other-data"])
 def test_forged_segment_is_caught_by_its_replay_only(forge, tmp_path, store, honest):
-    forged = run_experiment(_opts(tmp_path / "forged"), store=store, train_segment=forge)
+    forged = run_experiment(_opts(tmp_path / "forged", sandbox=False), store=store, train_segment=forge)
     m = forged.manifest
     assert m.boundaries[1] == honest.manifest.boundaries[1]  # honest up to the forged segment
     # replay from the store only (no run dir): what a verifier sees
@@ -151,7 +174,7 @@ def test_forged_segment_is_caught_by_its_replay_only(forge, tmp_path, store, hon
 
 
 def test_mismatch_in_a_different_environment_abstains(tmp_path, store):
-    forged = run_experiment(_opts(tmp_path / "forged"), store=store, train_segment=_other_data)
+    forged = run_experiment(_opts(tmp_path / "forged", sandbox=False), store=store, train_segment=_other_data)
     env = dict(forged.manifest.environment, torch="0.0.0-other")
     m = dataclasses.replace(forged.manifest, environment=env)
     r = replay_segment(_replay(m, store, tmp_path / "w"), 1)
@@ -179,7 +202,7 @@ def test_crashed_run_resumes_to_the_same_result(tmp_path, store, honest):
 
 def test_worker_argv_is_a_plain_fresh_python_command(tmp_path):
     argv = worker_argv()
-    assert argv == [sys.executable, "-m", "arledger.runner.replay_worker", "request.json"]
+    assert argv == [sys.executable, "-m", "arledger.runner.worker", "request.json"]
     assert worker_argv("/opt/python/bin/python3")[0] == "/opt/python/bin/python3"
     # it runs in its request dir; without a request.json it answers an error, not a traceback
     p = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True)
@@ -222,7 +245,7 @@ class RecordingSubprocess(_Recording, SubprocessExecutor):
 
 class RecordingInProcess(_Recording, InProcessExecutor):
     def __init__(self, root):
-        InProcessExecutor.__init__(self, root)
+        InProcessExecutor.__init__(self, run_request, root)
         _Recording.__init__(self, InProcessExecutor)
 
 

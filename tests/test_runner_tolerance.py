@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from arledger.protocol.tolerance import calibrate
 from arledger.runner import determinism
-from arledger.runner.tolerance import calibrate
 
 THRESHOLD = 0.01  # docs/tolerance.md: honest max ~3e-4, forged segments ~0.7
 

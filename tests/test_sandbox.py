@@ -9,21 +9,22 @@ bubblewrap through `make setup`); nothing is skipped silently.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
-import tempfile
 import sys
+import tempfile
 import textwrap
 import threading
 from pathlib import Path
 
 import pytest
 
-from arledger.runner import kernels
+from arledger.execution import kernels
+from arledger.execution.limits import Limits
+from arledger.execution.sandbox import available_backend, Sandbox
 
-from arverifier.sandbox import Sandbox, SandboxLimits, available_backend
-
-LIMITS = SandboxLimits(cpu_seconds=5, wall_seconds=15, memory_bytes=1 << 30,
+LIMITS = Limits(cpu_seconds=5, wall_seconds=15, memory_bytes=1 << 30,
                        file_size_bytes=8 << 20, max_processes=32)
 
 
@@ -160,7 +161,7 @@ def test_endless_loop_hits_cpu_limit(sandbox, tmp_path):
 
 
 def test_sleeping_program_hits_wall_clock(tmp_path):
-    box = Sandbox(SandboxLimits(wall_seconds=2), backend="bwrap")
+    box = Sandbox(Limits(wall_seconds=2), backend="bwrap")
     res, _ = _run(box, tmp_path, "import time; time.sleep(60)")
     assert res.violation == "wall-time"
     assert res.wall_seconds < 10
@@ -230,10 +231,74 @@ def test_identity_is_the_same_on_every_verifier(tmp_path):
     assert seen["cwd"] == "/scratch" and seen["exe"].startswith("/opt/python/")
     assert seen["proc"] == ["cpuinfo"], "no /proc/self, no mountinfo: nothing names a host path"
     assert seen["cpus"] == seen["cpuinfo"] == 1
-    from arverifier.sandbox import _inner_env
+    from arledger.execution.sandbox import _inner_env
 
     # a fixed environment, nothing of the verifier's: the sandbox's own, and the CPU kernel pin
     # (by default this process's: the root conftest's avx2 pin; a checker passes the task's)
     assert box.kernel_env == kernels.env_for(kernels.DEFAULT_PIN)
     assert seen["env"] == {**_inner_env("/scratch"), **box.kernel_env, "PWD": "/scratch"}
     assert not any(str(Path.home()) in v or sys.prefix in v for v in seen["env"].values())
+
+
+def test_every_command_that_runs_claim_code_says_when_it_is_less_than_the_sandbox():
+    from arledger.execution.isolation import Isolation, notice
+
+    assert "--no-sandbox" in notice(Isolation.of(sandboxed=False))
+    assert "NOT hermetic" in notice(Isolation.of(backend="rlimit"))
+    assert notice(Isolation.of(backend="bwrap")) == ""
+
+
+def test_one_warm_pool_per_policy_and_a_bounded_number_of_them():
+    from arledger.execution import isolation
+
+    isolation.close_all()
+    a = isolation.Isolation.of(sandboxed=False, limits=Limits(wall_seconds=11))
+    first = isolation.executor(a)
+    assert isolation.executor(isolation.Isolation.of(sandboxed=False, limits=Limits(wall_seconds=11))) is first
+    assert isolation.executor(a, "harness") is not first  # a harness never shares claim code's pool
+    others = [isolation.executor(isolation.Isolation.of(sandboxed=False, limits=Limits(wall_seconds=20 + i)))
+              for i in range(isolation.MAX_POOLS)]
+    assert isolation.executor(a) is not first, "the least recently used pool was stopped"
+    assert len(set(map(id, others))) == isolation.MAX_POOLS
+    isolation.close_all()
+
+
+def test_what_a_run_leaves_is_removed_whatever_modes_it_set(tmp_path):
+    from arledger.execution.executors import remove_tree
+
+    left = tmp_path / "segment-0001"
+    (left / "deep" / "deeper").mkdir(parents=True)
+    (left / "deep" / "deeper" / "carried").write_text("for the next request")
+    os.chmod(left / "deep" / "deeper", 0)
+    os.chmod(left / "deep", 0)
+    os.chmod(left, 0)
+    remove_tree(left)
+    assert not left.exists()
+
+
+def test_a_workers_answer_is_safe_to_compute_with():
+    from arledger.errors import ReplayError
+    from arledger.execution.executors import checked_answer
+
+    a = checked_answer({"ok": True, "losses": [10 ** 400, 1.5], "work_ms": 10 ** 400, "flops": 7})
+    assert a == {"ok": True, "losses": [None, 1.5], "work_ms": None, "flops": 7}
+    with pytest.raises(ReplayError):
+        checked_answer([1, 2])
+
+
+def test_a_request_dir_swapped_for_a_link_is_refused(tmp_path):
+    from arledger.errors import ReplayError
+    from arledger.execution.executors import InProcessExecutor, WorkRequest
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "out.safetensors").write_bytes(b"the caller's secret")
+
+    def swap(body, directory):  # what code in the worker could do: move its dir away, link another in
+        directory.rename(directory.with_name("moved"))
+        directory.symlink_to(elsewhere)
+        return {"ok": True}
+
+    with InProcessExecutor(swap, root=tmp_path / "root") as ex, ex.run(WorkRequest("segment-0000", {})) as done:
+        with pytest.raises(ReplayError, match="replaced"):
+            done.read("out.safetensors")

@@ -24,12 +24,13 @@ from pathlib import Path
 import pytest
 
 from arledger import taskspec
-from arledger.runner import RunOptions, evaluate_final, probe_checkpoints, replay_segment, run_experiment
-from arledger.runner.execution import PoolExecutor
-from arledger.runner.replay import ArtifactSource
+from arledger.execution.executors import PoolExecutor
+from arledger.execution.sandbox import SandboxExecutor
+from arledger.protocol import (evaluate_final, probe_checkpoints, replay, replay_segment, ReplayOptions,
+                               run_experiment, RunOptions)
+from arledger.protocol.replay import ArtifactSource
 from arstore import open_store
 from arverifier.check import ClaimChecker
-from arverifier.sandbox import SandboxExecutor
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "client" / "arledger" / "templates" / "digits"
@@ -118,11 +119,12 @@ def claim(tmp_path_factory):
                       "    def forward(self, x: torch.Tensor) -> torch.Tensor:\n        if not self.training:\n"
                       "            _observe('forward')\n")
     (exp / "train.py").write_text(src + f"\nNEEDLE = {needle!r}\n" + OBSERVER)
-    run = run_experiment(RunOptions(exp, tmp / "run", steps=2, segment_steps=1, seed=1), store=store)
+    run = run_experiment(RunOptions(exp, tmp / "run", steps=2, segment_steps=1, seed=1, sandbox=False), store=store)
     # the observer spends CPU looking around (it scans for the held-out bytes): a CPU backstop that
     # leaves it room, as this test is about what it sees, not what it spends (tests/test_budget.py)
-    spec = taskspec.build_taskspec(exp, store, steps=2, segment_steps=1, limits=LIMITS, baseline_loss=2.3,
-                                   budget={"cpu_seconds_per_segment": 600.0})
+    req = taskspec.SpecRequest(exp, steps=2, segment_steps=1, limits=LIMITS, baseline_loss=2.3,
+                               budget={"cpu_seconds_per_segment": 600.0})
+    spec = taskspec.build_taskspec(req, store)
     mp.undo()
     return {"m": run.manifest, "spec": spec, "store": store, "tmp": tmp}
 
@@ -189,7 +191,8 @@ def test_two_verifiers_see_the_same_world_and_no_held_out_data(claim, tmp_path, 
                                          "code/train.py", "code/experiment.json", "out.safetensors",
                                          "outputs-0.safetensors", "outputs-1.safetensors"}, obs["cwd_files"]
         text = json.dumps(obs)
-        for host_thing in (str(tmp_path), "0x" + "a1" * 20, "/root", "/work", os.uname().nodename):
+        # the host's paths (this checkout's root among them: "/work/..." here, not the worker's "/worker.py")
+        for host_thing in (str(tmp_path), "0x" + "a1" * 20, "/root", str(ROOT) + "/", os.uname().nodename):
             assert host_thing not in text, (name, host_thing)
         assert obs["hostname"] == "arledger" and obs["uid"] == 65534 and obs["cpu_count"] == 1
 
@@ -263,32 +266,34 @@ def _digits_with(tmp_path: Path, name: str, code: str, probe: str, when: str = "
 
 
 def test_shared_memory_left_by_one_request_is_gone_for_the_next(tmp_path):
-    from arledger.runner import replay
-    from arledger.runner.replay_pool import ReplayPool
-    from arverifier.sandbox import Sandbox
+    from arledger.execution.pool import ReplayPool
+    from arledger.execution.sandbox import Sandbox
+    from arledger.protocol import replay, ReplayOptions
 
     store = open_store(f"embedded:{tmp_path / 'store'}")
     exp = _digits_with(tmp_path, "carrier", SYSV_CARRIER, "_carry")
     _remove_host_segment()
     try:
         # trained in one process: the first step leaves the segment, later ones see only their own
-        run = run_experiment(RunOptions(exp, tmp_path / "run", steps=2, segment_steps=1, seed=1), store=store)
+        run = run_experiment(RunOptions(exp, tmp_path / "run", steps=2, segment_steps=1, seed=1, sandbox=False),
+                             store=store)
         _remove_host_segment()
         m = run.manifest
         box = Sandbox(Limits_for_test(), backend="bwrap")
         with box.pool_executor() as ex:
-            job = replay(m, store=store, workdir=tmp_path / "sandboxed", executor=ex, harness_executor=ex)
+            job = replay(m, ReplayOptions(store=store, workdir=tmp_path / "sandboxed", executor=ex,
+                                          harness_executor=ex))
             assert [replay_segment(job, i).status for i in (0, 1)] == ["match", "match"]
         # control: a plain pool shares the host's IPC namespace, and the second request finds the segment
         with PoolExecutor(ReplayPool()) as ex:
-            job = replay(m, store=store, workdir=tmp_path / "plain", executor=ex)
+            job = replay(m, ReplayOptions(store=store, workdir=tmp_path / "plain", executor=ex))
             assert [replay_segment(job, i).status for i in (0, 1)] == ["match", "mismatch"]
     finally:
         _remove_host_segment()
 
 
 def Limits_for_test():
-    from arledger.runner.limits import Limits
+    from arledger.execution.limits import Limits
 
     return Limits.from_dict(LIMITS)
 
@@ -315,20 +320,21 @@ def test_claim_code_cannot_ptrace_the_zygote_it_was_forked_from(tmp_path):
     """The zygote is not dumpable and claim code has no capability in the sandbox: attaching
     fails, so a child cannot rewrite what later children (or the scores) come from. Control:
     in a plain pool, as root on the host, the same attach succeeds."""
-    from arledger.runner import replay
-    from arledger.runner.replay_pool import ReplayPool
-    from arverifier.sandbox import Sandbox
+    from arledger.execution.pool import ReplayPool
+    from arledger.execution.sandbox import Sandbox
 
     store = open_store(f"embedded:{tmp_path / 'store'}")
     # trained in-process, where its parent is pytest's own: only a worker tries to attach
     exp = _digits_with(tmp_path, "ptracer", PTRACER, "_attach_to_parent",
-                       when="'replay_worker' in ' '.join(__import__('sys').argv)")
-    run = run_experiment(RunOptions(exp, tmp_path / "run", steps=1, segment_steps=1, seed=1), store=store)
+                       when="'runner/worker' in ' '.join(__import__('sys').argv)")
+    run = run_experiment(RunOptions(exp, tmp_path / "run", steps=1, segment_steps=1, seed=1, sandbox=False),
+                         store=store)
     box = Sandbox(Limits_for_test(), backend="bwrap")
     with box.pool_executor() as ex:
-        job = replay(run.manifest, store=store, workdir=tmp_path / "sandboxed", executor=ex, harness_executor=ex)
+        job = replay(run.manifest, ReplayOptions(store=store, workdir=tmp_path / "sandboxed", executor=ex,
+                                                 harness_executor=ex))
         assert replay_segment(job, 0).status == "match"
     if os.geteuid() == 0:
         with PoolExecutor(ReplayPool()) as ex:
-            job = replay(run.manifest, store=store, workdir=tmp_path / "plain", executor=ex)
+            job = replay(run.manifest, ReplayOptions(store=store, workdir=tmp_path / "plain", executor=ex))
             assert replay_segment(job, 0).status == "mismatch", "the control: root on the host may attach"

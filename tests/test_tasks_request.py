@@ -23,11 +23,11 @@ def test_shipped_example_loads_with_its_terms():
 
 def test_shipped_example_names_an_experiment_with_a_loadable_harness():
     from arledger.harness import load_harness
-    from arledger.runner import load_experiment
-    from arledger.runner.artifacts import harness_dir_of
+    from arledger.protocol.artifacts import harness_dir_of
+    from arledger.runner.experiment import load_experiment
 
     exp = load_experiment(tasks.load_request(EXAMPLE).experiment_dir)
-    h = load_harness(harness_dir_of(exp))
+    h = load_harness(harness_dir_of(exp.directory, exp.spec))
     assert h.metric == "val_bpc" and h.train_splits == ("train",) and h.causal
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from arledger import taskspec
+from arledger.execution.limits import Limits
 from arledger.harness import load_harness
-from arledger.runner.limits import Limits
 from arledger.taskspec import TaskSpecError
 from arstore import EmbeddedStore
 
@@ -21,7 +21,8 @@ TEMPLATES = Path(__file__).resolve().parents[1] / "client" / "arledger" / "templ
 @pytest.fixture(scope="module")
 def digits_spec(tmp_path_factory):
     store = EmbeddedStore(tmp_path_factory.mktemp("store"))
-    spec = taskspec.build_taskspec(TEMPLATES / "digits", store, steps=40, segment_steps=10, threads=1)
+    req = taskspec.SpecRequest(TEMPLATES / "digits", steps=40, segment_steps=10, threads=1)
+    spec = taskspec.build_taskspec(req, store)
     return spec, store
 
 
@@ -41,13 +42,14 @@ def test_build_pins_code_and_data_and_measures_baseline(digits_spec, tmp_path):
     assert spec.harness["causal"] is False and "sklearn/datasets/data" in spec.hidden_sources
     assert spec.experiment["metric"] == spec.evaluation["metric"] == h.metric == "val_ce"
     assert spec.evaluation["units"] == h.units
-    # the limits default to arledger.runner.limits.Limits, read back as one
+    # the limits default to arledger.execution.limits.Limits, read back as one
     assert spec.limits == Limits().to_dict() and spec.sandbox_limits() == Limits()
 
 
 def test_charlm_spec_pins_a_causal_harness_that_hides_its_corpus(tmp_path):
     store = EmbeddedStore(tmp_path / "store")
-    spec = taskspec.build_taskspec(TEMPLATES / "charlm", store, steps=50, segment_steps=25, baseline_loss=7.0)
+    req = taskspec.SpecRequest(TEMPLATES / "charlm", steps=50, segment_steps=25, baseline_loss=7.0)
+    spec = taskspec.build_taskspec(req, store)
     assert spec.harness["causal"] is True and spec.hidden_sources == ("pydoc_data",)
     assert spec.train_splits == ("train",) and spec.experiment["metric"] == "val_bpc"
     assert spec.baseline_loss_micro == 7_000_000  # given: not measured
@@ -62,11 +64,13 @@ def test_limits_schema_is_generated_from_the_limits_class():
 def test_bad_limits_are_refused_when_building(tmp_path):
     store = EmbeddedStore(tmp_path / "store")
     with pytest.raises(TaskSpecError, match="unknown limit"):
-        taskspec.build_taskspec(TEMPLATES / "digits", store, steps=40, segment_steps=10,
-                                limits={"gpu_seconds": 5}, baseline_loss=1.0)
+        req = taskspec.SpecRequest(TEMPLATES / "digits", steps=40, segment_steps=10, limits={"gpu_seconds": 5},
+                                   baseline_loss=1.0)
+        taskspec.build_taskspec(req, store)
     with pytest.raises(TaskSpecError, match=r"limits.wall_seconds: 0 is not a number in 1..86400"):
-        taskspec.build_taskspec(TEMPLATES / "digits", store, steps=40, segment_steps=10,
-                                limits={"wall_seconds": 0}, baseline_loss=1.0)
+        req = taskspec.SpecRequest(TEMPLATES / "digits", steps=40, segment_steps=10, limits={"wall_seconds": 0},
+                                   baseline_loss=1.0)
+        taskspec.build_taskspec(req, store)
 
 
 def test_publish_fetch_round_trip_by_digest(digits_spec):

@@ -10,9 +10,10 @@ import time
 import pytest
 
 from arledger.harness import load_harness
-from arledger.runner import RunOptions, load_experiment, run_experiment
+from arledger.protocol import run_experiment, RunOptions
+from arledger.runner.experiment import load_experiment
 from arledger.templates import NAMES, template_dir
-from arstore import EmbeddedStore, bytes_cid
+from arstore import bytes_cid, EmbeddedStore
 
 METRICS = {"charlm": "val_bpc", "digits": "val_ce"}
 

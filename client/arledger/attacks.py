@@ -16,7 +16,19 @@ would do). Verification must catch it by replaying.
 
 from __future__ import annotations
 
+import tempfile
+from dataclasses import replace
+from pathlib import Path
 from typing import Callable, Iterable
+
+import torch
+
+from arledger import checkpoint, manifest as mf
+from arledger.checkpoint import atomic_write
+from arledger.harness import load_harness
+from arledger.micro import to_micro
+from arledger.runner.experiment import load_experiment
+from arledger.runner.session import Session
 
 Segmenter = Callable  # (session, i, k, on_step) -> None
 
@@ -59,11 +71,6 @@ def swap_to_validation(session):
     trainer can: the task harness builds it (the run dir holds the harness next to
     the code), and the experiment's own ``load_data`` reads it as if it were training data.
     """
-    import tempfile
-    from pathlib import Path
-
-    from arledger.harness import load_harness
-
     h = load_harness(Path(session.experiment.directory).parent / "harness")
     blobs = h.build_data()
     held = sorted(k for k in blobs if k not in h.train_splits)[0]
@@ -105,17 +112,11 @@ def rewrite_claimed_loss(run_dir, store, value: float) -> None:
     What a trainer whose own code reported the number would publish: the evaluation in
     the manifest is the trainer's word; verifiers compute their own with the harness.
     """
-    from dataclasses import replace
-    from pathlib import Path
-
-    from arledger import manifest as mf
-    from arledger.checkpoint import atomic_write
-
     path = Path(run_dir) / "manifest.json"
     m = mf.load(path)
     metric = m.evaluation.metric
-    micro = dict(m.evaluation.metrics_micro, **{metric: mf.to_micro(value)})
-    m = replace(m, evaluation=mf.Evaluation(metric, mf.to_micro(value), micro))
+    micro = dict(m.evaluation.metrics_micro, **{metric: to_micro(value)})
+    m = replace(m, evaluation=mf.Evaluation(metric, to_micro(value), micro))
     data = mf.dumps(m)
     atomic_write(path, data)
     store.pin(str(store.add_bytes(data)))
@@ -125,18 +126,8 @@ def legacy_in_process_loss(run_dir) -> float:
     """The metric as the pre-harness runner computed it: the claim's forward and the targets
     in ONE process, the targets a local of the caller (``targets``). A forward that reads its
     caller's frames finds them; verifiers never evaluate this way."""
-    from pathlib import Path
-
-    import torch
-
-    from arledger import checkpoint
-    from arledger.harness import load_harness
-    from arledger.runner.experiment import load_experiment
-    from arledger.runner.session import Session
-
     run_dir = Path(run_dir)
     m_path = run_dir / "manifest.json"
-    from arledger import manifest as mf
 
     m = mf.load(m_path)
     h = load_harness(run_dir / "harness")

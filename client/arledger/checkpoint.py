@@ -193,6 +193,15 @@ def weights_bytes(model: torch.nn.Module) -> bytes:
     return serialize(dict(model.state_dict()), {"format": WEIGHTS_FORMAT})
 
 
+def weights_of_checkpoint(data: bytes, source: str = "checkpoint") -> bytes:
+    """The final weights of the model a checkpoint holds: the same bytes ``weights_bytes``
+    gives for that model (its ``model.*`` tensors are the state dict, by the same names)."""
+    tensors, _ = deserialize(data, source)
+    prefix = "model."
+    return serialize({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)},
+                     {"format": WEIGHTS_FORMAT})
+
+
 def load_weights(data: bytes, model: torch.nn.Module, source: str = "weights") -> None:
     tensors, _ = deserialize(data, source)
     try:

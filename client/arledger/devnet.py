@@ -15,11 +15,14 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+import urllib.request
+from dataclasses import asdict
 from pathlib import Path
 
 from eth_account import Account
 
+from arledger.chain.deployment import arledger_home, Deployment, deployment_path
+from arledger.chain.ledger import Ledger
 from arledger.checkpoint import atomic_write
 from arledger.errors import DevnetError
 
@@ -28,16 +31,8 @@ DEV_ACCOUNTS = 10
 DEV_BALANCE_ETH = 10_000
 
 
-def arledger_home() -> Path:
-    return Path(os.environ.get("ARLEDGER_HOME") or Path.home() / ".arledger")
-
-
 def default_data_dir() -> Path:
     return arledger_home() / "devnet"
-
-
-def deployment_path() -> Path:
-    return arledger_home() / "deployment.json"
 
 
 def dev_keys(n: int = DEV_ACCOUNTS) -> list[str]:
@@ -68,33 +63,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@dataclass
-class Deployment:
-    rpc_url: str
-    chain_id: int
-    ledger: str
-    deploy_block: int
-    pid: int | None = None
-    data_dir: str = ""
-    dev_keys: list[str] = field(default_factory=list)
-
-    def to_json(self) -> bytes:
-        return json.dumps(asdict(self), indent=2, sort_keys=True).encode()
-
-    @classmethod
-    def load(cls, path: Path | None = None) -> "Deployment":
-        from arledger.errors import ConfigError
-
-        path = path or deployment_path()
-        try:
-            return cls(**json.loads(Path(path).read_text()))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no deployment file (run `artrain devnet up`, or pass --rpc-url and "
-                              "--ledger / set ARLEDGER_RPC_URL and ARLEDGER_LEDGER)") from None
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise ConfigError(f"{path}: unreadable deployment file ({exc})") from None
 
 
 class AnvilProcess:
@@ -147,9 +115,51 @@ class AnvilProcess:
                 self.proc.wait()
 
 
-def _rpc_ok(url: str) -> bool:
-    import urllib.request
+class LocalChain:
+    """A fresh anvil with the ledger deployed by dev account 0: the demo's and the benches' chain
+    (``artrain devnet up`` keeps one across commands instead). ``with LocalChain.start(...) as c``
+    stops it at the end; ``c.ledger`` is bound to account 0, ``c.as_account(i)`` to account i."""
 
+    def __init__(self, anvil: AnvilProcess, keys: list[str], ledger: Ledger):
+        self.anvil, self.keys, self.ledger = anvil, keys, ledger
+
+    @classmethod
+    def start(cls, log_file: Path | None = None, state_file: Path | None = None) -> "LocalChain":
+        anvil = AnvilProcess(log_file=log_file, state_file=state_file).start()
+        try:
+            keys = dev_keys()
+            return cls(anvil, keys, Ledger.deploy(Ledger.connect_rpc(anvil.rpc_url), Account.from_key(keys[0])))
+        except BaseException:
+            anvil.stop()
+            raise
+
+    @property
+    def rpc_url(self) -> str:
+        return self.anvil.rpc_url
+
+    def advance(self, seconds: int) -> int:
+        """Move chain time forward and mine a block (``advance``)."""
+        return advance(seconds, self.rpc_url)
+
+    def as_account(self, i: int) -> Ledger:
+        return self.ledger.with_account(Account.from_key(self.keys[i]))
+
+    def deployment(self, with_keys: bool = False) -> Deployment:
+        """The record a command reads to connect (``$ARLEDGER_HOME/deployment.json``)."""
+        return Deployment(rpc_url=self.rpc_url, chain_id=self.ledger.chain_id, ledger=self.ledger.address,
+                          deploy_block=0, dev_keys=list(self.keys) if with_keys else [])
+
+    def stop(self) -> None:
+        self.anvil.stop()
+
+    def __enter__(self) -> "LocalChain":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _rpc_ok(url: str) -> bool:
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
     req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
     try:
@@ -192,8 +202,6 @@ def status(path: Path | None = None) -> dict:
     running = _pid_alive(dep.pid) and _is_anvil(dep.pid) and _rpc_ok(dep.rpc_url)
     out = {"running": running, "deployment": str(path), **{k: v for k, v in asdict(dep).items() if k != "dev_keys"}}
     if running:
-        from arledger.chain.ledger import Ledger
-
         w3 = Ledger.connect_rpc(dep.rpc_url)
         out["block"] = w3.eth.block_number
         out["ledger_deployed"] = len(w3.eth.get_code(dep.ledger)) > 0
@@ -202,8 +210,6 @@ def status(path: Path | None = None) -> dict:
 
 def up(data_dir: Path | None = None, port: int = 8545) -> tuple[Deployment, bool]:
     """Start (or find running) the devnet; returns (deployment, started_now)."""
-    from arledger.chain.ledger import Ledger
-
     data_dir = Path(data_dir or default_data_dir())
     data_dir.mkdir(parents=True, exist_ok=True)
     dep_path = deployment_path()
@@ -226,9 +232,7 @@ def up(data_dir: Path | None = None, port: int = 8545) -> tuple[Deployment, bool
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 ledger_addr = None  # unreadable record: deploy afresh below
         if ledger_addr is None:
-            from eth_account import Account as A
-
-            ledger = Ledger.deploy(w3, A.from_key(keys[0]))
+            ledger = Ledger.deploy(w3, Account.from_key(keys[0]))
             ledger_addr, block = ledger.address, w3.eth.block_number
             atomic_write(saved, json.dumps({"ledger": ledger_addr, "deploy_block": block}).encode())
         dep = Deployment(anvil.rpc_url, w3.eth.chain_id, ledger_addr, block, anvil.proc.pid, str(data_dir), keys)
@@ -265,8 +269,6 @@ def down(path: Path | None = None) -> bool:
 
 def advance(seconds: int, rpc_url: str) -> int:
     """Move chain time forward and mine a block; returns the new block timestamp."""
-    from arledger.chain.ledger import Ledger
-
     w3 = Ledger.connect_rpc(rpc_url)
     w3.provider.make_request("evm_increaseTime", [int(seconds)])
     w3.provider.make_request("evm_mine", [])

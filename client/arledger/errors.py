@@ -14,7 +14,7 @@ The tree (a test keeps this list, the classes and their raisers in step)::
     ├── MerkleError               invalid input to the Merkle tree
     ├── ReplayError               a run of claim code could not be carried out
     │   └── ArtifactMismatch      a published checkpoint whose bytes miss the manifest's hash
-    ├── SandboxUnavailable        no sandbox backend can run here (arverifier.sandbox)
+    ├── SandboxUnavailable        no sandbox backend can run here (arledger.execution.sandbox)
     ├── SubmitError               a run that cannot be submitted to this task
     ├── ProposalError             an agent's proposer returned nothing usable (arledger.agent):
     │                             a timeout, a malformed or oversized reply, nothing left
@@ -77,7 +77,7 @@ class MerkleError(ArledgerError):
 
 class ReplayError(ArledgerError):
     """A run of claim code could not be carried out (crashed, broke a limit, timed out,
-    answered nonsense); ``violation`` names a broken limit (``arledger.runner.limits``)."""
+    answered nonsense); ``violation`` names a broken limit (``arledger.execution.limits``)."""
 
     def __init__(self, message: str, violation: str | None = None):
         super().__init__(message)

@@ -23,20 +23,15 @@ def canonical_bytes(obj: dict[str, Any]) -> bytes:
 
 
 @lru_cache(maxsize=None)
-def schema(name: str) -> dict[str, Any]:
-    """``schemas/<name>.schema.json`` from the arledger package (the TaskSpec's ``limits``
-    from ``arledger.runner.limits.Limits``: one definition of the limits)."""
-    doc = json.loads(resources.files("arledger").joinpath(f"schemas/{name}.schema.json").read_text())
-    if name == "taskspec":
-        from arledger.runner.limits import Limits
-
-        doc["properties"]["limits"] = Limits.json_schema()
-    return doc
+def schema_file(name: str) -> dict[str, Any]:
+    """``schemas/<name>.schema.json`` from the arledger package, as written (a document module
+    completes its own: the TaskSpec's ``limits`` come from ``Limits``). Do not modify it."""
+    return json.loads(resources.files("arledger").joinpath(f"schemas/{name}.schema.json").read_text())
 
 
-def first_schema_error(doc: Any, name: str) -> str | None:
-    """``"/json/pointer: message"`` of the shallowest violation of schema ``name``, or None."""
-    validator = jsonschema.Draft202012Validator(schema(name))
+def first_schema_error(doc: Any, schema: dict[str, Any]) -> str | None:
+    """``"/json/pointer: message"`` of the shallowest violation of ``schema``, or None."""
+    validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if not errors:
         return None

@@ -17,12 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from arledger import jsondoc
-from arledger.jsondoc import canonical_bytes  # noqa: F401 - part of this module's API
+from arledger.checkpoint import atomic_write
 from arledger.errors import ManifestError
+from arledger.jsondoc import canonical_bytes  # noqa: F401 - part of this module's API
+from arledger.merkle import merkle_proof, merkle_root
+from arledger.micro import from_micro
+from arstore import cid_from_bytes, digest_to_cid
+from arstore.errors import StoreError
 
 SCHEMA_VERSION = 2
 MAX_BYTES = jsondoc.MAX_BLOCK_BYTES
-MICRO = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class Evaluation:
 
     @property
     def value(self) -> float:
-        return self.value_micro / MICRO
+        return from_micro(self.value_micro)
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,6 @@ class Manifest:
 
     def merkle_proof(self, i: int) -> list[bytes]:
         """Proof of boundary i's (i, h_i) leaf against ``merkle_root`` (for a dispute)."""
-        from arledger.merkle import merkle_proof
-
         return merkle_proof(leaf_hashes(self.boundaries), i)
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,13 +106,8 @@ class Manifest:
         return cls(**d)
 
 
-def to_micro(x: float) -> int:
-    """Fixed-point micro-units, as on chain: round(x * 1e6)."""
-    return int(round(float(x) * MICRO))
-
-
 def schema() -> dict[str, Any]:
-    return jsondoc.schema("manifest")
+    return jsondoc.schema_file("manifest")
 
 
 def leaf_hashes(boundaries) -> list[bytes]:
@@ -118,14 +115,12 @@ def leaf_hashes(boundaries) -> list[bytes]:
 
 
 def compute_merkle_root(boundaries) -> str:
-    from arledger.merkle import merkle_root
-
     return "0x" + merkle_root(leaf_hashes(boundaries)).hex()
 
 
 def validate_dict(d: Any) -> Manifest:
     """Schema + consistency checks of a parsed manifest; returns the typed Manifest."""
-    problem = jsondoc.first_schema_error(d, "manifest")
+    problem = jsondoc.first_schema_error(d, schema())
     if problem:
         raise ManifestError(problem)
     steps, k = d["steps"], d["segment_steps"]
@@ -169,6 +164,34 @@ def load(path: Path | str) -> Manifest:
     if size > MAX_BYTES:
         raise ManifestError(f"{path}: {size} bytes exceeds the {MAX_BYTES}-byte limit (one IPFS block)")
     return loads(path.read_bytes(), str(path))
+
+
+def fetch(store: Any, ref: str | bytes, cache: Path | None = None) -> Manifest:
+    """The manifest a CID (or the 32-byte sha256 the chain stores) names, fetched and checked
+    against it by the store: the one way a manifest comes from the network. ``cache``: a
+    directory of ``<cid>.json`` copies (each re-checked against its CID before it is used).
+    Raises ``ManifestError`` (malformed) or ``arstore.errors.StoreError`` (not to be had)."""
+    cid = ref if isinstance(ref, str) else str(digest_to_cid(ref))
+    path = Path(cache) / f"{cid}.json" if cache else None
+    if path is not None and path.is_file():
+        data = path.read_bytes()
+        if str(cid_from_bytes(data)) == cid:
+            return loads(data, f"manifest {cid}")
+    data = bytes(store.cat(cid, max_size=MAX_BYTES))
+    m = loads(data, f"manifest {cid}")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data)
+    return m
+
+
+def fetch_or_why(store: Any, ref: str | bytes, cache: Path | None = None) -> tuple[Manifest | None, str | None]:
+    """``fetch``, for a reader to whom an unavailable or malformed manifest is part of the answer:
+    (manifest, None), or (None, why)."""
+    try:
+        return fetch(store, ref, cache), None
+    except (ManifestError, StoreError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 def dumps(m: Manifest) -> bytes:

@@ -12,21 +12,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from arledger import manifest as mf, taskspec
+from arledger import manifest as mf, outdir, taskspec
 from arledger.chain.ledger import Ledger
 from arledger.chain.units import loss_fields
-
+from arledger.runner.experiment import CODE_FILES
+from arstore import cid_from_bytes, digest_to_cid
 
 
 def _manifest_of(store: Any, digest: bytes) -> tuple[str, mf.Manifest | None, str | None]:
-    from arstore import digest_to_cid
-    from arstore.errors import StoreError
-
-    cid = digest_to_cid(digest)
-    try:
-        return cid, mf.loads(bytes(store.cat(cid, max_size=mf.MAX_BYTES)), f"manifest {cid}"), None
-    except (StoreError, Exception) as exc:  # an unavailable manifest is part of the answer
-        return cid, None, f"{type(exc).__name__}: {exc}"
+    cid = str(digest_to_cid(digest))
+    return (cid, *mf.fetch_or_why(store, cid))  # an unavailable manifest is part of the answer
 
 
 def best_model(ledger: Ledger, store: Any, task_id: int) -> dict:
@@ -53,16 +48,28 @@ def best_model(ledger: Ledger, store: Any, task_id: int) -> dict:
 
 def download_best(ledger: Ledger, store: Any, task_id: int, dest: Path, force: bool = False) -> dict:
     """Fetch (and verify, by CID) the best model's code and weights into ``dest`` (a directory
-    an earlier download made, an empty or new one, or any with ``force``)."""
-    from arledger import outdir
+    an earlier download made, an empty or new one, or any with ``force``), and the task's
+    pinned harness beside them (``harness/``: ``artrain run DEST/code --harness DEST/harness``).
 
+    Of the code only ``train.py`` and ``experiment.json`` are kept: a claim's code CID may name
+    a directory with more in it (a ``harness/harness.py`` that a later ``artrain run`` of the
+    download would load as its harness), and nothing else of it is ever run; what was left out
+    is listed under ``ignored``."""
     info = best_model(ledger, store, task_id)
+    spec = taskspec.fetch(store, ledger.task(task_id).spec_digest)
     dest = Path(dest)
     outdir.claim(dest, "artrain best --download", force=force)
     with tempfile.TemporaryDirectory(dir=dest, prefix=".download-") as tmp:
-        code = Path(tmp) / "code"
-        store.get_dir(info["code_cid"], code)
-        files = {"code": dest / "code"}
+        fetched, code = Path(tmp) / "fetched", Path(tmp) / "code"
+        store.get_dir(info["code_cid"], fetched)
+        code.mkdir()
+        for name in CODE_FILES:
+            if (fetched / name).is_file() and not (fetched / name).is_symlink():
+                shutil.copyfile(fetched / name, code / name)
+        info["ignored"] = sorted(str(p.relative_to(fetched)) for p in fetched.rglob("*")
+                                 if not p.is_dir() and str(p.relative_to(fetched)) not in CODE_FILES)
+        store.get_dir(spec.harness_cid, Path(tmp) / "harness")
+        files = {"code": dest / "code", "harness": dest / "harness"}
         if info.get("weights_cid"):
             store.get_file(info["weights_cid"], Path(tmp) / "weights.safetensors")
             files["weights"] = dest / "weights.safetensors"
@@ -70,8 +77,7 @@ def download_best(ledger: Ledger, store: Any, task_id: int, dest: Path, force: b
             (Path(tmp) / "manifest.json").write_bytes(bytes(store.cat(info["manifest_cid"], max_size=mf.MAX_BYTES)))
             files["manifest"] = dest / "manifest.json"
         for name, target in files.items():
-            src = Path(tmp) / ("weights.safetensors" if name == "weights" else
-                               "manifest.json" if name == "manifest" else "code")
+            src = Path(tmp) / {"weights": "weights.safetensors", "manifest": "manifest.json"}.get(name, name)
             if target.exists():
                 shutil.rmtree(target) if target.is_dir() else target.unlink()
             src.rename(target)
@@ -82,7 +88,6 @@ def download_best(ledger: Ledger, store: Any, task_id: int, dest: Path, force: b
 def claim_status(ledger: Ledger, claim_id: int) -> dict:
     c = ledger.claim(claim_id)
     reveal = ledger.claim_revealed_event(claim_id)
-    from arstore import digest_to_cid
 
     out = {"claim_id": claim_id, "task_id": c.task_id, "trainer": c.trainer, "parent_id": c.parent_id,
            "state": ledger.claim_state(claim_id), "confirmations": c.confirmations,
@@ -101,8 +106,6 @@ def claim_status(ledger: Ledger, claim_id: int) -> dict:
 
 def history(ledger: Ledger, task_id: int, from_block: int | None = None) -> list[dict]:
     """Every claim and experiment report of a task, in chain order (failed experiments included)."""
-    from arstore import cid_from_bytes, digest_to_cid
-
     rows: dict[int, dict] = {}
     out: list[dict] = []
     names = ["ClaimRevealed", "ClaimFinalized", "ClaimChallenged", "ExperimentReported"]

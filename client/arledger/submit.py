@@ -26,8 +26,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from arledger import manifest as mf, taskspec
+from arledger.chain.ledger import ClaimFields
 from arledger.checkpoint import atomic_write
-from arledger.errors import SubmitError
+from arledger.errors import ChainError, ContractRevert, SubmitError
+from arledger.micro import fmt
+from arledger.protocol.artifacts import ckpt_path
+from arstore import bytes_cid, cid_to_bytes, cid_to_digest
 
 STATE_FILE = "submission.json"
 GAS_MARGIN = 600_000  # gas a commit and a reveal take, with room (docs/gas.md: ~50k + ~160k)
@@ -61,8 +65,6 @@ def claim_manifest(m: mf.Manifest, task_id: int, parent_id: int, trainer: str) -
 def pin_run(store: Any, run_dir: Path, m: mf.Manifest, claim_bytes: bytes,
             progress: Callable[[str], None] = lambda _: None) -> str:
     """Add code, checkpoints, weights and the claim manifest; returns the manifest CID."""
-    from arledger.runner.loop import ckpt_path
-
     code = str(store.add_dir(run_dir / "code"))
     if code != m.code_cid:
         raise SubmitError(f"{run_dir / 'code'}: CID {code} differs from the manifest's code_cid {m.code_cid}")
@@ -98,10 +100,6 @@ def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_i
     as it was: the same command continues once the cause is fixed, and
     ``abandon_submission`` starts over. Flags that disagree with a saved submission are
     an error, never silently replaced by the saved values."""
-    from arstore import cid_to_bytes, cid_to_digest
-
-    from arledger.errors import ChainError, ContractRevert
-
     run_dir = Path(run_dir)
     state_path = run_dir / STATE_FILE
     m = mf.load(run_dir / "manifest.json")
@@ -140,8 +138,8 @@ def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_i
         state = {"task_id": task_id, "parent_id": parent_id, "trainer": trainer, "stake": stake,
                  "salt": "0x" + os.urandom(32).hex(), "manifest_cid": manifest_cid, "stage": "new"}
     salt = bytes.fromhex(state["salt"][2:])
-    commitment = ledger.compute_commitment(trainer, task_id, state["parent_id"], code_cid_bytes, digest,
-                                           merkle_root, m.segments, loss, salt)
+    fields = ClaimFields(task_id, state["parent_id"], code_cid_bytes, digest, merkle_root, m.segments, loss, salt)
+    commitment = ledger.compute_commitment(trainer, fields)
     state["commitment"] = "0x" + commitment.hex()
     _save_state(state_path, state)
 
@@ -160,8 +158,7 @@ def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_i
         ledger.wait_for_block(info.block_number + 1)
         progress("reveal")
         try:
-            tx = ledger.reveal(task_id, state["parent_id"], code_cid_bytes, digest, merkle_root, m.segments, loss,
-                               salt, value=state["stake"])
+            tx = ledger.reveal(fields, value=state["stake"])
         except (ContractRevert, ChainError) as exc:  # a revert, or the node refusing (funds, nonce)
             raise SubmitError(f"reveal failed: {exc}. The commit is saved in {state_path}: fix the cause and run "
                               f"the same command again, or `artrain submit {run_dir} --task {task_id} --abandon` "
@@ -190,8 +187,6 @@ def report_run(ledger: Any, store: Any, run_dir: Path, task_id: int, note: str) 
     """Publish a finished run as an unstaked experiment report (a failed or non-improving
     experiment belongs in the record too): its manifest and code are pinned, so readers of
     the history can fetch what the report points at."""
-    from arstore import cid_to_bytes
-
     run_dir = Path(run_dir)
     m = mf.load(run_dir / "manifest.json")
     note = note or m.notes or m.hypothesis
@@ -232,8 +227,6 @@ def abandon_submission(ledger: Any, run_dir: Path, task_id: int) -> dict:
 
 
 def _manifest_cid(claim_bytes: bytes) -> str:
-    from arstore import bytes_cid
-
     return str(bytes_cid(claim_bytes))
 
 
@@ -252,8 +245,6 @@ def _same_as_saved(state: dict, path: Path, task_id: int, trainer: str, parent_i
 
 def _check_before_commit(ledger: Any, task: Any, task_id: int, parent_id: int, stake: int, trainer: str) -> None:
     """What the contract's reveal would refuse, refused before the commit costs gas."""
-    from arledger.errors import ContractRevert
-
     if parent_id:
         try:
             parent = ledger.claim(parent_id)
@@ -275,8 +266,8 @@ def _warnings(ledger: Any, task: Any, task_id: int, parent_id: int, loss: int) -
     out = []
     best_id, best = ledger.best_claim(task_id)
     if loss + task.min_improvement > best:
-        out.append(f"loss {loss / 1e6:.6f} does not beat the task's best {best / 1e6:.6f} by its epsilon "
-                   f"{task.min_improvement / 1e6:.6f}: if accepted it earns no reward (an unstaked "
+        out.append(f"loss {fmt(loss)} does not beat the task's best {fmt(best)} by its epsilon "
+                   f"{fmt(task.min_improvement)}: if accepted it earns no reward (an unstaked "
                    "`artrain report` records it without a stake)")
     if parent_id == best_id:
         newest = ledger.task_claims(task_id, max(0, task.claim_count - 100), 100)  # the last 100: the live ones

@@ -68,20 +68,9 @@ class TaskTerms:
 
 
 @dataclass(frozen=True)
-class TaskRequest:
-    experiment_dir: Path
-    name: str | None = None
-    description: str = ""
-    steps: int | None = None
-    segment_steps: int | None = None
-    threads: int = 1
-    verification: dict | None = None
-    sampling: dict | None = None
-    limits: dict | None = None
-    min_improvement: float = 0.001
-    baseline_loss: float | None = None
-    budget: dict | None = None  # work limits over the ones measured on the baseline (taskspec.measure_work)
-    cpu_kernels: str | None = None  # the kernel set every party runs [default: kernels.DEFAULT_PIN]
+class TaskRequest(taskspec.SpecRequest):
+    """A task to create: what its spec is built from (``taskspec.SpecRequest``) and its terms."""
+
     terms: TaskTerms = TaskTerms()
 
 
@@ -111,7 +100,7 @@ def load_request(path: Path) -> TaskRequest:
     base = Path(path).parent
     exp = experiment_dir_of(str(base / ref) if (base / ref).is_dir() else ref)
     terms = TaskTerms.from_dict(d.pop("terms", {}) or {})
-    allowed = {f.name for f in fields(TaskRequest)} - {"experiment_dir", "terms"}
+    allowed = {f.name for f in fields(TaskRequest)} - {"experiment_dir", "terms", "harness_dir"}
     unknown = set(d) - allowed
     if unknown:
         raise ConfigError(f"{path}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -120,11 +109,7 @@ def load_request(path: Path) -> TaskRequest:
 
 def create_task(ledger: Ledger, store: Any, req: TaskRequest) -> tuple[int, taskspec.TaskSpec, str, TxResult]:
     """Pin the data set, the baseline code and the TaskSpec; create the task. Returns (id, spec, spec CID, tx)."""
-    spec = taskspec.build_taskspec(req.experiment_dir, store, name=req.name, description=req.description,
-                                   steps=req.steps, segment_steps=req.segment_steps, threads=req.threads,
-                                   verification=req.verification, sampling=req.sampling, limits=req.limits,
-                                   min_improvement=req.min_improvement, baseline_loss=req.baseline_loss,
-                                   budget=req.budget, cpu_kernels=req.cpu_kernels)
+    spec = taskspec.build_taskspec(req, store)
     spec_cid = taskspec.publish(store, spec)
     t = req.terms
     params = TaskParams(spec_digest=spec.digest(), reward_per_improvement=t.reward, verifier_fee=t.verifier_fee,

@@ -12,6 +12,8 @@ before spending gas, the verifier before replaying anything.
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import tempfile
 from dataclasses import asdict, dataclass
@@ -19,13 +21,20 @@ from pathlib import Path
 from typing import Any
 
 from arledger import jsondoc
+from arledger.errors import ArledgerError, ExperimentError, ReplayError, TaskSpecError
+from arledger.execution import isolation, kernels
+from arledger.execution.limits import Limits
+from arledger.harness import load_harness
 from arledger.jsondoc import canonical_bytes  # noqa: F401 - part of this module's API
-from arledger.errors import ArledgerError, TaskSpecError
-from arledger.runner.limits import Limits
+from arledger.micro import MICRO, to_micro
+from arledger.protocol import artifacts, baseline
+from arledger.runner import determinism
+from arledger.runner.budget import Budget
+from arledger.runner.experiment import read_spec
+from arstore import digest_to_cid
 
 SCHEMA_VERSION = 2
 MAX_BYTES = jsondoc.MAX_BLOCK_BYTES
-MICRO = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -61,13 +70,11 @@ class TaskSpec:
     @property
     def work_budget(self):
         """The budget as ``arledger.runner.budget.Budget`` (fields an older spec lacks: unlimited)."""
-        from arledger.runner.budget import Budget
-
         return Budget.from_dict(self.budget)
 
     @property
     def cpu_kernels(self) -> str | None:
-        """The kernel set every party runs with (arledger.runner.kernels); None in older specs."""
+        """The kernel set every party runs with (arledger.execution.kernels); None in older specs."""
         return self.environment.get("cpu_kernels")
 
     @property
@@ -83,8 +90,6 @@ class TaskSpec:
         return tuple(self.harness["hidden_sources"])
 
     def sandbox_limits(self):
-        from arledger.runner.limits import Limits
-
         return Limits.from_dict(self.limits, "limits")
 
     @property
@@ -102,12 +107,16 @@ class TaskSpec:
         return hashlib.sha256(self.to_bytes()).digest()
 
 
+@functools.lru_cache(maxsize=None)
 def schema() -> dict[str, Any]:
-    return jsondoc.schema("taskspec")
+    """The TaskSpec's JSON schema: the file, with ``limits`` from ``Limits`` (one definition)."""
+    doc = copy.deepcopy(jsondoc.schema_file("taskspec"))
+    doc["properties"]["limits"] = Limits.json_schema()
+    return doc
 
 
 def validate_dict(d: Any, source: str = "taskspec") -> TaskSpec:
-    problem = jsondoc.first_schema_error(d, "taskspec")
+    problem = jsondoc.first_schema_error(d, schema())
     if problem:
         raise TaskSpecError(f"{source}: {problem}")
     if d["budget"]["steps"] % d["budget"]["segment_steps"]:
@@ -127,8 +136,6 @@ def loads(data: bytes, source: str = "taskspec") -> TaskSpec:
 
 def fetch(store: Any, digest: bytes) -> TaskSpec:
     """The TaskSpec whose sha256 is ``digest`` (as stored on chain), verified by the store."""
-    from arstore import digest_to_cid
-
     cid = digest_to_cid(digest)
     return loads(bytes(store.cat(cid, max_size=MAX_BYTES)), f"taskspec {cid}")
 
@@ -148,114 +155,94 @@ DEFAULT_SAMPLING = {"random_segments": 1, "suspicious_segments": 1, "suspicion":
 DEFAULT_LIMITS = Limits().to_dict()
 
 
-def build_taskspec(experiment_dir: Path, store: Any, *, name: str | None = None, description: str = "",
-                   steps: int | None = None, segment_steps: int | None = None, threads: int = 1,
-                   verification: dict | None = None, sampling: dict | None = None,
-                   limits: dict | None = None, min_improvement: float = 0.001,
-                   baseline_loss: float | None = None, harness_dir: Path | None = None,
-                   budget: dict | None = None, cpu_kernels: str | None = None) -> TaskSpec:
-    """Pin the baseline code, the harness and its data set, measure the baseline, return the spec.
+@dataclass(frozen=True)
+class SpecRequest:
+    """What a task's spec is built from (``build_taskspec``); ``arledger.tasks.TaskRequest`` adds
+    the on-chain terms. ``harness_dir`` defaults to the harness the baseline's experiment.json
+    names; ``baseline_loss`` to the harness's metric of the untrained baseline model (seed 0);
+    ``budget``: work limits over the ones measured on the baseline; ``cpu_kernels``: the kernel
+    set every party runs with [default: ``kernels.DEFAULT_PIN``]."""
 
-    ``harness_dir`` defaults to the harness the baseline's experiment.json names.
-    ``baseline_loss`` defaults to the harness's metric of the untrained baseline model
-    (seed 0): the first claim must beat an honest starting point, not a number someone typed.
-    ``budget``: work limits that override the ones measured on the baseline (``measure_work``).
-    ``cpu_kernels``: the kernel set every party runs with [default: ``kernels.DEFAULT_PIN``];
-    this process must run it (the baseline's numbers are measured here).
-    """
-    from arledger.runner import kernels
-    from arledger.harness import load_harness
-    from arledger.runner import artifacts, determinism
-    from arledger.runner.experiment import load_experiment
-    from arledger.runner.replay import RunFiles, evaluate_local
-    from arledger.runner.session import Session
+    experiment_dir: Path
+    name: str | None = None
+    description: str = ""
+    steps: int | None = None
+    segment_steps: int | None = None
+    threads: int = 1
+    verification: dict | None = None
+    sampling: dict | None = None
+    limits: dict | None = None
+    min_improvement: float = 0.001
+    baseline_loss: float | None = None
+    harness_dir: Path | None = None
+    budget: dict | None = None
+    cpu_kernels: str | None = None
 
-    exp = load_experiment(experiment_dir)
-    pin = cpu_kernels or kernels.DEFAULT_PIN
+
+def build_taskspec(req: SpecRequest, store: Any) -> TaskSpec:
+    """Pin the baseline code, the harness and its data set, measure the baseline (its code in the
+    sandbox: ``arledger.protocol.baseline``), return the spec. The first claim must beat an honest
+    starting point, not a number someone typed. This process must run the kernel set the spec
+    pins (the baseline's numbers are measured under it)."""
+    directory = Path(req.experiment_dir)
+    steps, segment_steps, baseline_loss = req.steps, req.segment_steps, req.baseline_loss
+    exp_spec = read_spec(directory)  # only experiment.json: train.py runs in the sandbox, never here
+    pin = req.cpu_kernels or kernels.DEFAULT_PIN
     try:
         kernels.ensure(pin)
     except ArledgerError as exc:
         raise TaskSpecError(str(exc)) from None
-    steps = steps or exp.spec.default_steps
-    segment_steps = segment_steps or exp.spec.default_segment_steps or steps
+    steps = steps or exp_spec.default_steps
+    segment_steps = segment_steps or exp_spec.default_segment_steps or steps
     if not steps:
         raise TaskSpecError("budget.steps: give --steps or defaults.steps in experiment.json")
     try:
-        lim = Limits.from_dict({**DEFAULT_LIMITS, **(limits or {})})
+        lim = Limits.from_dict({**DEFAULT_LIMITS, **(req.limits or {})})
     except ValueError as exc:
         raise TaskSpecError(str(exc)) from None
     with tempfile.TemporaryDirectory(prefix="arledger-task-") as tmp:
-        code = artifacts.snapshot_code(exp, Path(tmp) / "code")
+        code = artifacts.snapshot_code(directory, Path(tmp) / "code")
         code_cid = str(store.add_dir(code))
-        hdir = artifacts.snapshot_harness(harness_dir or artifacts.harness_dir_of(exp), Path(tmp) / "harness")
+        hdir = artifacts.snapshot_harness(req.harness_dir or artifacts.harness_dir_of(directory, exp_spec),
+                                          Path(tmp) / "harness")
         harness_cid = str(store.add_dir(hdir))
         h = load_harness(hdir)
         datasets = artifacts.build_datasets(h, store)
         train = artifacts.fetch_datasets({k: c for k, c in datasets.items() if k in h.train_splits},
                                          store, Path(tmp) / "data")
-        work = measure_work(code, train, int(segment_steps), threads, budget or {})
-        if baseline_loss is None:
-            held = artifacts.fetch_datasets({k: c for k, c in datasets.items() if k not in h.train_splits},
-                                            store, Path(tmp) / "heldout")
-            weights = Path(tmp) / "baseline.safetensors"
-            weights.write_bytes(Session(load_experiment(code), train, 0, threads).weights())
-            result = evaluate_local(RunFiles(Path(tmp) / "work", code, hdir, train, held), weights, 0, threads)
-            if not result.ok:
-                raise TaskSpecError(f"baseline: {result.problem}")
-            baseline_loss = result.metrics[h.metric]
-    env = determinism.environment(threads)
+        held = artifacts.fetch_datasets({k: c for k, c in datasets.items() if k not in h.train_splits},
+                                        store, Path(tmp) / "heldout")
+        hidden = sorted(str(s) for s in getattr(h.module, "SOURCES", ()))
+        iso = isolation.Isolation.of(True, lim, hidden, kernels.env_for(pin))
+        what = baseline.BaselineRequest(code, hdir, train, held, int(segment_steps), req.threads, h.metric)
+        try:
+            measured = baseline.measure(what, isolation.executor(iso), isolation.executor(iso, "harness"),
+                                        with_loss=baseline_loss is None)
+        except (ExperimentError, ReplayError) as exc:
+            raise TaskSpecError(f"baseline: {exc}") from None
+        work = baseline.budget_of(measured, req.budget)
+        baseline_loss = measured.loss if baseline_loss is None else baseline_loss
+    env = determinism.environment(req.threads)
     d = {
         "schema_version": SCHEMA_VERSION,
-        "name": name or exp.spec.name,
-        "description": description,
+        "name": req.name or exp_spec.name,
+        "description": req.description,
         "baseline_code_cid": code_cid,
         "harness": {"cid": harness_cid, "train_splits": sorted(h.train_splits), "causal": h.causal,
                     "hidden_sources": sorted(str(s) for s in getattr(h.module, "SOURCES", ()))},
-        "experiment": {"name": exp.spec.name, "metric": h.metric},
+        "experiment": {"name": exp_spec.name, "metric": h.metric},
         "datasets": datasets,
         "evaluation": {"metric": h.metric, "units": h.units, "lower_is_better": True, "scale": MICRO},
         "budget": {"steps": int(steps), "segment_steps": int(segment_steps), **work},
-        "environment": {"torch": env["torch"], "device": env["device"], "threads": int(threads),
+        "environment": {"torch": env["torch"], "device": env["device"], "threads": int(req.threads),
                         "deterministic": True, "cpu_kernels": pin},
-        "verification": verification or {"mode": "exact"},
-        "sampling": sampling or dict(DEFAULT_SAMPLING),
+        "verification": req.verification or {"mode": "exact"},
+        "sampling": req.sampling or dict(DEFAULT_SAMPLING),
         "limits": lim.to_dict(),
-        "min_improvement_micro": max(1, int(round(min_improvement * MICRO))),
-        "baseline_loss_micro": int(round(baseline_loss * MICRO)),
+        "min_improvement_micro": max(1, to_micro(req.min_improvement)),
+        "baseline_loss_micro": to_micro(baseline_loss),
     }
     return validate_dict(d)
-
-
-def measure_work(code: Path, train: dict[str, Path], segment_steps: int, threads: int,
-                 overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The baseline's work, counted here (the reference environment), and the budget it implies:
-    FLOPs per step x ``budget.FLOPS_HEADROOM``; start-up FLOPs: the baseline's or one step's,
-    whichever is more; the CPU backstop: one baseline segment's CPU time, calibrated
-    (``budget.calibrate_cpu``) for the FLOP budget the task ends up with; parameters x
-    ``PARAMS_HEADROOM``; the code-size default. ``overrides`` replace any of them."""
-    import math
-    import time
-
-    from arledger import checkpoint
-    from arledger.runner import budget as bd
-    from arledger.runner.experiment import load_experiment
-    from arledger.runner.session import Session
-
-    session = Session(load_experiment(code), train, 0, threads, count_startup=True)
-    session.train_steps(1, count=1)
-    step_flops = max(1, session.max_step_flops)
-    cpu0 = time.process_time()
-    session.train_steps(segment_steps)
-    segment_cpu = time.process_time() - cpu0
-    params = bd.param_count(checkpoint.model_params(session.capture()))
-    over = dict(overrides or {})
-    flops_per_step = int(over.get("flops_per_step") or math.ceil(bd.FLOPS_HEADROOM * step_flops))
-    out = {"flops_per_step": flops_per_step,
-           "startup_flops": max(int(session.startup_flops or 0), flops_per_step),
-           "cpu_seconds_per_segment": bd.calibrate_cpu(segment_cpu, flops_per_step / step_flops),
-           "max_params": bd.PARAMS_HEADROOM * params,
-           "max_code_bytes": max(bd.CODE_BYTES_DEFAULT, 2 * bd.code_bytes(code))}
-    return {**out, **over}
 
 
 # -- does a run meet the task? -------------------------------------------------------------
@@ -305,8 +292,6 @@ def kernel_problems(manifest: Any, spec: TaskSpec) -> list[str]:
     """A run trained under another kernel set than the task pins: verifiers would abstain on it
     (their replays cannot reproduce it), so its trainer refuses to submit it. Not a verifier's
     inconsistency: an honest run on another kernel set is abstained on, never challenged."""
-    from arledger.runner import kernels
-
     if spec.cpu_kernels is None:
         return []
     have = dict(manifest.environment.get("kernels") or {})

@@ -23,9 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import matplotlib
+import matplotlib.pyplot as plt
 from eth_account import Account
 
-from ardemo.demo import ETH, MICRO, Actor, Demo, DemoConfig
+from ardemo.demo import Actor, Demo, DemoConfig, ETH
+from arledger import outdir, queries, tasks
+from arledger.devnet import LocalChain
+from arledger.micro import fmt
+from arstore import EmbeddedStore
 
 
 @dataclass
@@ -60,39 +66,25 @@ class AgentsDemo:
             raise ValueError(f"agents: 1 to {len(self.AGENT_ACCOUNTS)}")
 
     def run(self) -> AgentsResult:
-        from arledger import outdir
-        from arledger.devnet import AnvilProcess, dev_keys
-
         t0 = time.perf_counter()
         outdir.claim(self.out, "artrain demo --agents", force=self.cfg.force, empty=True)
         self.say("[1/4] devnet: starting anvil and deploying TrainingLedger")
-        anvil = AnvilProcess(log_file=self.out / "anvil.log").start()
-        try:
-            return self._story(anvil, dev_keys(), t0)
-        finally:
-            anvil.stop()
+        with LocalChain.start(log_file=self.out / "anvil.log") as chain:
+            return self._story(chain, t0)
 
-    def _story(self, anvil, keys, t0) -> AgentsResult:
-        from arledger import tasks
-        from arledger.chain.ledger import Ledger
-        from arledger.devnet import Deployment
-        from arstore import EmbeddedStore
-
+    def _story(self, chain: LocalChain, t0) -> AgentsResult:
         cfg = self.cfg
-        w3 = Ledger.connect_rpc(anvil.rpc_url)
-        deployer = Ledger.deploy(w3, Account.from_key(keys[0]))
+        keys, deployer = chain.keys, chain.ledger
         store = EmbeddedStore(self.out / "store")
         home = self.out / "home"  # the agents' ARLEDGER_HOME: it names this devnet and nothing else
         home.mkdir()
-        (home / "deployment.json").write_bytes(Deployment(rpc_url=anvil.rpc_url, chain_id=w3.eth.chain_id,
-                                                          ledger=deployer.address, deploy_block=0,
-                                                          dev_keys=list(keys)).to_json())
+        (home / "deployment.json").write_bytes(chain.deployment(with_keys=True).to_json())
         self.say(f"[2/4] sponsor: creating a charlm task ({cfg.steps} steps in segments of {cfg.segment_steps})")
         req = tasks.TaskRequest(experiment_dir=tasks.experiment_dir_of("charlm"), steps=cfg.steps,
                                 segment_steps=cfg.segment_steps, min_improvement=cfg.min_improvement,
                                 terms=tasks.TaskTerms(quorum=2, challenge_window=600, voting_window=300))
         task_id, spec, _, _ = tasks.create_task(deployer, store, req)
-        self.say(f"      task {task_id}: {spec.evaluation['metric']}, baseline {spec.baseline_loss_micro / MICRO:.4f}, "
+        self.say(f"      task {task_id}: {spec.evaluation['metric']}, baseline {fmt(spec.baseline_loss_micro, 4)}, "
                  f"epsilon {cfg.min_improvement}")
         by = {}
         for name, i in self.VERIFIERS:
@@ -115,12 +107,12 @@ class AgentsDemo:
                 self.say(f"      {name}: {it['summary']}")
             self.say("      verifiers replay; the windows pass; claims finalize")
             helper._until_quiet(nodes)
-            helper._advance(w3, 301)
+            chain.advance(301)
             helper._until_quiet(nodes)
-            helper._advance(w3, 601)
+            chain.advance(601)
             helper._until_quiet(nodes)
             best_id, best = deployer.best_claim(task_id)
-            self.say(f"      best on chain: {'claim ' + str(best_id) if best_id else 'the baseline'} ({best / MICRO:.4f})")
+            self.say(f"      best on chain: {'claim ' + str(best_id) if best_id else 'the baseline'} ({fmt(best, 4)})")
         for n in nodes:
             n.checker.close()
             n.state.close()
@@ -154,8 +146,6 @@ class AgentsDemo:
         return out
 
     def _summary(self, task_id, ledger, store, experiments, names, t0) -> AgentsResult:
-        from arledger import queries
-
         states = {r["claim_id"]: r for r in queries.history(ledger, task_id) if r["kind"] == "claim"}
         for n, e in enumerate(experiments, start=1):
             e["number"] = n
@@ -167,7 +157,6 @@ class AgentsDemo:
         chart = self.out / "agents-progress.png"
         fig = progress_figure(experiments, best)
         fig.savefig(chart)
-        import matplotlib.pyplot as plt
 
         plt.close(fig)
         result = AgentsResult(task_id, experiments, best, str(chart), round(time.perf_counter() - t0, 1))
@@ -183,10 +172,7 @@ def _summary_line(it: dict) -> str:
 
 def progress_figure(experiments: list[dict], best: dict):
     """Every experiment a dot by outcome; the verified best as a step line over experiment number."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     xs, running = [0], [best["baseline_loss"]]

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import click
 
+from ardemo.agents import AgentsConfig, AgentsDemo, format_table
+from ardemo.demo import Demo, DemoConfig, format_summary
+
 
 @click.command("demo")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"),
@@ -42,14 +45,10 @@ def demo(out, steps, segment_steps, force, agents, rounds, as_json):
       artrain demo --agents            # 3 agents x 3 rounds, 3 verifiers
       artrain demo --agents 2 --rounds 2 --out /tmp/agents
     """
-    from ardemo.demo import Demo, DemoConfig, format_summary
-
     if steps % segment_steps:
         raise click.BadParameter(f"{segment_steps} does not divide {steps}", param_hint="--segment-steps")
     say = (lambda _msg: None) if as_json else (lambda msg: click.echo(msg))
     if agents:
-        from ardemo.agents import AgentsConfig, AgentsDemo, format_table
-
         if out == Path("demo-out"):
             out = Path("agents-out")
         res = AgentsDemo(AgentsConfig(out=out, agents=agents, rounds=rounds, steps=steps, segment_steps=segment_steps,

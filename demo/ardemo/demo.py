@@ -15,14 +15,27 @@ forwarded (``evm_increaseTime``) past the challenge and voting windows.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import matplotlib
+import matplotlib.pyplot as plt
 from eth_account import Account
 
-MICRO = 1_000_000
+from arledger import outdir, queries, tasks
+from arledger.attacks import forged_jump
+from arledger.devnet import LocalChain
+from arledger.micro import fmt
+from arledger.protocol import run_experiment, RunOptions
+from arledger.submit import submit_run
+from arstore import EmbeddedStore
+from arverifier.check import ClaimChecker
+from arverifier.node import NodeConfig, VerifierNode
+from arverifier.state import WatcherState
+
 ETH = 10**18
 
 
@@ -71,10 +84,6 @@ class Demo:
     # -- the story -----------------------------------------------------------------------
 
     def run(self) -> DemoResult:
-        from arledger.devnet import AnvilProcess, dev_keys
-
-        from arledger import outdir
-
         t0 = time.perf_counter()
         # Never a user's files: only a dir an earlier demo made (marker, or its summary) is emptied.
         outdir.claim(self.out, "artrain demo", force=self.cfg.force, empty=True,
@@ -82,26 +91,13 @@ class Demo:
         (self.out / "runs").mkdir(parents=True)
         self.say("[1/7] devnet: starting anvil and deploying TrainingLedger")
         # The chain's state is saved in --out, so `artrain dashboard --demo DIR` can show it afterwards.
-        anvil = AnvilProcess(log_file=self.out / "anvil.log", state_file=self.out / "chain-state.json").start()
-        try:
-            return self._story(anvil, dev_keys(), t0)
-        finally:
-            anvil.stop()
+        with LocalChain.start(log_file=self.out / "anvil.log", state_file=self.out / "chain-state.json") as chain:
+            return self._story(chain, t0)
 
-    def _story(self, anvil, keys, t0) -> DemoResult:
-        from arledger import tasks
-        from arledger.attacks import forged_jump
-        from arledger.chain.ledger import Ledger
-        from arledger.submit import submit_run
-        from arstore import EmbeddedStore
-
+    def _story(self, chain: LocalChain, t0) -> DemoResult:
         cfg = self.cfg
-        w3 = Ledger.connect_rpc(anvil.rpc_url)
-        deployer = Ledger.deploy(w3, Account.from_key(keys[0]))
-        from arledger.devnet import Deployment
-
-        (self.out / "deployment.json").write_bytes(Deployment(rpc_url=anvil.rpc_url, chain_id=w3.eth.chain_id,
-                                                              ledger=deployer.address, deploy_block=0).to_json())
+        keys, deployer = chain.keys, chain.ledger
+        (self.out / "deployment.json").write_bytes(chain.deployment().to_json())
         store = self.store = EmbeddedStore(self.out / "store")
         actors = [Actor("sponsor", "creates the task", 0), Actor("alice", "honest trainer", 1),
                   Actor("mallory", "cheater (forged last segment)", 2), Actor("v1", "verifier", 3),
@@ -110,7 +106,7 @@ class Demo:
             a.ledger = deployer.with_account(Account.from_key(keys[a.index]))
             a.address = a.ledger.account_address
         by = {a.name: a for a in actors}
-        self.say(f"      ledger {deployer.address} on {anvil.rpc_url}; artifacts in {store.root}")
+        self.say(f"      ledger {deployer.address} on {chain.rpc_url}; artifacts in {store.root}")
 
         self.say(f"[2/7] sponsor: building the {cfg.template} data set and TaskSpec, creating the task")
         req = tasks.TaskRequest(experiment_dir=tasks.experiment_dir_of(cfg.template), steps=cfg.steps,
@@ -119,7 +115,7 @@ class Demo:
                                                       voting_window=cfg.voting_window))
         task_id, spec, spec_cid, _ = tasks.create_task(by["sponsor"].ledger, store, req)
         self.say(f"      task {task_id}: {spec.evaluation['metric']} ({spec.evaluation['units']}), "
-                 f"baseline {spec.baseline_loss_micro / MICRO:.4f}, budget {spec.steps} steps in "
+                 f"baseline {fmt(spec.baseline_loss_micro, 4)}, budget {spec.steps} steps in "
                  f"{spec.segments} segments, reward 1 ETH, quorum {cfg.quorum}")
 
         self.say("[3/7] verifiers v1, v2, v3 register with 1 ETH stake each")
@@ -130,13 +126,13 @@ class Demo:
                                 hypothesis="twice the template's learning rate: the budget is too short for 3e-3")
         s = submit_run(by["alice"].ledger, store, alice_run, task_id)
         self.say(f"      alice: claim {s.claim_id} revealed, {spec.evaluation['metric']} "
-                 f"{s.claimed_loss / MICRO:.4f} (commit {s.gas['commit']} gas, reveal {s.gas['reveal']} gas)")
+                 f"{fmt(s.claimed_loss, 4)} (commit {s.gas['commit']} gas, reveal {s.gas['reveal']} gas)")
         last = spec.segments - 1
         mallory_run = self._train("mallory", seed=2, train_segment=forged_jump([last], cfg.forge_extra),
                                   note=f"segment {last} secretly trained {cfg.forge_extra}x the steps")
         s = submit_run(by["mallory"].ledger, store, mallory_run, task_id)
         self.say(f"      mallory: claim {s.claim_id} revealed, {spec.evaluation['metric']} "
-                 f"{s.claimed_loss / MICRO:.4f}, thanks to the forged segment {last}")
+                 f"{fmt(s.claimed_loss, 4)}, thanks to the forged segment {last}")
 
         self.say("[5/7] verifiers: sampling segments from the chain seed, replaying them in the sandbox")
         nodes = self._nodes(by, store)
@@ -144,9 +140,9 @@ class Demo:
 
         self.say(f"[6/7] time passes: voting window ({cfg.voting_window}s), then challenge window "
                  f"({cfg.challenge_window}s); disputes resolve, claims finalize, fees settle")
-        self._advance(w3, cfg.voting_window + 1)
+        chain.advance(cfg.voting_window + 1)
         decisions += self._until_quiet(nodes)
-        self._advance(w3, cfg.challenge_window + 1)
+        chain.advance(cfg.challenge_window + 1)
         decisions += self._until_quiet(nodes)
 
         self.say("[7/7] everyone withdraws what the ledger owes them")
@@ -165,11 +161,6 @@ class Demo:
 
     def _train(self, who: str, seed: int, train_segment=None, note: str = "", lr_factor: float | None = None,
                hypothesis: str | None = None) -> Path:
-        import shutil
-
-        from arledger import tasks
-        from arledger.runner import RunOptions, run_experiment
-
         cfg = self.cfg
         code = tasks.experiment_dir_of(cfg.template)
         if lr_factor:  # a change of the recipe: the dashboard shows it as the claim's diff
@@ -192,15 +183,12 @@ class Demo:
         kwargs = {"train_segment": train_segment} if train_segment else {}
         run_experiment(RunOptions(experiment_dir=code, out=out, steps=cfg.steps,
                                   segment_steps=cfg.segment_steps, seed=seed, threads=cfg.threads,
-                                  hypothesis=hypothesis or f"{who}'s run", notes=note),
+                                  hypothesis=hypothesis or f"{who}'s run", notes=note,
+                                  sandbox=train_segment is None),  # mallory's forger is this process's code
                        on_progress=progress, store=self.store, **kwargs)
         return out
 
     def _nodes(self, by: dict, store) -> list:
-        from arverifier.check import ClaimChecker
-        from arverifier.node import NodeConfig, VerifierNode
-        from arverifier.state import WatcherState
-
         nodes = []
         for name in ("v1", "v2", "v3"):
             a = by[name]
@@ -238,16 +226,9 @@ class Demo:
                 break
         return decisions
 
-    @staticmethod
-    def _advance(w3, seconds: int) -> None:
-        w3.provider.make_request("evm_increaseTime", [int(seconds)])
-        w3.provider.make_request("evm_mine", [])
-
     # -- the ending ----------------------------------------------------------------------
 
     def _summary(self, task_id, by, store, decisions, t0) -> DemoResult:
-        from arledger import queries
-
         ledger = by["sponsor"].ledger
         claims = queries.history(ledger, task_id)
         best = queries.best_model(ledger, store, task_id)
@@ -262,8 +243,6 @@ class Demo:
         return result
 
     def _chart(self, claims: list[dict], best: dict, path: Path) -> Path:
-        import matplotlib.pyplot as plt
-
         fig = chart_figure(claims, best)
         fig.savefig(path)
         plt.close(fig)
@@ -272,10 +251,7 @@ class Demo:
 
 def chart_figure(claims: list[dict], best: dict):
     """The best-loss chart: the verified best as a step line, each claim a mark by outcome."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     xs = list(range(len(claims) + 1))

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import DestinationExists
+from .errors import DestinationExists, InvalidDirectory
 
 MiB = 1 << 20
 DEFAULT_MAX_SIZE = 64 * MiB
@@ -106,6 +106,5 @@ def safe_join(root: Path, rel: str) -> Path:
     """``root/rel`` for a relative path from a listing; refuses ``..``, absolute paths and empty names."""
     parts = rel.split("/")
     if not rel or rel.startswith("/") or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
-        from .errors import InvalidDirectory
         raise InvalidDirectory(f"unsafe path {rel!r} in a stored directory")
     return root.joinpath(*parts)

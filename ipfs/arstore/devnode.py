@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field

@@ -90,27 +90,17 @@ function claimFields(overrides = {}) {
   };
 }
 
+// ClaimFields, in the struct's order (ITrainingLedger.sol); the commitment is keccak256(abi.encode(trainer, f)).
+const CLAIM_FIELDS = "tuple(uint32 taskId, uint32 parentId, bytes codeCid, bytes32 manifestDigest, bytes32 merkleRoot, " +
+  "uint16 numSegments, uint64 claimedLoss, bytes32 salt)";
+
 function commitmentOf(trainer, f) {
-  return ethers.keccak256(
-    ethers.AbiCoder.defaultAbiCoder().encode(
-      ["address", "uint32", "uint32", "bytes32", "bytes32", "bytes32", "uint16", "uint64", "bytes32"],
-      [
-        trainer,
-        f.taskId,
-        f.parentId,
-        ethers.keccak256(f.codeCid),
-        f.manifestDigest,
-        f.merkleRoot,
-        f.numSegments,
-        f.claimedLoss,
-        f.salt,
-      ],
-    ),
-  );
+  return ethers.keccak256(ethers.AbiCoder.defaultAbiCoder().encode(["address", CLAIM_FIELDS], [trainer, f]));
 }
 
+/** reveal()'s arguments: the one ClaimFields struct. */
 function revealArgs(f) {
-  return [f.taskId, f.parentId, f.codeCid, f.manifestDigest, f.merkleRoot, f.numSegments, f.claimedLoss, f.salt];
+  return [f];
 }
 
 /** Commit, mine, reveal; returns { claimId, fields, commitment, commitTx, revealTx }. */

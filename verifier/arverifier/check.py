@@ -7,7 +7,7 @@ The order is cheapest first, and the first failure decides:
    and with the TaskSpec (budget, segment length, data CIDs, metric, environment,
    and the run's own work report against the budget);
 3. the environment: a verifier whose CPU cannot run the task's kernel set
-   (``arledger.runner.kernels``), or, in ``exact`` mode, whose environment under that
+   (``arledger.execution.kernels``), or, in ``exact`` mode, whose environment under that
    set differs from the claim's, abstains instead of accusing anyone;
 4. every checkpoint: available and hashing to its h_i (also gives the update norms
    for the suspicious-segment picks); the static budget counted here: the code's size
@@ -15,7 +15,7 @@ The order is cheapest first, and the first failure decides:
 5. the start: checkpoint 0 rebuilt from the seed by the claim's own ``build()`` in the
    sandbox, FLOPs counted (``rebuild_start``): another state, or a build() over the
    start-up budget, is an ``Artifact`` challenge of boundary 0;
-6. the task harness's verdict on the model (``arledger.runner.replay.assess``): the
+6. the task harness's verdict on the model (``arledger.protocol.replay.assess``): the
    final weights evaluated (the claim's model predicts on held-out inputs in a
    sandboxed process that has the training split only, the harness validates and
    scores the outputs in another) with the causality check on inputs spliced after
@@ -42,15 +42,23 @@ from pathlib import Path
 from typing import Any
 
 from arledger import checkpoint, manifest as mf, merkle, taskspec
-from arledger.errors import ArledgerError, ManifestError
-from arledger.errors import ArtifactMismatch as _ArtifactMismatch
-from arledger.runner import budget, determinism, kernels
-from arledger.runner.execution import Executor
-from arledger.runner.replay import (ArtifactSource, Replay, ReplayError, assess, evaluate_final, rebuild_start,
-                                    replay_segment)
+from arledger.errors import ArledgerError, ArtifactMismatch as _ArtifactMismatch, ManifestError
+from arledger.execution import kernels
+from arledger.execution.executors import Executor
+from arledger.execution.sandbox import Sandbox
+from arledger.micro import fmt, to_micro
+from arledger.protocol.replay import (
+    ArtifactSource,
+    assess,
+    evaluate_final,
+    rebuild_start,
+    Replay,
+    replay_segment,
+    ReplayError,
+)
+from arledger.runner import budget, determinism
 from arstore.errors import StoreError
-from arverifier.sampling import SamplingPolicy, sample_segments
-from arverifier.sandbox import Sandbox
+from arverifier.sampling import sample_segments, SamplingPolicy
 
 log = logging.getLogger("arverify.check")
 
@@ -114,7 +122,7 @@ class Verdict:
 
 def _loss(micro: int) -> str:
     """A loss as people read it (docs/configuration.md: numbers in output)."""
-    return f"{micro / 1e6:.6f}"
+    return fmt(micro)
 
 
 class _Decided(Exception):
@@ -178,10 +186,7 @@ class ClaimChecker:
                               + info.claim_id.to_bytes(8, "big")).digest()
 
     def fetch_manifest(self, info: ClaimInfo) -> mf.Manifest:
-        from arstore import digest_to_cid
-
-        cid = digest_to_cid(info.manifest_digest)
-        return mf.loads(bytes(self.store.cat(cid, max_size=mf.MAX_BYTES)), f"manifest {cid}")
+        return mf.fetch(self.store, info.manifest_digest)
 
     @staticmethod
     def inconsistencies(m: mf.Manifest, info: ClaimInfo, spec: taskspec.TaskSpec) -> list[str]:
@@ -345,7 +350,7 @@ class ClaimChecker:
         ev = a.evaluation
         if not ev.ok:
             raise challenge(f"final evaluation: {ev.problem}", Challenge("FinalEvaluation", 0, observed=NO_VALID_LOSS))
-        measured = mf.to_micro(ev.metrics[spec.experiment["metric"]])
+        measured = to_micro(ev.metrics[spec.experiment["metric"]])
         if not _losses_agree(measured, info.claimed_loss, spec):
             raise challenge(f"final evaluation gives {_loss(measured)}, claim says {_loss(info.claimed_loss)}",
                             Challenge("FinalEvaluation", 0, observed=loss_to_bytes32(measured)))
@@ -440,7 +445,7 @@ class ClaimChecker:
             ev = evaluate_final(r, self.check_seed(info))  # the voter's own cuts, not the challenger's
             if not ev.ok:
                 return "uphold", f"final evaluation: {ev.problem}"
-            measured = mf.to_micro(ev.metrics[spec.experiment["metric"]])
+            measured = to_micro(ev.metrics[spec.experiment["metric"]])
             if _losses_agree(measured, info.claimed_loss, spec):
                 return "dismiss", f"final loss {_loss(measured)} matches the claim"
             return "uphold", f"final loss {_loss(measured)} differs from the claimed {_loss(info.claimed_loss)}"

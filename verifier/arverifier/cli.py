@@ -10,9 +10,23 @@ from pathlib import Path
 
 import click
 
+from arledger import taskspec
 from arledger.chain.units import format_amount, loss_fields, parse_amount
-from arledger.cli.common import (CONTEXT_SETTINGS, Group, chain_options, context_from, emit, json_option, open_store,
-                                 store_option)
+from arledger.cli.common import (
+    chain_options,
+    context_from,
+    CONTEXT_SETTINGS,
+    emit,
+    Group,
+    json_option,
+    open_store,
+    store_option,
+)
+from arledger.cli.ledger_cmds import withdraw_owed
+from arledger.execution.sandbox import available_backend
+from arverifier.check import ClaimChecker
+from arverifier.node import claim_info, NodeConfig, VerifierNode
+from arverifier.state import WatcherState
 
 
 def _data_dir(value: Path | None, address: str) -> Path:
@@ -83,26 +97,15 @@ def withdraw(as_json, **chain):
       arverify withdraw --dev-account 3
       arverify withdraw --keystore verifier.json --json
     """
-    ctx = context_from(chain)
-    owed = ctx.ledger.balance_of(ctx.address)
-    if not owed:
-        emit({"withdrawn": 0}, as_json, lambda d: ["nothing to withdraw"])
-        return
-    tx = ctx.ledger.withdraw()
-    emit({"withdrawn": owed, "tx": tx.tx_hash}, as_json,
-         lambda d: [f"withdrew {format_amount(owed)} (tx {tx.tx_hash})"])
+    withdraw_owed(as_json, chain)
 
 
 def _checker(address: str, store_spec, data_dir: Path, sandbox: str):
-    from arverifier.check import ClaimChecker
-
     store = open_store(store_spec)
     return store, ClaimChecker(store, address, workdir=data_dir / "work", sandbox_backend=sandbox)
 
 
 def _sandbox_label(choice: str) -> str:
-    from arverifier.sandbox import available_backend
-
     return f"auto ({available_backend() or 'none available'})" if choice == "auto" else choice
 
 
@@ -128,9 +131,6 @@ def check(claim_id, store_spec, sandbox, data_dir, as_json, **chain):
       arverify check 2
       arverify check 2 --dev-account 3 --json | jq .decision
     """
-    from arledger import taskspec
-    from arverifier.node import claim_info
-
     ctx = context_from(chain, need_account=False)
     me = ctx.address or "0x" + "00" * 20
     store, checker = _checker(me, store_spec, _data_dir(data_dir, me), sandbox)
@@ -184,9 +184,6 @@ def watch(once, confirmations, poll_interval, from_block, data_dir, no_finalize,
       arverify watch --once --confirmations 0 --json --dev-account 3
       arverify watch --keystore v.json --rpc-url https://rpc.example --store http://127.0.0.1:5001
     """
-    from arverifier.node import NodeConfig, VerifierNode
-    from arverifier.state import WatcherState
-
     ctx = context_from(chain)
     data_dir = _data_dir(data_dir, ctx.address)
     store, checker = _checker(ctx.address, store_spec, data_dir, sandbox)

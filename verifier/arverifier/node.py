@@ -20,15 +20,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 from arledger import taskspec
+from arledger.chain.follow import ChainFollower
+from arledger.chain.ledger import Evidence
 from arledger.chain.units import loss_fields
 from arledger.errors import ArledgerError, ContractRevert
 from arstore.errors import StoreError
 from arverifier.check import ClaimChecker, ClaimInfo, Verdict
-from arverifier.follower import ChainFollower
 from arverifier.state import WatcherState
 
 log = logging.getLogger("arverify")
@@ -210,8 +211,7 @@ class VerifierNode:
             if self.ledger.dispute_state(did) != "None" or state != OPEN:
                 self.state.update_claim(cid, status="done", action="challenge-exists")
                 return
-            tx = self.ledger.challenge(cid, ch["kind"], ch["segment"], ch["claimed_start"], ch["claimed_end"],
-                                       ch["start_proof"], ch["end_proof"], ch["observed"])
+            tx = self.ledger.challenge(cid, Evidence(**{f.name: ch[f.name] for f in fields(Evidence)}))
         self.state.update_claim(cid, status="done", tx_hash=tx.tx_hash)
         report.transactions.append({"claim": cid, "action": decision, "tx": tx.tx_hash, "gas": tx.gas_used})
 

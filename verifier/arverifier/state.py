@@ -18,9 +18,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
+
+from arledger.chain.follow import Cursor
+from arledger.errors import ConfigError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -38,12 +40,6 @@ CREATE TABLE IF NOT EXISTS disputes (dispute_id TEXT PRIMARY KEY, claim_id INTEG
     resolved INTEGER NOT NULL DEFAULT 0, settled INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0, updated REAL NOT NULL);
 """
-
-
-@dataclass(frozen=True)
-class Cursor:
-    block: int
-    hash: str
 
 
 class WatcherState:
@@ -70,8 +66,6 @@ class WatcherState:
 
     def bind(self, **identity: str) -> None:
         """Remember which chain/ledger/account this state is for; refuse a mismatch."""
-        from arledger.errors import ConfigError
-
         for key, value in identity.items():
             row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
             if row is None:

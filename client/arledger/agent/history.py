@@ -32,20 +32,5 @@ def read_history(ledger: Any, store: Any, task_id: int, cache_dir: Path) -> list
 
 
 def _manifest(store: Any, cid: str, cache_dir: Path) -> mf.Manifest | None:
-    from arstore import bytes_cid
-
-    path = cache_dir / f"{cid}.json"
-    if path.is_file():
-        data = path.read_bytes()
-        if str(bytes_cid(data)) == cid:
-            return mf.loads(data, f"manifest {cid}")
-    try:
-        data = bytes(store.cat(cid, max_size=mf.MAX_BYTES))
-        m = mf.loads(data, f"manifest {cid}")
-    except Exception:  # an unavailable (StoreError) or malformed manifest: the claim stays, without text
-        return None
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    from arledger.checkpoint import atomic_write
-
-    atomic_write(path, data)
-    return m
+    # an unavailable or malformed manifest: the claim stays, without text
+    return mf.fetch_or_why(store, cid, cache_dir)[0]

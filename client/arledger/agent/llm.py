@@ -20,8 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+import openai
+import whatthepatch
+from whatthepatch.exceptions import WhatThePatchException
+
 from arledger.agent.proposal import Code, Proposal, ProposalContext, Refusal
 from arledger.errors import ProposalError
+from arledger.micro import fmt
 
 BRIEF = Path(__file__).with_name("brief.md")
 MAX_REPLY_BYTES = 256 * 1024  # above any train.py a task allows by default (256 KiB of code)
@@ -44,8 +49,6 @@ class LLMProposer:
     name = "llm"
 
     def __init__(self, settings: LLMSettings):
-        import openai
-
         self.settings = settings
         self.brief = Path(settings.brief).read_text()
         self._client = openai.OpenAI(base_url=settings.base_url, api_key=settings.api_key or "none",
@@ -69,8 +72,6 @@ class LLMProposer:
         return Proposal(code, hypothesis, self.name)
 
     def _ask(self, messages: list[dict]) -> str:
-        import openai
-
         s = self.settings
         where = f"llm: {s.base_url} (model {s.model})"
         try:
@@ -99,20 +100,20 @@ class LLMProposer:
 def render_brief(brief: str, ctx: ProposalContext) -> str:
     b = ctx.budget
     return Template(brief).safe_substitute(
-        metric=ctx.metric, units=ctx.units, best_loss=f"{ctx.best_loss_micro / 1e6:.6f}",
-        epsilon=f"{ctx.min_improvement_micro / 1e6:.6f}", steps=ctx.steps, segment_steps=ctx.segment_steps,
+        metric=ctx.metric, units=ctx.units, best_loss=fmt(ctx.best_loss_micro),
+        epsilon=fmt(ctx.min_improvement_micro), steps=ctx.steps, segment_steps=ctx.segment_steps,
         flops_per_step=b.get("flops_per_step", "unlimited"), startup_flops=b.get("startup_flops", "unlimited"),
         max_params=b.get("max_params", "unlimited"), max_code_bytes=b.get("max_code_bytes", "unlimited"))
 
 
 def prompt(ctx: ProposalContext) -> str:
-    lines = [f"Task {ctx.task_id}. You build on {ctx.base_ref}: {ctx.metric} {ctx.base_loss_micro / 1e6:.6f}.", "",
+    lines = [f"Task {ctx.task_id}. You build on {ctx.base_ref}: {ctx.metric} {fmt(ctx.base_loss_micro)}.", "",
              "Current train.py:", "```python", ctx.base.train_py.rstrip("\n"), "```", "",
              "Current experiment.json:", "```json", ctx.base.spec_text.rstrip("\n"), "```", "",
              f"History ({len(ctx.history)} experiments on record; the most recent {HISTORY_LINES}):"]
     for r in ctx.history[-HISTORY_LINES:]:
         hyp = r.hypothesis.replace("\n", " ")[:240]
-        lines.append(f"- {r.ref} [{r.state}] {ctx.metric} {r.loss_micro / 1e6:.6f}: {hyp or '(no hypothesis)'}")
+        lines.append(f"- {r.ref} [{r.state}] {ctx.metric} {fmt(r.loss_micro)}: {hyp or '(no hypothesis)'}")
     if not ctx.history:
         lines.append("- (none yet)")
     return "\n".join(lines)
@@ -147,9 +148,6 @@ def parse_reply(text: str, base: Code) -> tuple[Code, str]:
 
 
 def _apply_diff(text: str, base: Code) -> Code:
-    import whatthepatch
-    from whatthepatch.exceptions import WhatThePatchException
-
     files = {"train.py": base.train_py, "experiment.json": base.spec_text}
     try:
         patches = list(whatthepatch.parse_patch(text))

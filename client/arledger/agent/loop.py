@@ -22,6 +22,7 @@ same iteration with no second commit and no lost or doubled report.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -29,15 +30,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from arledger import taskspec
+from arledger import manifest as mf, taskspec
 from arledger.agent import checks
 from arledger.agent.history import read_history
 from arledger.agent.notebook import Notebook
 from arledger.agent.proposal import Code, Proposal, ProposalContext, Proposer, Refusal, tag_line
 from arledger.agent.reservations import Reservations
+from arledger.chain.deployment import arledger_home
+from arledger.chain.units import loss_fields
 from arledger.checkpoint import atomic_write
-from arledger.errors import ConfigError, ProposalError
-from arledger.submit import MAX_NOTE_BYTES
+from arledger.errors import ConfigError, ProposalError, ReplayError
+from arledger.execution import isolation, kernels
+from arledger.micro import fmt, from_micro
+from arledger.protocol import artifacts, replay, replay_segment, ReplayOptions, run_experiment, RunOptions
+from arledger.submit import MAX_NOTE_BYTES, report_run, submit_run
 
 PENDING = ("Open", "Disputed", "Finalizable")
 StageHook = Callable[[int, str], None]  # (iteration, stage): tests stop the agent here
@@ -77,8 +83,6 @@ class IterationResult:
     seconds: dict[str, float] = field(default_factory=dict)  # train, overhead, total
 
     def to_dict(self) -> dict:
-        from arledger.chain.units import loss_fields
-
         d = asdict(self)
         for name in ("base_loss", "best_loss", "loss"):
             micro = d.pop(f"{name}_micro")
@@ -86,7 +90,7 @@ class IterationResult:
         return d
 
     def summary(self) -> str:
-        loss = f"{self.metric} {self.loss_micro / 1e6:.4f}" if self.loss_micro is not None else "not trained"
+        loss = f"{self.metric} {fmt(self.loss_micro, 4)}" if self.loss_micro is not None else "not trained"
         what = {"claim": f"claim {self.claim_id} submitted", "report": "report published",
                 "duplicate": "not published: another agent recorded this experiment first",
                 "refused": "every proposal refused", "proposer-error": "proposer failed"}[self.outcome]
@@ -94,7 +98,7 @@ class IterationResult:
         timing = f"  (train {t.get('train', 0):.1f}s, overhead {t.get('overhead', 0):.1f}s)" if t else ""
         why = f": {self.error}" if self.error else ""
         return (f"iteration {self.iteration}: {self.move or self.proposer} on {self.base_ref} "
-                f"({self.base_loss_micro / 1e6:.4f}) -> {loss}, {what}{why}{' [resumed]' if self.resumed else ''}{timing}")
+                f"({fmt(self.base_loss_micro, 4)}) -> {loss}, {what}{why}{' [resumed]' if self.resumed else ''}{timing}")
 
 
 class Agent:
@@ -108,7 +112,6 @@ class Agent:
         self.task = ledger.task(cfg.task_id)
         self.spec = taskspec.fetch(store, self.task.spec_digest)
         self.notebook = Notebook(self.dir)
-        from arledger.devnet import arledger_home
 
         self.reservations = Reservations(cfg.reservations or arledger_home() / "agents" / "reservations" / (
             f"{self.ledger.chain_id}-{self.ledger.address.lower()}-task-{cfg.task_id}"))
@@ -164,7 +167,8 @@ class Agent:
             except ProposalError as exc:
                 state.update(stage="published", outcome="proposer-error", error=str(exc))
                 break
-            problems = checks.problems(p, ctx, self.spec, self.train_paths, self._threads)
+            problems = checks.problems(p, ctx, self.spec, self.train_paths, self._threads,
+                                       isolation.executor(self._isolation))
             holder = None if problems else self.reservations.take(p.code.cid, self.address, n)
             if holder:
                 problems = [f"another agent on this machine ({holder['agent']}, iteration {holder.get('iteration')}) "
@@ -194,8 +198,6 @@ class Agent:
         return state
 
     def _train(self, n: int, state: dict, p: Proposal):
-        from arledger.runner import RunOptions, run_experiment
-
         it = self._iteration_dir(n)
         tag = {"proposer": p.proposer, "move": p.move, "direction": p.direction, "parent": state["base_ref"],
                "parent_loss_micro": state["base_loss_micro"], "min_improvement_micro": self.task.min_improvement,
@@ -204,7 +206,8 @@ class Agent:
                           segment_steps=self.spec.segment_steps, seed=self.cfg.seed, threads=self._threads,
                           harness_dir=self.harness_dir, task_id=self.cfg.task_id,
                           parent=state["parent_id"] or None, trainer=self.address, hypothesis=p.hypothesis,
-                          notes=tag_line(tag), cpu_kernels=self.spec.cpu_kernels)
+                          notes=tag_line(tag), cpu_kernels=self.spec.cpu_kernels, sandbox=True,
+                          limits=self.spec.sandbox_limits())
         t0 = time.perf_counter()
         result = run_experiment(opts, on_progress=self.on_progress, store=self.store, say=self.say)
         state["train_s"] = float(state.get("train_s", 0.0)) + time.perf_counter() - t0
@@ -221,11 +224,34 @@ class Agent:
         best = self.ledger.best_claim(self.cfg.task_id)[1]
         target = min(best, int(state["base_loss_micro"]))
         state["best_loss_micro"] = best
-        return "submit" if m.evaluation.value_micro + self.task.min_improvement <= target else "report"
+        if m.evaluation.value_micro + self.task.min_improvement > target:
+            return "report"
+        problem = self._replays_as_verifiers_will(m, Path(state["run_dir"]))
+        if problem:  # a stake would be slashed: it is recorded, unstaked, with the reason
+            state["self_check"] = problem
+            return "report"
+        return "submit"
+
+    def _replays_as_verifiers_will(self, m, run_dir: Path) -> str | None:
+        """One segment of the run, replayed as a verifier will replay it (the task's limits, mode
+        and budget, every step counted), before any stake: the code is another trainer's, and code
+        that can tell its training from a replay (its request says how many steps are counted)
+        could train one way here and another way there, and get this trainer slashed. The
+        segment is drawn from the run's own root. None if it matches, else why not."""
+        spec = self.spec
+        i = int.from_bytes(hashlib.sha256(f"self-check:{m.merkle_root}".encode()).digest()[:8], "big") % m.segments
+        opts = ReplayOptions(run_dir=run_dir, store=self.store, workdir=run_dir.parent / "self-check",
+                             executor=isolation.executor(self._isolation), mode=spec.mode, threshold=spec.threshold,
+                             limits=spec.sandbox_limits(), budget=spec.work_budget)
+        try:
+            r = replay_segment(replay(m, opts), i)
+        except ReplayError as exc:
+            return f"segment {i}, replayed as verifiers will, failed: {exc}"
+        finally:
+            shutil.rmtree(run_dir.parent / "self-check", ignore_errors=True)
+        return None if r.ok else f"segment {i}, replayed as verifiers will: {r.status} {r.detail}".rstrip()
 
     def _publish(self, n: int, state: dict, p: Proposal) -> None:
-        from arledger.submit import report_run, submit_run
-
         run_dir = self._iteration_dir(n) / "run"
         if state["decision"] == "submit":
             self.on_stage(n, "submitting")
@@ -252,10 +278,6 @@ class Agent:
 
     def _reported(self, state: dict) -> bool:
         """Did a report of this run reach the chain before the crash? (asked, never assumed)"""
-        import hashlib
-
-        from arledger import manifest as mf
-
         run_dir = Path(state["run_dir"])
         digest = hashlib.sha256(mf.dumps(mf.load(run_dir / "manifest.json"))).digest()
         for ev in self.ledger.events(int(state["report_from_block"]), self.ledger.block_number(), ["ExperimentReported"]):
@@ -268,10 +290,13 @@ class Agent:
 
     def _report_note(self, state: dict, p: Proposal) -> str:
         """The on-chain note: the hypothesis, the outcome and the agent's tag, within the ledger's limit."""
-        loss = int(state["loss_micro"]) / 1e6
+        loss = from_micro(state["loss_micro"])
         outcome = (f"outcome: {self.spec.evaluation['metric']} {loss:.6f}, did not beat "
-                   f"{min(int(state['best_loss_micro']), int(state['base_loss_micro'])) / 1e6:.6f} by "
-                   f"{self.task.min_improvement / 1e6:.6f}")
+                   f"{fmt(min(int(state['best_loss_micro']), int(state['base_loss_micro'])))} by "
+                   f"{fmt(self.task.min_improvement)}")
+        if state.get("self_check"):
+            outcome = (f"outcome: {self.spec.evaluation['metric']} {loss:.6f}, not submitted: "
+                       f"{state['self_check']}"[:600])
         tag = tag_line({"proposer": p.proposer, "move": p.move, "direction": p.direction, "parent": state["base_ref"],
                         "parent_loss_micro": state["base_loss_micro"], "min_improvement_micro": self.task.min_improvement})
         room = MAX_NOTE_BYTES - len(("\n" + outcome + "\n" + tag).encode())
@@ -288,7 +313,8 @@ class Agent:
                             move=prop.get("move"), loss_micro=state.get("loss_micro"), claim_id=state.get("claim_id"),
                             report_tx=state.get("report_tx"), code_cid=state.get("code_cid"),
                             manifest_cid=state.get("manifest_cid"), diff=prop.get("diff", ""),
-                            refused=state.get("refused", []), error=state.get("error"), resumed=resumed)
+                            refused=state.get("refused", []), error=state.get("error") or state.get("self_check"),
+                            resumed=resumed)
         entry = {**r.to_dict(), "time": int(time.time()), "task_id": self.cfg.task_id, "agent": self.address}
         entry.pop("seconds", None)
         self.notebook.append(entry)
@@ -343,6 +369,14 @@ class Agent:
     # -- files ---------------------------------------------------------------------------
 
     @property
+    def _isolation(self) -> isolation.Isolation:
+        """The sandbox the proposal is checked and trained in (the same warm pool for both:
+        ``run_experiment`` derives the same policy from the same task)."""
+        spec = self.spec
+        return isolation.Isolation.of(True, spec.sandbox_limits(), spec.hidden_sources,
+                                      kernels.env_for(spec.cpu_kernels) if spec.cpu_kernels else None)
+
+    @property
     def _threads(self) -> int:
         return int(self.spec.environment["threads"])
 
@@ -362,8 +396,6 @@ class Agent:
         atomic_write(path, json.dumps(who, indent=1, sort_keys=True).encode())
 
     def _fetch_task(self) -> tuple[Path, dict[str, Path]]:
-        from arledger.runner import artifacts
-
         harness = self.dir / "task" / "harness"
         if not harness.is_dir():
             tmp = harness.with_name("harness.tmp")

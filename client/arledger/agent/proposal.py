@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from arledger.runner.experiment import SPEC_FILE, TRAIN_FILE
+from arstore import dir_cid
 
 TAG = "[artrain-agent]"  # prefix of the machine-readable last line of an agent's notes
 
@@ -60,8 +61,6 @@ class Code:
     @cached_property
     def cid(self) -> str:
         """The code CID the runner will pin for this code (computed, nothing stored)."""
-        from arstore import dir_cid
-
         with tempfile.TemporaryDirectory(prefix="arledger-code-") as tmp:
             return str(dir_cid(self.write(Path(tmp) / "code")))
 

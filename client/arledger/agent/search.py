@@ -29,6 +29,7 @@ from typing import Callable
 
 from arledger.agent.proposal import Code, Proposal, ProposalContext, Refusal
 from arledger.errors import ProposalError
+from arledger.micro import fmt
 
 # The jitter is wide enough to shuffle the top few priors between agents: parallel agents on
 # one base then mostly try different moves instead of racing to publish the same one.
@@ -192,7 +193,7 @@ class SearchProposer:
             s, f = direction_record(ctx).get(move.direction, (0, 0))
             memory = f" (this direction: {s} success(es), {f} failure(s) on record)" if s or f else ""
             hypothesis = (f"{move.name} on {ctx.base_ref}: {move.why}; expect {ctx.metric} below "
-                          f"{ctx.base_loss_micro / 1e6:.4f}{memory}.")
+                          f"{fmt(ctx.base_loss_micro, 4)}{memory}.")
             return Proposal(code, hypothesis, self.name, move=move.name, direction=move.direction)
         raise ProposalError(f"search: every move from {ctx.base_ref} is on record or was refused "
                             f"({len(refused)} refused this iteration)")

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from eth_account import Account
 from eth_utils import is_hex_address, to_checksum_address
 
+from arledger.chain.deployment import Deployment, deployment_path
 from arledger.chain.ledger import Ledger
 from arledger.errors import ConfigError
 
@@ -70,8 +71,6 @@ def load_context(rpc_url: str | None = None, ledger: str | None = None, key: str
                  keystore: str | None = None, dev_account: int | None = None,
                  deployment: Path | None = None, need_account: bool = True) -> Context:
     """Resolve the settings, connect, and return a Ledger bound to the account."""
-    from arledger.devnet import Deployment, deployment_path
-
     source: dict[str, str] = {}
     dep = None
     dep_file = Path(deployment) if deployment else deployment_path()

@@ -19,6 +19,7 @@ from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 from eth_utils.abi import abi_to_signature, get_abi_input_types
 
+from arledger.chain.artifact import load_artifact
 from arledger.errors import ContractRevert
 
 
@@ -166,8 +167,6 @@ def default_decoder() -> RevertDecoder:
     """A decoder for the default artifact (loaded lazily; ConfigError if not built)."""
     global _default
     if _default is None:
-        from arledger.chain.artifact import load_artifact
-
         _default = RevertDecoder(load_artifact().abi)
     return _default
 

@@ -22,16 +22,22 @@ from typing import Any, Iterable, Sequence
 
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
+from requests.exceptions import ConnectionError as HTTPConnectionError, Timeout as HTTPTimeout
 from web3 import Web3
-from requests.exceptions import ConnectionError as HTTPConnectionError
-from requests.exceptions import Timeout as HTTPTimeout
-from web3.exceptions import (BadFunctionCallOutput, ContractCustomError, ContractLogicError, ContractPanicError,
-                             TimeExhausted, Web3RPCError)
+from web3.exceptions import (
+    BadFunctionCallOutput,
+    ContractCustomError,
+    ContractLogicError,
+    ContractPanicError,
+    TimeExhausted,
+    Web3RPCError,
+)
 
 from arledger.chain.artifact import ContractArtifact, load_artifact
 from arledger.chain.errors import RevertDecoder
 from arledger.chain.views import ViewDecoder
 from arledger.errors import ChainError, ChainUnavailable, ConfigError, ContractRevert, TransactionFailed
+from arstore import cid_from_bytes
 
 ZERO32 = b"\x00" * 32
 
@@ -191,15 +197,51 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def compute_commitment(trainer: str, task_id: int, parent_id: int, code_cid: bytes, manifest_digest: bytes,
-                       merkle_root: bytes, num_segments: int, claimed_loss: int, salt: bytes) -> bytes:
-    """keccak256(abi.encode(trainer, taskId, parentId, keccak256(codeCid), manifestDigest,
-    merkleRoot, numSegments, claimedLoss, salt)) — the same as the contract's ``commitmentOf``."""
-    return keccak(encode(
-        ["address", "uint32", "uint32", "bytes32", "bytes32", "bytes32", "uint16", "uint64", "bytes32"],
-        [to_checksum_address(trainer), task_id, parent_id, keccak(bytes(code_cid)),
-         _b32(manifest_digest, "manifest_digest"), _b32(merkle_root, "merkle_root"), num_segments, claimed_loss,
-         _b32(salt, "salt")]))
+@dataclass(frozen=True)
+class ClaimFields:
+    """What a claim commits to and then reveals: ITrainingLedger's ``ClaimFields`` by name, the
+    one list of them in Python (their order and types come from the ABI: ``compute_commitment``)."""
+
+    task_id: int
+    parent_id: int
+    code_cid: bytes
+    manifest_digest: bytes
+    merkle_root: bytes
+    num_segments: int
+    claimed_loss: int
+    salt: bytes
+
+    def __post_init__(self):
+        object.__setattr__(self, "code_cid", bytes(self.code_cid))
+        for name in ("manifest_digest", "merkle_root", "salt"):
+            object.__setattr__(self, name, _b32(getattr(self, name), name))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a challenge puts on chain (``challenge``'s arguments after the claim id): the kind, and
+    for a segment the claimed boundary hashes with their Merkle proofs and the end state the
+    challenger observed; an artifact or evaluation challenge leaves the rest at zero (an
+    evaluation's ``observed`` is the measured loss, right-aligned)."""
+
+    kind: str | int
+    segment: int = 0
+    claimed_start: Any = ZERO32
+    claimed_end: Any = ZERO32
+    start_proof: Sequence = ()
+    end_proof: Sequence = ()
+    observed: Any = ZERO32
+
+
+def compute_commitment(trainer: str, fields: ClaimFields, artifact: ContractArtifact | None = None) -> bytes:
+    """keccak256(abi.encode(trainer, fields)): the contract's ``commitmentOf``, computed here, with
+    the struct's component order and types read from the ABI (``reveal``'s one argument)."""
+    decoder = ViewDecoder(artifact or load_artifact())
+    named = decoder.struct_arg("reveal", fields)
+    components = decoder.struct_components("reveal")
+    tuple_type = "(" + ",".join(c["type"] for c in components) + ")"
+    values = tuple(named[c["name"]] for c in components)
+    return keccak(encode(["address", tuple_type], [to_checksum_address(trainer), values]))
 
 
 # -- the ledger -----------------------------------------------------------------------------
@@ -349,14 +391,12 @@ class Ledger:
 
     # -- claims ----------------------------------------------------------------------
 
-    def compute_commitment(self, *args: Any) -> bytes:
-        return compute_commitment(*args)
+    def compute_commitment(self, trainer: str, fields: ClaimFields) -> bytes:
+        return compute_commitment(trainer, fields, self.artifact)
 
-    def commitment_of(self, trainer, task_id, parent_id, code_cid, manifest_digest, merkle_root,
-                      num_segments, claimed_loss, salt) -> bytes:
-        return bytes(self._call("commitmentOf", to_checksum_address(trainer), task_id, parent_id, bytes(code_cid),
-                                _b32(manifest_digest, "manifest_digest"), _b32(merkle_root, "merkle_root"),
-                                num_segments, claimed_loss, _b32(salt, "salt")))
+    def commitment_of(self, trainer: str, fields: ClaimFields) -> bytes:
+        """The contract's own ``commitmentOf`` (a view; ``compute_commitment`` gives the same here)."""
+        return bytes(self._call("commitmentOf", to_checksum_address(trainer), self.views.struct_arg("reveal", fields)))
 
     def commit(self, commitment: bytes) -> TxResult:
         return self._transact("commit", _b32(commitment, "commitment"))
@@ -364,11 +404,8 @@ class Ledger:
     def commitment_info(self, commitment: bytes) -> CommitmentInfo:
         return self.views.into(CommitmentInfo, "commitmentInfo", self._call("commitmentInfo", _b32(commitment, "commitment")))
 
-    def reveal(self, task_id: int, parent_id: int, code_cid: bytes, manifest_digest: bytes, merkle_root: bytes,
-               num_segments: int, claimed_loss: int, salt: bytes, value: int) -> TxResult:
-        return self._transact("reveal", task_id, parent_id, bytes(code_cid),
-                              _b32(manifest_digest, "manifest_digest"), _b32(merkle_root, "merkle_root"),
-                              num_segments, claimed_loss, _b32(salt, "salt"), value=value)
+    def reveal(self, fields: ClaimFields, value: int) -> TxResult:
+        return self._transact("reveal", self.views.struct_arg("reveal", fields), value=value)
 
     def claim(self, claim_id: int) -> Claim:
         c = self.views.into(Claim, "claim", self._call("claim", claim_id), claim_id=claim_id)
@@ -419,15 +456,15 @@ class Ledger:
     def has_confirmed(self, claim_id: int, account: str) -> bool:
         return self._call("hasConfirmed", claim_id, to_checksum_address(account))
 
-    def challenge(self, claim_id: int, kind: str | int, segment: int, claimed_start=ZERO32, claimed_end=ZERO32,
-                  start_proof: Iterable = (), end_proof: Iterable = (), observed=ZERO32,
-                  value: int | None = None) -> TxResult:
-        kind_i = self._kind(kind)
+    def challenge(self, claim_id: int, evidence: Evidence, value: int | None = None) -> TxResult:
+        """Open a dispute with ``evidence``; ``value``: the bond [default: the task's exact bond]."""
+        e = evidence
         if value is None:
             value = self.task(self.claim(claim_id).task_id).challenge_bond
-        return self._transact("challenge", claim_id, kind_i, segment, _b32(claimed_start, "claimed_start"),
-                              _b32(claimed_end, "claimed_end"), [_b32(p, "start_proof") for p in start_proof],
-                              [_b32(p, "end_proof") for p in end_proof], _b32(observed, "observed"),
+        return self._transact("challenge", claim_id, self._kind(e.kind), e.segment,
+                              _b32(e.claimed_start, "claimed_start"), _b32(e.claimed_end, "claimed_end"),
+                              [_b32(p, "start_proof") for p in e.start_proof],
+                              [_b32(p, "end_proof") for p in e.end_proof], _b32(e.observed, "observed"),
                               value=value)
 
     def _kind(self, kind: str | int) -> int:
@@ -520,8 +557,6 @@ class Ledger:
 
     def claim_revealed_event(self, claim_id: int) -> RevealInfo:
         """The ClaimRevealed event of a claim (code CID, manifest digest: not stored on chain)."""
-        from arstore import cid_from_bytes
-
         topic_id = _hex(int(claim_id).to_bytes(32, "big"))
         evs = self.events(self.deploy_block, self.block_number(), ["ClaimRevealed"],
                           topics=[self._event_topic("ClaimRevealed"), topic_id])

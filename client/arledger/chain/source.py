@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import solcx
 from eth_utils import keccak
+from solcx.exceptions import SolcError
 
 from arledger.chain.artifact import ContractArtifact, load_artifact
 from arledger.errors import ConfigError
@@ -177,11 +180,6 @@ def compile_standard(std_input_json: str, solc: str, want_version: str) -> dict:
     """py-solc-x's compile_standard, checked and cached per input in this process (a viaIR
     build of the ledger takes seconds; a long-lived process verifying many addresses of one
     source compiles once)."""
-    import subprocess
-
-    import solcx
-    from solcx.exceptions import SolcError
-
     try:  # the version as printed ("0.8.37+commit.f401782d"), as the metadata records it
         have = solcx.wrapper.get_version_str_from_solc_binary(solc)
     except (OSError, SolcError, subprocess.SubprocessError) as exc:

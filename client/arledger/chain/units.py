@@ -10,6 +10,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from arledger.errors import ConfigError
+from arledger.micro import from_micro
 
 UNITS: dict[str, int] = {
     "wei": 1,
@@ -71,11 +72,8 @@ def format_amount(wei: int) -> str:
 # the exact on-chain integer (micro-units, round(loss * 1e6)) under ``<name>_micro``.
 # Counts (steps, parameters, FLOPs, gas) are never scaled.
 
-MICRO = 1_000_000
-
-
 def loss_fields(name: str, micro: int | None) -> dict:
     """``{name: float, name_micro: int}`` for a loss held in micro-units (None stays None)."""
     if micro is None:
         return {name: None, f"{name}_micro": None}
-    return {name: int(micro) / MICRO, f"{name}_micro": int(micro)}
+    return {name: from_micro(micro), f"{name}_micro": int(micro)}

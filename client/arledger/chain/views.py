@@ -56,18 +56,22 @@ class ViewDecoder:
                               "the contract and arledger.chain disagree: rebuild both")
         return cls(**named, **extra)
 
-    def struct_arg(self, fn_name: str, view: Any) -> dict:
-        """A dataclass as the struct argument of ``fn_name`` (its single tuple input), keyed by
-        the ABI's camelCase names: web3 encodes it by name, so field order never matters."""
+    def struct_components(self, fn_name: str) -> list[dict]:
+        """The ABI components (name, type) of ``fn_name``'s single struct input, in order."""
         inputs = next((e["inputs"] for e in self.artifact.entries("function") if e["name"] == fn_name), None)
         if inputs is None:
             raise ConfigError(f"{self.artifact.path or self.artifact.contract_name}: the ABI has no function {fn_name!r}")
         if len(inputs) != 1 or inputs[0]["type"] != "tuple":
             raise ConfigError(f"{fn_name}: takes {len(inputs)} inputs, not one struct")
-        components = {snake(c["name"]): c["name"] for c in inputs[0]["components"]}
+        return list(inputs[0]["components"])
+
+    def struct_arg(self, fn_name: str, view: Any) -> dict:
+        """A dataclass as the struct argument of ``fn_name`` (its single tuple input), keyed by
+        the ABI's camelCase names: web3 encodes it by name, so field order never matters."""
+        components = {snake(c["name"]): c["name"] for c in self.struct_components(fn_name)}
         have = {f.name for f in fields(view)}
         if set(components) != have:
-            raise ConfigError(f"{fn_name}: the ABI's {inputs[0].get('internalType', 'struct')} fields "
+            raise ConfigError(f"{fn_name}: the ABI's struct fields "
                               f"{sorted(components)} do not match {type(view).__name__} {sorted(have)}")
         return {abi_name: getattr(view, name) for name, abi_name in components.items()}
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import click
 
+from arledger.cli import commands
 from arledger.cli.common import CONTEXT_SETTINGS, Group
+from arledger.execution import kernels
 
 
 @click.group(cls=Group, context_settings=CONTEXT_SETTINGS)
@@ -22,14 +24,10 @@ def main() -> None:
       artrain run client/arledger/templates/charlm --steps 200 --segment-steps 50 --seed 1 --out runs/a
       artrain replay runs/a --segment 2 # re-run one segment in a fresh process
     """
-    from arledger.runner import kernels
-
     kernels.preset_default()  # before any command computes anything: the default kernel pin
 
 
 def _register() -> None:
-    from arledger.cli import commands
-
     for cmd in commands.all_commands():
         main.add_command(cmd)
 

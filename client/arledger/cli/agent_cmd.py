@@ -8,8 +8,23 @@ import time
 from pathlib import Path
 
 import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from arledger.cli.common import amount, chain_options, context_from, json_option, open_store, store_option
+from arledger.agent import Agent, AgentConfig
+from arledger.agent.llm import BRIEF, LLMProposer, LLMSettings
+from arledger.agent.search import SearchProposer
+from arledger.chain.deployment import arledger_home
+from arledger.chain.units import loss_fields
+from arledger.cli.common import (
+    amount,
+    chain_options,
+    context_from,
+    json_option,
+    open_store,
+    say_isolation,
+    store_option,
+)
+from arledger.execution import kernels
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 
@@ -62,9 +77,6 @@ def agent(task_id, proposer, iterations, until, seed, workdir, stake, max_tries,
       ARLEDGER_LLM_URL=http://127.0.0.1:8000/v1 ARLEDGER_LLM_MODEL=qwen \\
         artrain agent --task 1 --dev-account 3 --proposer llm --iterations 3
     """
-    from arledger.agent import Agent, AgentConfig
-    from arledger.runner import kernels
-
     if iterations and until:
         raise click.UsageError("give --iterations or --until, not both")
     deadline = time.monotonic() + parse_duration(until) if until else None
@@ -73,8 +85,6 @@ def agent(task_id, proposer, iterations, until, seed, workdir, stake, max_tries,
     ctx = context_from(chain)
     store = open_store(store_spec)
     if workdir is None:
-        from arledger.devnet import arledger_home
-
         workdir = arledger_home() / "agents" / f"task-{task_id}-{ctx.address.lower()}"
     cfg = AgentConfig(task_id=task_id, workdir=workdir, proposer=_proposer(proposer, seed, llm_url, llm_model,
                                                                             llm_key, llm_timeout, brief),
@@ -82,12 +92,12 @@ def agent(task_id, proposer, iterations, until, seed, workdir, stake, max_tries,
     with _Display(as_json) as display:
         a = Agent(ctx.ledger, store, cfg, on_progress=display.progress, say=display.say)
         kernels.ensure(a.spec.cpu_kernels, reexec=True)  # the task's kernel set, before any training
+        say_isolation()  # the code it checks and trains is another trainer's: sandboxed, and says how
         results = []
         for r in a.run(iterations=None if deadline else (iterations or 1), until=deadline):
             results.append(r)
             display.iteration(r)
     best_id, best = ctx.ledger.best_claim(task_id)
-    from arledger.chain.units import loss_fields
 
     final = {"kind": "result", "task_id": task_id, "agent": ctx.address, "workdir": str(workdir),
              "iterations": len(results), "claims": [r.claim_id for r in results if r.outcome == "claim"],
@@ -104,10 +114,7 @@ def agent(task_id, proposer, iterations, until, seed, workdir, stake, max_tries,
 
 def _proposer(kind, seed, url, model, key, timeout, brief):
     if kind == "search":
-        from arledger.agent.search import SearchProposer
-
         return SearchProposer(seed)
-    from arledger.agent.llm import BRIEF, LLMProposer, LLMSettings
 
     return LLMProposer(LLMSettings(base_url=url, model=model, api_key=key or "none", timeout=timeout,
                                    brief=brief or BRIEF))
@@ -123,8 +130,6 @@ class _Display:
 
     def __enter__(self):
         if not self.as_json:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
             self._bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), transient=True)
             self._bar.__enter__()

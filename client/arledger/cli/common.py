@@ -11,7 +11,12 @@ from typing import Any, Callable, Iterable
 
 import click
 
+from arledger.chain.config import load_context
+from arledger.chain.units import parse_amount
 from arledger.errors import ArledgerError
+from arledger.execution import isolation
+from arstore import open_store as _open
+from arstore.errors import StoreError
 
 
 class Group(click.Group):
@@ -19,8 +24,6 @@ class Group(click.Group):
     where ``ArledgerError`` and ``arstore.StoreError`` become ``ClickException``."""
 
     def invoke(self, ctx: click.Context):
-        from arstore.errors import StoreError
-
         try:
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
@@ -41,10 +44,16 @@ def emit(data: Any, as_json: bool, human: Callable[[Any], Iterable[str]]) -> Non
             click.echo(line)
 
 
+def say_isolation(iso: isolation.Isolation = isolation.Isolation()) -> None:
+    """Every command that runs code it did not write says how, when it is less than the full
+    sandbox (``--no-sandbox``, or the rlimit backend where bubblewrap cannot run)."""
+    line = isolation.notice(iso)
+    if line:
+        click.echo(line, err=True)
+
+
 def amount(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     """click callback: ``1eth`` / ``0.5 ether`` / ``100gwei`` / wei -> wei (None stays None)."""
-    from arledger.chain.units import parse_amount
-
     return None if value is None else parse_amount(value, param.name)
 
 
@@ -54,8 +63,6 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 
 def open_store(spec: str | None):
-    from arstore import open_store as _open
-
     return _open(spec)
 
 
@@ -76,8 +83,6 @@ def chain_options(fn: Callable) -> Callable:
 
 def context_from(kwargs: dict, need_account: bool = True):
     """Pop the chain options from a command's kwargs and load the context (arledger.chain.config)."""
-    from arledger.chain.config import load_context
-
     return load_context(rpc_url=kwargs.pop("rpc_url", None), ledger=kwargs.pop("ledger_address", None),
                         key=kwargs.pop("key", None), keystore=kwargs.pop("keystore", None),
                         dev_account=kwargs.pop("dev_account", None), need_account=need_account)

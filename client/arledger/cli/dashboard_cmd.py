@@ -8,8 +8,11 @@ import socket
 from pathlib import Path
 
 import click
+import uvicorn
 
 from arledger.cli.common import chain_options, context_from, open_store, store_option
+from arledger.dashboard.app import DashboardConfig, make_app
+from arledger.dashboard.saved import open_saved_demo
 
 
 @click.command("dashboard")
@@ -38,14 +41,8 @@ def dashboard(port, host, task_id, confirmations, poll_seconds, demo_dir, store_
       artrain dashboard --demo demo-out          # after `make demo`
       artrain dashboard --rpc-url http://127.0.0.1:8545 --ledger 0x5FbD... --task 1 --port 8080
     """
-    import uvicorn
-
-    from arledger.dashboard.app import DashboardConfig, make_app
-
     anvil = None
     if demo_dir:
-        from arledger.dashboard.saved import open_saved_demo
-
         ledger, store, anvil = open_saved_demo(demo_dir)
     else:
         ledger, store = context_from(chain, need_account=False).ledger, open_store(store_spec)

@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from arledger import manifest as mf, queries, tasks, taskspec
+from arledger.chain.source import PROJECT_ROOT, verify_source, VerifyRequest
 from arledger.chain.units import format_amount, loss_fields
-from arledger.cli.common import amount, chain_options, context_from, emit, json_option, open_store, store_option
-
+from arledger.cli.common import (
+    amount,
+    chain_options,
+    context_from,
+    emit,
+    json_option,
+    open_store,
+    say_isolation,
+    store_option,
+)
+from arledger.errors import SourceMismatch
+from arledger.execution import kernels
+from arledger.submit import abandon_submission, report_run, submit_run
 
 # -- task ------------------------------------------------------------------------------------
 
@@ -43,8 +59,6 @@ def task_create(spec_file, template, reward, pool, steps, segment_steps, quorum,
       artrain task create --template charlm --reward 1eth --pool 3eth --dev-account 0
       artrain task create --spec task.json --json
     """
-    from arledger import tasks
-
     if spec_file:
         req = tasks.load_request(spec_file)
     elif template:
@@ -53,9 +67,9 @@ def task_create(spec_file, template, reward, pool, steps, segment_steps, quorum,
         raise click.UsageError("give --spec FILE or --template NAME")
     req = tasks.with_overrides(req, reward=reward, pool=pool, quorum=quorum, challenge_window=challenge_window,
                                voting_window=voting_window, steps=steps, segment_steps=segment_steps)
-    from arledger.runner import kernels
 
     kernels.ensure(req.cpu_kernels or kernels.DEFAULT_PIN, reexec=True)  # the baseline is measured under it
+    say_isolation()  # the baseline's train.py runs sandboxed
     ctx = context_from(chain)
     task_id, spec, spec_cid, tx = tasks.create_task(ctx.ledger, open_store(store_spec), req)
     data = {"task_id": task_id, "spec_cid": spec_cid, "tx": tx.tx_hash, "gas": tx.gas_used,
@@ -84,10 +98,6 @@ def task_show(task_id, store_spec, as_json, **chain):
       artrain task show 1
       artrain task show 1 --json | jq .spec.budget
     """
-    from dataclasses import asdict
-
-    from arledger import taskspec
-
     ctx = context_from(chain, need_account=False)
     t = ctx.ledger.task(task_id)
     spec = taskspec.fetch(open_store(store_spec), t.spec_digest)
@@ -130,8 +140,6 @@ def submit(run_dir, task_id, parent_id, stake, abandon, store_spec, as_json, **c
       artrain submit runs/a --task 1 --stake 0.2eth --json
       artrain submit runs/a --task 1 --abandon          # forget an unrevealed submission
     """
-    from arledger.submit import abandon_submission, submit_run
-
     ctx = context_from(chain)
     if abandon:
         data = abandon_submission(ctx.ledger, run_dir, task_id)
@@ -161,10 +169,7 @@ def _pin_progress(run_dir: Path, quiet: bool):
     if quiet:
         yield lambda msg: None
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from arledger import manifest as mf
 
     try:  # code, each checkpoint, weights, manifest, commit, reveal
         total = len(mf.load(run_dir / "manifest.json").boundaries) + 5
@@ -210,8 +215,6 @@ def best(task_id, download, force, store_spec, as_json, **chain):
       artrain best --task 1
       artrain best --task 1 --download best/ --json
     """
-    from arledger import queries
-
     ctx = context_from(chain, need_account=False)
     store = open_store(store_spec)
     info = (queries.download_best(ctx.ledger, store, task_id, download, force=force) if download
@@ -236,8 +239,6 @@ def status(claim_id, as_json, **chain):
       artrain status 1
       artrain status 1 --json | jq .state
     """
-    from arledger import queries
-
     ctx = context_from(chain, need_account=False)
     info = queries.claim_status(ctx.ledger, claim_id)
     emit(info, as_json, lambda d: [
@@ -277,8 +278,6 @@ def claims(task_id, as_json, **chain):
       artrain claims --task 1
       artrain claims --task 1 --json | jq '.[] | select(.kind == "report") | .note'
     """
-    from arledger import queries
-
     ctx = context_from(chain, need_account=False)
     ctx.ledger.task(task_id)  # an unknown task is an error (LedgerUnknownTask), not an empty table
     rows = queries.history(ctx.ledger, task_id)
@@ -309,8 +308,6 @@ def report(run_dir, task_id, note, store_spec, as_json, **chain):
     Example:
       artrain report runs/failed --task 1 --note "lr 3e-2 diverged after 150 steps"
     """
-    from arledger.submit import report_run
-
     ctx = context_from(chain)
     rep = report_run(ctx.ledger, open_store(store_spec), run_dir, task_id, note)
     emit({"task_id": task_id, "manifest_cid": rep["manifest_cid"], **loss_fields("loss", rep["loss_micro"]),
@@ -330,6 +327,11 @@ def withdraw(as_json, **chain):
       artrain withdraw --dev-account 1
       artrain withdraw --keystore trainer.json --json
     """
+    withdraw_owed(as_json, chain)
+
+
+def withdraw_owed(as_json: bool, chain: dict) -> None:
+    """``withdraw`` of artrain and arverify: one body (the ledger owes an account one balance)."""
     ctx = context_from(chain)
     owed = ctx.ledger.balance_of(ctx.address)
     if owed == 0:
@@ -371,9 +373,6 @@ def ledger_verify(address, source_root, solc, as_json, **chain):
       artrain ledger verify 0x5FbDB2315678afecb367f032d93F642f64180aa3 --rpc-url https://rpc.example
       artrain ledger verify --json | jq .match
     """
-    from arledger.chain.source import PROJECT_ROOT, VerifyRequest, verify_source
-    from arledger.errors import SourceMismatch
-
     if address:
         chain["ledger_address"] = address
     ctx = context_from(chain, need_account=False)

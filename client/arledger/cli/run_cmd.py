@@ -1,4 +1,4 @@
-"""`artrain run` and `artrain replay`: thin click layers over arledger.runner."""
+"""`artrain run` and `artrain replay`: thin click layers over arledger.protocol."""
 
 from __future__ import annotations
 
@@ -8,12 +8,19 @@ import os
 from pathlib import Path
 
 import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from arledger.manifest import to_micro
-from arledger.runner import loop
+from arledger.cli.common import say_isolation
+from arledger.execution import isolation, kernels
+from arledger.micro import from_micro, to_micro
+from arledger.protocol import run as loop
+from arledger.runner.budget import fmt_flops
 
-# the module, not arledger.runner.replay(), the function arledger.runner re-exports under its name
-rp = importlib.import_module("arledger.runner.replay")
+# the module, not arledger.protocol.replay(), the function arledger.protocol exports under its name
+rp = importlib.import_module("arledger.protocol.replay")
+
+NO_SANDBOX_HELP = ("Run train.py in this process, as you, with your files, environment and network: only for "
+                   "code you wrote. By default it runs in the sandbox (no network, none of your files).")
 
 
 @click.command("run")
@@ -35,14 +42,17 @@ rp = importlib.import_module("arledger.runner.replay")
               show_default=True, help="The CPU kernel set the task pins (its environment.cpu_kernels); "
               "the run re-executes itself under it.")
 @click.option("--force", is_flag=True, help="Use an --out directory that is not empty and was not made by a run.")
+@click.option("--no-sandbox", is_flag=True, help=NO_SANDBOX_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of a progress bar.")
 def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, harness_dir, task_id, parent,
-        trainer, hypothesis, notes, cpu_kernels, force, as_json):
+        trainer, hypothesis, notes, cpu_kernels, force, no_sandbox, as_json):
     """Train EXPERIMENT_DIR in deterministic segments, checkpoint and pin every boundary, evaluate
     the final weights with the task harness, write the manifest.
 
     train.py is handed the harness's training splits only; the metric is the harness's.
     Re-running the same command after a crash resumes from the last checkpoint.
+    train.py runs in the sandbox (no network, none of your files or environment), the
+    way verifiers replay it: code from `artrain best --download` cannot reach your key.
     The run counts its work (parameters, code size, build() and per-step FLOPs) into the
     manifest; `artrain submit` refuses a run over the task's budget before any gas.
 
@@ -50,21 +60,19 @@ def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, ha
     Examples:
       artrain run client/arledger/templates/digits --steps 300 --segment-steps 50 --seed 1 --out runs/d
       artrain run client/arledger/templates/charlm --seed 7 --out runs/c --threads 2 --json
+      artrain run my-own-experiment --out runs/mine --no-sandbox
     """
     opts = loop.RunOptions(experiment_dir=experiment_dir, out=out, steps=steps, segment_steps=segment_steps,
                            seed=seed, threads=threads, store_spec=store_spec, harness_dir=harness_dir,
                            task_id=task_id, parent=parent,
                            trainer=trainer, hypothesis=hypothesis, notes=notes,
-                           cpu_kernels=cpu_kernels, force=force)
-    from arledger.runner import kernels
-
+                           cpu_kernels=cpu_kernels, force=force, sandbox=not no_sandbox)
     kernels.ensure(opts.cpu_kernels, reexec=True)  # before any tensor work: the bits depend on it
+    say_isolation(loop.isolation_of(opts))
     started: list[str] = []
     if as_json:
         result = loop.run_experiment(opts, say=started.append)
     else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
         with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("seg {task.fields[segment]}  loss {task.fields[loss]}"), TimeElapsedColumn(),
                       transient=False) as bar:
@@ -79,7 +87,7 @@ def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, ha
         "manifest": str(result.manifest_path), "manifest_cid": result.manifest_cid,
         "merkle_root": m.merkle_root, "segments": m.segments, "steps": m.steps, "seed": m.seed,
         "metric": m.evaluation.metric, "value": m.evaluation.value, "value_micro": m.evaluation.value_micro,
-        "metrics": {k: v / 1e6 for k, v in m.evaluation.metrics_micro.items()},
+        "metrics": {k: from_micro(v) for k, v in m.evaluation.metrics_micro.items()},
         "metrics_micro": dict(m.evaluation.metrics_micro),
         "final_weights_cid": m.final_weights_cid, "code_cid": m.code_cid,
         "resumed_from": result.resumed_from, "timings_ms": m.timings, "work": m.work,
@@ -90,8 +98,6 @@ def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, ha
     else:
         click.echo(f"{m.evaluation.metric} = {m.evaluation.value:.6f}  ({m.segments} segments, root {m.merkle_root[:18]}...)")
         click.echo(f"manifest {result.manifest_path}  cid {result.manifest_cid}")
-        from arledger.runner.budget import fmt_flops
-
         w = m.work
         click.echo(f"work: {w.get('params')} params, {w.get('code_bytes')} code bytes, build() "
                    f"{fmt_flops(w.get('startup_flops'))} FLOPs, largest counted step {fmt_flops(w.get('step_flops_max'))} "
@@ -107,9 +113,11 @@ def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, ha
 @click.option("--threads", type=click.IntRange(min=1), help="Override the manifest's thread count (calibration).")
 @click.option("--tolerance", "threshold", type=float, help="Tolerance mode with this normalized-distance threshold.")
 @click.option("--store", "store_spec", help="Artifact store spec (default: arstore's default store).")
+@click.option("--no-sandbox", is_flag=True, help=NO_SANDBOX_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON results.")
-def replay(ref, segments, all_segments, do_eval, threads, threshold, store_spec, as_json):
-    """Replay segments of a run (REF: run dir, manifest file or manifest CID) in fresh processes.
+def replay(ref, segments, all_segments, do_eval, threads, threshold, store_spec, no_sandbox, as_json):
+    """Replay segments of a run (REF: run dir, manifest file or manifest CID) in the sandbox,
+    a fresh process per segment forked from a warm one.
 
     Exit status 1 if any replayed segment is not a match (or within tolerance), or if the
     re-evaluated metric differs from the claimed one (compared in micro-units); a model the
@@ -122,8 +130,6 @@ def replay(ref, segments, all_segments, do_eval, threads, threshold, store_spec,
       artrain replay bafkrei... --segment 0 --threads 2 --tolerance 0.01
     """
     manifest, run_dir = rp.load_manifest_ref(ref, store_spec=store_spec)
-    from arledger.runner import kernels
-
     # replay workers inherit this process's kernel switches: the ones the run recorded
     kernels.ensure(kernels.pin_of(dict(manifest.environment.get("kernels") or {})), reexec=True)
     idx = list(range(manifest.segments)) if all_segments else list(segments)
@@ -132,7 +138,10 @@ def replay(ref, segments, all_segments, do_eval, threads, threshold, store_spec,
     if any(i >= manifest.segments for i in idx):
         raise click.UsageError(f"--segment: the run has segments 0..{manifest.segments - 1}")
     mode = "tolerance" if threshold is not None else "exact"
-    job = rp.replay(manifest, run_dir=run_dir, store_spec=store_spec, threads=threads, mode=mode, threshold=threshold)
+    iso = isolation.Isolation.of(sandboxed=not no_sandbox)
+    say_isolation(iso)
+    job = rp.replay(manifest, rp.ReplayOptions(run_dir=run_dir, store_spec=store_spec, threads=threads, mode=mode,
+                                               threshold=threshold, executor=isolation.executor(iso)))
     results = []
     for i in idx:
         r = rp.replay_segment(job, i)

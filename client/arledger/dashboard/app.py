@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from starlette.templating import Jinja2Templates
 from arledger.dashboard.content import Content
 from arledger.dashboard.follow import IndexFollower
 from arledger.dashboard.index import outcome_of
+from arledger.micro import fmt
 
 HERE = Path(__file__).parent
 
@@ -184,12 +186,10 @@ def _eth(wei: int | None) -> str:
 
 
 def _loss(micro: int | None) -> str:
-    return "-" if micro is None else f"{int(micro) / 1e6:.6f}"
+    return fmt(micro)
 
 
 def _when(timestamp: int | None) -> str:
-    import datetime as dt
-
     if not timestamp:
         return "-"
     return dt.datetime.fromtimestamp(int(timestamp), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from arledger import manifest as mf, taskspec
+from arledger.agent.proposal import Code
 
 MAX_CODE_BYTES = 4 << 20
 
@@ -35,16 +36,14 @@ class Content:
 
     def manifest(self, cid: str) -> tuple[mf.Manifest | None, str | None]:
         if cid not in self._manifests:
-            try:
-                self._manifests[cid] = (mf.loads(bytes(self.store.cat(cid, max_size=mf.MAX_BYTES)), cid), None)
-            except Exception as exc:  # missing or malformed: part of the answer, not a crash
-                return None, f"{type(exc).__name__}: {exc}"
+            m, why = mf.fetch_or_why(self.store, cid)
+            if m is None:  # missing or malformed: part of the answer, not a crash (tried again next time)
+                return None, why
+            self._manifests[cid] = (m, None)
         return self._manifests[cid]
 
     def code(self, cid: str):
         """The ``Code`` (train.py + experiment.json) of a code CID, or (None, why)."""
-        from arledger.agent.proposal import Code
-
         if cid not in self._codes:
             try:
                 with tempfile.TemporaryDirectory(prefix="arledger-dash-") as tmp:

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from arstore import cid_from_bytes, digest_to_cid
+
 PENDING = ("Open", "Disputed")
 
 
@@ -105,8 +107,6 @@ class LedgerIndex:
             self.tasks[a["taskId"]].funded += a["amount"]
 
     def _on_ClaimRevealed(self, a, ev) -> None:
-        from arstore import cid_from_bytes, digest_to_cid
-
         c = ClaimRow(a["claimId"], a["taskId"], a["trainer"], a["parentId"], cid_from_bytes(a["codeCid"]),
                      digest_to_cid(a["manifestDigest"]), "0x" + bytes(a["merkleRoot"]).hex(), a["numSegments"],
                      a["claimedLoss"], a["stake"], a["challengeDeadline"], ev.block_number, ev.tx_hash)
@@ -192,8 +192,6 @@ class LedgerIndex:
         self._verifier(a["voter"]).earned += a["amount"]
 
     def _on_ExperimentReported(self, a, ev) -> None:
-        from arstore import cid_from_bytes, digest_to_cid
-
         t = self.tasks.get(a["taskId"])
         if t is not None:
             t.reports.append({"reporter": a["reporter"], "loss": a["loss"], "note": a["note"], "block": ev.block_number,

@@ -7,15 +7,15 @@ import json
 import shutil
 from pathlib import Path
 
+from arledger.chain.ledger import Ledger
+from arledger.devnet import AnvilProcess
+from arledger.errors import ConfigError
+from arstore import EmbeddedStore
+
 
 def open_saved_demo(demo_dir: Path, state_copy: Path | None = None):
     """(ledger, store, anvil) for a finished demo's directory; stop ``anvil`` when done. The anvil
     dumps its state on exit: pass ``state_copy`` to leave the demo's own file as it was."""
-    from arledger.chain.ledger import Ledger
-    from arledger.devnet import AnvilProcess
-    from arledger.errors import ConfigError
-    from arstore import EmbeddedStore
-
     demo_dir = Path(demo_dir)
     dep_path, state = demo_dir / "deployment.json", demo_dir / "chain-state.json"
     for p in (dep_path, state):

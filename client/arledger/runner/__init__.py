@@ -1,35 +1,9 @@
-"""The segment runner: deterministic seeded segments, checkpoints, replay, evaluation.
+"""Training: what one step is and how it runs the same everywhere.
 
-Public API (shared by the trainer and the verifier):
-
-- ``run_experiment(RunOptions(...))``: train N steps in segments of K, checkpoint,
-  pin, evaluate through the task harness, write the manifest (arledger.runner.loop).
-- ``replay(manifest, ...)`` -> ``Replay``; ``replay_segment(r, i)``, ``evaluate_final(r)``,
-  ``probe_checkpoints(r)``: requests against a claim (arledger.runner.replay), run by an
-  ``Executor`` (arledger.runner.execution).
-- ``load_experiment(dir)``: the experiment interface (arledger.runner.experiment).
+``session`` (one experiment's model, optimizer and data, driven step by step),
+``experiment`` (the ``train.py`` interface), ``determinism`` (threads, seeds, the
+environment record), ``budget`` (FLOP counting), ``predict`` and ``worker`` (the
+program that serves one request: a segment, a build, a prediction, a harness step).
+The pipeline that trains, pins and evaluates a run is ``arledger.protocol``; the
+processes the worker runs in are ``arledger.execution``'s.
 """
-
-from arledger.runner.execution import (Executor, InProcessExecutor, PoolExecutor, SubprocessExecutor,
-                                       WorkRequest, worker_argv)
-from arledger.runner.experiment import Experiment, ExperimentSpec, load_experiment
-from arledger.runner.limits import Limits
-from arledger.runner.loop import RunOptions, RunResult, run_experiment
-from arledger.runner.replay import (
-    EvalResult,
-    Replay,
-    ReplayError,
-    ReplayResult,
-    evaluate_final,
-    load_manifest_ref,
-    probe_checkpoints,
-    replay,
-    replay_segment,
-)
-
-__all__ = [
-    "Executor", "InProcessExecutor", "PoolExecutor", "SubprocessExecutor", "WorkRequest", "worker_argv",
-    "Experiment", "ExperimentSpec", "load_experiment", "Limits", "RunOptions", "RunResult", "run_experiment",
-    "EvalResult", "Replay", "ReplayError", "ReplayResult", "evaluate_final", "load_manifest_ref",
-    "probe_checkpoints", "replay", "replay_segment",
-]

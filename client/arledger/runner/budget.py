@@ -34,6 +34,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_map
+from torch.utils.flop_counter import flop_registry
+
 CPU_MARGIN = 3.0  # backstop: 3x the calibrated honest segment at the FLOP budget
 CPU_FLOOR_S = 4.0  # plus a fixed allowance for a request's start-up (a fresh interpreter: ~3 s)
 FLOPS_HEADROOM = 1.5  # default budget: 1.5x the baseline's per-step FLOPs (a bigger model fits)
@@ -138,9 +143,6 @@ def flop_counter():
     """
     global _MODE
     if _MODE is None:
-        from torch.utils._python_dispatch import TorchDispatchMode
-        from torch.utils.flop_counter import flop_registry
-
         class FlopCounter(TorchDispatchMode):
             def __init__(self):
                 super().__init__()
@@ -163,9 +165,6 @@ _MODE = None
 
 
 def _shapes(tree: Any) -> Any:
-    import torch
-    from torch.utils._pytree import tree_map
-
     return tree_map(lambda x: x.shape if isinstance(x, torch.Tensor) else x, tree)
 
 

@@ -15,6 +15,8 @@ import sys
 
 import torch
 
+from arledger.execution import kernels as kn
+
 # Fields of the environment that must be equal for an `exact` replay to be meaningful.
 EXACT_KEYS = ("torch", "device", "threads", "deterministic", "python_impl", "machine", "cpu_capability", "kernels")
 NO_PIN = object()  # environment(): the kernel set of this process, not of a pinned child
@@ -75,10 +77,8 @@ def environment(threads: int, device: str = "cpu", kernels=NO_PIN) -> dict:
     """The environment record stored in the manifest (strings and ints only).
 
     ``kernels``: the environment of a child started with that kernel pin
-    (arledger.runner.kernels; None: no switches) instead of this process's own.
+    (arledger.execution.kernels; None: no switches) instead of this process's own.
     """
-    from arledger.runner import kernels as kn
-
     if kernels is NO_PIN:
         switches, capability = kn.current_env(), torch.backends.cpu.get_cpu_capability()
     else:

@@ -86,8 +86,9 @@ def parse_spec(raw: Any, source: str = SPEC_FILE) -> ExperimentSpec:
     name = need("name", str)
     config = need("config", dict)
     harness = raw.get("harness")
-    if harness is not None and (not isinstance(harness, str) or not harness or harness.startswith("/")):
-        raise ExperimentError(f"{source}: field 'harness' must be a directory relative to the experiment")
+    if harness is not None and (not isinstance(harness, str) or not harness or harness.startswith("/")
+                                or ".." in Path(harness).parts):
+        raise ExperimentError(f"{source}: field 'harness' must be a directory inside the experiment's")
     for legacy in ("metric", "datasets"):
         if legacy in raw:
             raise ExperimentError(f"{source}: field '{legacy}' belongs to the task harness now "
@@ -100,8 +101,9 @@ def parse_spec(raw: Any, source: str = SPEC_FILE) -> ExperimentSpec:
                           default_segment_steps=defaults.get("segment_steps"))
 
 
-def load_experiment(directory: Path | str) -> Experiment:
-    """Load ``experiment.json`` and import ``train.py`` from ``directory`` (no sys.path change)."""
+def read_spec(directory: Path | str) -> ExperimentSpec:
+    """``experiment.json`` of an experiment dir, validated, WITHOUT importing ``train.py``
+    (importing runs its code: a caller that may not trust it reads only this)."""
     directory = Path(directory)
     spec_path, train_path = directory / SPEC_FILE, directory / TRAIN_FILE
     for p in (spec_path, train_path):
@@ -109,8 +111,14 @@ def load_experiment(directory: Path | str) -> Experiment:
             raise ExperimentError(f"{p}: missing (an experiment dir needs {TRAIN_FILE} and {SPEC_FILE})")
     try:
         raw = json.loads(spec_path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ExperimentError(f"{spec_path}: invalid JSON ({exc})") from exc
-    spec = parse_spec(raw, str(spec_path))
-    module = import_file(train_path, "arledger_experiment", ExperimentError, REQUIRED)
+    return parse_spec(raw, str(spec_path))
+
+
+def load_experiment(directory: Path | str) -> Experiment:
+    """Load ``experiment.json`` and import ``train.py`` from ``directory`` (no sys.path change)."""
+    directory = Path(directory)
+    spec = read_spec(directory)
+    module = import_file(directory / TRAIN_FILE, "arledger_experiment", ExperimentError, REQUIRED)
     return Experiment(directory=directory, spec=spec, module=module)

@@ -8,7 +8,6 @@ draw the batch with a generator seeded from (seed, step), call ``train_step``.
 from __future__ import annotations
 
 import contextlib
-
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,6 +15,7 @@ import torch
 
 from arledger import checkpoint
 from arledger.runner import determinism
+from arledger.runner.budget import flop_counter
 from arledger.runner.experiment import Experiment
 
 StepCallback = Callable[[int, float], None]
@@ -88,7 +88,6 @@ def _counting(on: bool):
     if not on:
         yield None
         return
-    from arledger.runner.budget import flop_counter
 
     with flop_counter() as counter:
         yield counter

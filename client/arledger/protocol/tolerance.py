@@ -6,7 +6,7 @@ threshold must sit well above what honest hardware noise produces and well below
 cheating produces; the only way to know is to measure. Here the "other environment"
 is a different CPU thread count (it changes the bits of a transformer's reductions).
 
-    python -m arledger.runner.tolerance charlm --steps 200 --segment-steps 50 --train-threads 2 --replay-threads 1
+    python -m arledger.protocol.tolerance charlm --steps 200 --segment-steps 50 --train-threads 2 --replay-threads 1
 
 prints JSON: per segment the status and distance, plus max/mean (see docs/tolerance.md).
 """
@@ -20,23 +20,22 @@ import sys
 import tempfile
 from pathlib import Path
 
-from arledger.runner.loop import RunOptions, run_experiment
-from arledger.runner.replay import replay, replay_segment
+from arledger.protocol.replay import replay, replay_segment, ReplayOptions
+from arledger.protocol.run import run_experiment, RunOptions
 from arledger.templates import template_dir
+from arstore import EmbeddedStore
 
 
 def calibrate(template: str, steps: int, segment_steps: int, seed: int, train_threads: int, replay_threads: int,
               workdir: Path | None = None) -> dict:
     """Train honestly with ``train_threads``, replay every segment with ``replay_threads``."""
-    from arstore import EmbeddedStore
-
     with tempfile.TemporaryDirectory(prefix="arledger-calib-") as tmp:
         base = Path(workdir or tmp)
         store = EmbeddedStore(base / "store")
         run = run_experiment(RunOptions(template_dir(template), base / "run", steps, segment_steps, seed,
                                         train_threads), store=store)
-        job = replay(run.manifest, run_dir=base / "run", store=store, workdir=base / "replay",
-                     threads=replay_threads, mode="tolerance", threshold=float("inf"))
+        job = replay(run.manifest, ReplayOptions(run_dir=base / "run", store=store, workdir=base / "replay",
+                     threads=replay_threads, mode="tolerance", threshold=float("inf")))
         results = [replay_segment(job, i) for i in range(run.manifest.segments)]
     dists = [r.distance for r in results]
     return {
@@ -49,7 +48,7 @@ def calibrate(template: str, steps: int, segment_steps: int, seed: int, train_th
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m arledger.runner.tolerance", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m arledger.protocol.tolerance", description=__doc__.split("\n\n")[0])
     ap.add_argument("template", choices=["charlm", "digits"])
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--segment-steps", type=int, default=50)

@@ -87,7 +87,7 @@ def problem(pin: str | None) -> str:
         shown = " ".join(f"{k}={v}" for k, v in want.items())
         return (f"cpu_kernels: the task pins {pin!r}; this process was started with "
                 f"{have or 'no kernel switches'}: start it with {shown} (artrain run does this itself)")
-    import torch
+    import torch  # lazy: this layer loads no torch at import (a zygote, the sandbox); only this check needs it
 
     cap = torch.backends.cpu.get_cpu_capability()
     if cap != expected_capability(pin):

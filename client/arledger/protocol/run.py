@@ -14,6 +14,14 @@ Run directory layout (``out``):
 
 A crash leaves no manifest and a consistent progress.json; running the same command
 again resumes from the last checkpoint (its hash is checked before it is trusted).
+
+Where the code runs (``RunOptions.sandbox``): by default every piece of ``train.py`` runs
+in the sandbox (``arledger.execution.isolation``) as ``build`` and ``segment`` requests,
+the same requests a verifier replays, so code fetched from the ledger never runs next
+to the trainer's key. ``sandbox=False`` trains in this process (one's own code, and
+the attack hooks of tests and the demo, which are code of this process by nature).
+The state hashes are the same either way: a segment from its start checkpoint is what
+replay checks bit for bit.
 """
 
 from __future__ import annotations
@@ -28,10 +36,18 @@ from typing import Callable
 
 from arledger import checkpoint, manifest as mf, outdir
 from arledger.errors import ExperimentError
-from arledger.runner import artifacts, determinism, kernels
-from arledger.harness import load_harness
-from arledger.runner.experiment import load_experiment
+from arledger.execution import isolation, kernels
+from arledger.execution.executors import Executor, WorkRequest
+from arledger.execution.limits import Limits
+from arledger.harness import HARNESS_FILE, load_harness
+from arledger.micro import to_micro
+from arledger.protocol import artifacts
+from arledger.protocol.artifacts import ckpt_path
+from arledger.protocol.replay import evaluate_local, RunFiles
+from arledger.runner import budget, determinism
+from arledger.runner.experiment import load_experiment, read_spec
 from arledger.runner.session import Session
+from arledger.runner.worker import claim_request
 
 # What a run dir made before markers existed holds (all of one group: made by a run).
 RUN_FILES = (("progress.json", "checkpoints", "code"), ("manifest.json", "checkpoints", "code", "final.safetensors"))
@@ -60,8 +76,10 @@ class RunOptions:
     trainer: str | None = None
     hypothesis: str = ""
     notes: str = ""
-    cpu_kernels: str | None = "avx2"  # the task's kernel pin (arledger.runner.kernels); None: none
+    cpu_kernels: str | None = "avx2"  # the task's kernel pin (arledger.execution.kernels); None: none
     force: bool = False  # use an --out directory that is not empty and was not made by a run
+    sandbox: bool = True  # train.py runs sandboxed (module docstring); False: in this process
+    limits: Limits | None = None  # what one sandboxed request may use (a task's limits; default Limits())
 
 
 @dataclass
@@ -71,10 +89,6 @@ class RunResult:
     manifest_cid: str
     resumed_from: int | None
     timings_ms: dict[str, int] = field(default_factory=dict)
-
-
-def ckpt_path(out: Path, i: int) -> Path:
-    return out / "checkpoints" / f"ckpt_{i:04d}.safetensors"
 
 
 def _ms(seconds: float) -> int:
@@ -102,17 +116,101 @@ def _check_claim_fields(opts: RunOptions) -> None:
             raise ExperimentError(f"{name}: longer than 16384 characters")
 
 
+class _InProcessTraining:
+    """train.py in this process, one ``Session`` throughout (``RunOptions(sandbox=False)``)."""
+
+    def __init__(self, code_dir: Path, train: dict[str, Path], opts: RunOptions, hook: SegmentTrainer):
+        self.session = Session(load_experiment(code_dir), train, opts.seed, opts.threads, count_startup=True)
+        self.hook = hook
+
+    def start(self) -> bytes:
+        return self.session.capture()
+
+    def resume(self, data: bytes, source: str) -> None:
+        self.session.restore(data, source)
+
+    def segment(self, i: int, k: int, start: Path, on_step: Callable | None) -> bytes:
+        self.hook(self.session, i, k, on_step)
+        return self.session.capture()
+
+    def work(self) -> dict[str, int]:
+        s = self.session
+        return {"startup_flops": int(s.startup_flops or 0), "step_flops_max": int(s.max_step_flops),
+                "counted_steps": int(s.counted_steps)}
+
+
+class _SandboxedTraining:
+    """train.py as ``build`` and ``segment`` requests through ``executor`` (the sandbox's pool):
+    each segment starts from the boundary checkpoint already on disk, as a replay does."""
+
+    def __init__(self, executor: Executor, code_dir: Path, train: dict[str, Path], opts: RunOptions):
+        self.executor, self.code_dir, self.train, self.opts = executor, code_dir, train, opts
+        self.startup_flops = 0
+        self.step_flops_max = 0
+        self.counted_steps = 0
+
+    def _request(self, label: str, mode: str, files: dict[str, Path], **extra) -> WorkRequest:
+        body, inputs = claim_request(mode, self.code_dir, self.train, self.opts.seed, self.opts.threads, **extra)
+        return WorkRequest(label, body, {**inputs, **files}, self.opts.limits)
+
+    def start(self) -> bytes:
+        with self.executor.run(self._request("build", "build", {}, out="start.safetensors")) as done:
+            self.startup_flops = budget.counted_flops(done.answer.get("flops")) or 0
+            return done.read("start.safetensors")
+
+    def resume(self, data: bytes, source: str) -> None:
+        pass  # the next segment starts from the checkpoint file itself
+
+    def segment(self, i: int, k: int, start: Path, on_step: Callable | None) -> bytes:
+        req = self._request(f"segment-{i:04d}", "segment", {"start.safetensors": start}, start="start.safetensors",
+                            steps=k, out="out.safetensors", count=1)  # the first step's FLOPs: the work report
+        with self.executor.run(req) as done:
+            a = done.answer
+            data = done.read("out.safetensors")
+        # the answer is the code's word: counts for the run's work report (verifiers count again)
+        self.step_flops_max = max(self.step_flops_max, budget.counted_flops(a.get("step_flops_max")) or 0)
+        self.counted_steps += budget.counted_flops(a.get("counted_steps")) or 0
+        if on_step:  # and its own losses: shown to the trainer, never recorded as a result
+            for j, loss in enumerate(reported_losses(a)[:k]):
+                on_step(i * k + j + 1, loss)
+        return data
+
+    def work(self) -> dict[str, int]:
+        return {"startup_flops": self.startup_flops, "step_flops_max": self.step_flops_max,
+                "counted_steps": self.counted_steps}
+
+
+def reported_losses(answer: dict) -> list[float]:
+    """The per-step losses a worker reported (numbers only; anything else reads as NaN)."""
+    raw = answer.get("losses")
+    return [float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else float("nan")
+            for x in (raw if isinstance(raw, list) else [])]
+
+
+def isolation_of(opts: RunOptions, hidden_sources=()) -> isolation.Isolation:
+    """How this run's train.py runs (``arledger.execution.isolation``)."""
+    return isolation.Isolation.of(opts.sandbox, opts.limits, hidden_sources, kernels.env_for(opts.cpu_kernels)
+                                  if opts.cpu_kernels else None)
+
+
 def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None, store=None,
-                   train_segment: SegmentTrainer = train_segment_honestly,
+                   train_segment: SegmentTrainer | None = None,
                    say: Callable[[str], None] = lambda _msg: None) -> RunResult:
     """Train, checkpoint, pin and evaluate; returns the validated manifest and its CID.
-    ``say`` hears, before any training, whether the run starts, resumes or restarts."""
+    ``say`` hears, before any training, whether the run starts, resumes or restarts.
+    ``train_segment``: a hook that trains one segment on this process's ``Session`` (attacks
+    in tests and the demo); it needs ``sandbox=False``."""
     t_start = time.perf_counter()
+    if train_segment is not None and opts.sandbox:
+        raise ExperimentError("train_segment: a segment hook runs in this process; use RunOptions(sandbox=False)")
     out = Path(opts.out)
-    exp = load_experiment(opts.experiment_dir)
-    steps, k = _budget(opts, exp.spec.default_steps, exp.spec.default_segment_steps)
+    spec = read_spec(opts.experiment_dir)  # never import train.py here: it may be someone else's
+    steps, k = _budget(opts, spec.default_steps, spec.default_segment_steps)
     _check_claim_fields(opts)
     kernels.ensure(opts.cpu_kernels)
+    harness_src = opts.harness_dir or artifacts.harness_dir_of(opts.experiment_dir, spec)
+    if not (Path(harness_src) / HARNESS_FILE).is_file():  # before anything is written to --out
+        raise ExperimentError(f"{harness_src}: no {HARNESS_FILE} there (give the harness to run with: --harness DIR)")
     store = store or artifacts.open_store(opts.store_spec)
     outdir.claim(out, "artrain run", force=opts.force, legacy=RUN_FILES)
     finished_before = (out / "manifest.json").exists()
@@ -120,9 +218,9 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
     for stale in ("manifest.json", "submission.json", "claim-manifest.json"):
         (out / stale).unlink(missing_ok=True)
 
-    code_dir = artifacts.snapshot_code(exp, out / "code")
+    code_dir = artifacts.snapshot_code(opts.experiment_dir, out / "code")
     code_cid = str(store.add_dir(code_dir))
-    harness_dir = artifacts.snapshot_harness(opts.harness_dir or artifacts.harness_dir_of(exp), out / "harness")
+    harness_dir = artifacts.snapshot_harness(harness_src, out / "harness")
     harness_cid = str(store.add_dir(harness_dir))
     h = load_harness(harness_dir)
     dataset_cids = artifacts.build_datasets(h, store)
@@ -131,13 +229,18 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
     heldout_paths = artifacts.fetch_datasets({k: c for k, c in dataset_cids.items() if k not in train_cids},
                                              store, out / "heldout")
 
-    session = Session(load_experiment(code_dir), train_paths, opts.seed, opts.threads, count_startup=True)
+    iso = isolation_of(opts, getattr(h.module, "SOURCES", ()))
+    executor = isolation.executor(iso)
+    if opts.sandbox:
+        training = _SandboxedTraining(executor, code_dir, train_paths, opts)
+    else:
+        training = _InProcessTraining(code_dir, train_paths, opts, train_segment or train_segment_honestly)
     params = {
         "code_cid": code_cid, "harness_cid": harness_cid, "datasets": dataset_cids, "seed": opts.seed, "steps": steps,
         "segment_steps": k, "threads": opts.threads,
     }
     timings = {"train_ms": 0, "checkpoint_ms": 0, "pin_ms": 0}
-    boundaries, resumed_from = _resume(out, params, session, timings)
+    boundaries, resumed_from = _resume(out, params, training, timings)
     if boundaries:
         say(f"resuming {out} from checkpoint {resumed_from} (step {boundaries[-1].step} of {steps})")
     elif finished_before:
@@ -147,9 +250,8 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
     else:
         say(f"starting {out}: {steps} steps in segments of {k}")
 
-    def boundary(i: int) -> None:
+    def boundary(i: int, data: bytes) -> None:
         t0 = time.perf_counter()
-        data = session.capture()
         h = checkpoint.state_hash(data)
         path = ckpt_path(out, i)
         checkpoint.atomic_write(path, data)
@@ -159,28 +261,30 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
         t2 = time.perf_counter()
         timings["checkpoint_ms"] += _ms(t1 - t0)
         timings["pin_ms"] += _ms(t2 - t1)
-        boundaries.append(mf.Boundary(index=i, step=session.step, checkpoint_cid=cid, state_hash=h))
+        boundaries.append(mf.Boundary(index=i, step=i * k, checkpoint_cid=cid, state_hash=h))
         _write_progress(out, params, boundaries, timings)
 
     if not boundaries:  # fresh start: no checkpoint of an older run may survive next to this one
         for stale in (out / "checkpoints").glob("ckpt_*.safetensors"):
             stale.unlink()
-        boundary(0)
+        boundary(0, training.start())
+    last = None
     for seg in range(len(boundaries) - 1, steps // k):  # segment seg: boundary seg -> seg + 1
         t0 = time.perf_counter()
-        train_segment(session, seg, k, (lambda s, loss, seg=seg: on_progress(s, loss, seg, steps)) if on_progress else None)
+        hook = (lambda s, loss, seg=seg: on_progress(s, loss, seg, steps)) if on_progress else None
+        last = training.segment(seg, k, ckpt_path(out, seg), hook)
         timings["train_ms"] += _ms(time.perf_counter() - t0)
-        boundary(seg + 1)
+        boundary(seg + 1, last)
+    last = last if last is not None else ckpt_path(out, steps // k).read_bytes()
 
     weights_path = out / "final.safetensors"
-    checkpoint.atomic_write(weights_path, session.weights())
+    checkpoint.atomic_write(weights_path, checkpoint.weights_of_checkpoint(last, "the last checkpoint"))
     final_cid = str(store.add_file(weights_path))
     store.pin(final_cid)
     t0 = time.perf_counter()
-    from arledger.runner.replay import RunFiles, evaluate_local  # replay imports this module
-
     files = RunFiles(out / "work", code_dir, harness_dir, train_paths, heldout_paths)
-    result = evaluate_local(files, weights_path, opts.seed, opts.threads)
+    result = evaluate_local(files, weights_path, opts.seed, opts.threads, executor,
+                            isolation.executor(iso, "harness") if opts.sandbox else None)
     shutil.rmtree(out / "work", ignore_errors=True)
     if not result.ok:
         raise ExperimentError(f"evaluation: {result.problem}")
@@ -191,15 +295,15 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
     m = mf.Manifest(
         schema_version=mf.SCHEMA_VERSION, task_id=opts.task_id, parent=opts.parent, trainer=opts.trainer,
         code_cid=code_cid, harness_cid=harness_cid, train_splits=tuple(sorted(train_cids)),
-        experiment={"name": exp.spec.name, "metric": metric},
+        experiment={"name": spec.name, "metric": metric},
         hypothesis=opts.hypothesis, notes=opts.notes, seed=opts.seed, steps=steps, segment_steps=k,
         datasets=dataset_cids, environment=determinism.environment(opts.threads),
         boundaries=tuple(boundaries), merkle_root=mf.compute_merkle_root(boundaries),
         final_weights_cid=final_cid,
-        evaluation=mf.Evaluation(metric=metric, value_micro=mf.to_micro(metrics[metric]),
-                                 metrics_micro={n: mf.to_micro(v) for n, v in sorted(metrics.items())}),
+        evaluation=mf.Evaluation(metric=metric, value_micro=to_micro(metrics[metric]),
+                                 metrics_micro={n: to_micro(v) for n, v in sorted(metrics.items())}),
         timings=dict(sorted(timings.items())),
-        work=_work(session, code_dir),
+        work=_work(training, last, code_dir),
     )
     data = mf.dumps(m)
     manifest_path = out / "manifest.json"
@@ -210,14 +314,11 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
     return RunResult(m, manifest_path, manifest_cid, resumed_from, timings)
 
 
-def _work(session: Session, code_dir: Path) -> dict[str, int]:
+def _work(training, last: bytes, code_dir: Path) -> dict[str, int]:
     """What this run counted (arledger.runner.budget): verifiers count it again when they replay.
     A resumed run counted only the segments it trained after the resume."""
-    from arledger.runner import budget
-
-    return {"params": budget.param_count(checkpoint.model_params(session.capture())),
-            "code_bytes": budget.code_bytes(code_dir), "startup_flops": int(session.startup_flops or 0),
-            "step_flops_max": int(session.max_step_flops), "counted_steps": int(session.counted_steps)}
+    return {"params": budget.param_count(checkpoint.model_params(last)), "code_bytes": budget.code_bytes(code_dir),
+            **training.work()}
 
 
 def _write_progress(out: Path, params: dict, boundaries: list, timings: dict) -> None:
@@ -225,7 +326,7 @@ def _write_progress(out: Path, params: dict, boundaries: list, timings: dict) ->
     checkpoint.atomic_write(out / "progress.json", json.dumps(doc, sort_keys=True).encode())
 
 
-def _resume(out: Path, params: dict, session: Session, timings: dict) -> tuple[list, int | None]:
+def _resume(out: Path, params: dict, training, timings: dict) -> tuple[list, int | None]:
     """Boundaries already done by an interrupted run with the same parameters (else [])."""
     path = out / "progress.json"
     if not path.exists():
@@ -241,6 +342,6 @@ def _resume(out: Path, params: dict, session: Session, timings: dict) -> tuple[l
     data = ckpt_path(out, last.index).read_bytes() if ckpt_path(out, last.index).exists() else b""
     if checkpoint.state_hash(data) != last.state_hash:
         return [], None  # damaged resume point: start over rather than trust it
-    session.restore(data, str(ckpt_path(out, last.index)))
+    training.resume(data, str(ckpt_path(out, last.index)))
     timings.update({k: int(v) for k, v in doc.get("timings", {}).items() if k in timings})
     return boundaries, last.index

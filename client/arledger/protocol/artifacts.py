@@ -11,44 +11,47 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import arstore
 from arledger.checkpoint import atomic_write
 from arledger.errors import ExperimentError
-from arledger.runner.experiment import CODE_FILES, Experiment
+from arledger.harness import HARNESS_FILE
+from arledger.runner.experiment import CODE_FILES, ExperimentSpec, SPEC_FILE
+
+
+def ckpt_path(run_dir: Path, i: int) -> Path:
+    """Checkpoint i's file in a run directory (the layout is arledger.protocol.run's)."""
+    return Path(run_dir) / "checkpoints" / f"ckpt_{i:04d}.safetensors"
 
 
 def open_store(spec: str | None = None):
     """The artifact store named by ``spec`` (None: arstore's default)."""
-    from arstore import open_store as _open
-
-    return _open(spec)
+    return arstore.open_store(spec)
 
 
 def file_cid(path: Path) -> str:
     """CID of a local file without storing it (verifies a run dir's files against a manifest)."""
-    from arstore import file_cid as _file_cid
-
-    return str(_file_cid(path))
+    return str(arstore.file_cid(path))
 
 
 def dir_cid(path: Path) -> str:
-    from arstore import dir_cid as _dir_cid
-
-    return str(_dir_cid(path))
+    return str(arstore.dir_cid(path))
 
 
-def snapshot_code(experiment: Experiment, dest: Path) -> Path:
+def snapshot_code(experiment_dir: Path, dest: Path) -> Path:
     """Copy exactly the code files (train.py, experiment.json) into ``dest`` (its own dir)."""
-    return _snapshot(experiment.directory, CODE_FILES, dest)
+    return _snapshot(Path(experiment_dir), CODE_FILES, dest)
 
 
 def snapshot_harness(harness_dir: Path, dest: Path) -> Path:
     """Copy exactly the harness file into ``dest`` (the task's pinned harness dir)."""
-    from arledger.harness import HARNESS_FILE
-
     return _snapshot(Path(harness_dir), (HARNESS_FILE,), dest)
 
 
 def _snapshot(src: Path, names, dest: Path) -> Path:
+    missing = [n for n in names if not (Path(src) / n).is_file()]
+    if missing:
+        raise ExperimentError(f"{src}: no {', '.join(missing)} there"
+                              + (" (give the harness to run with: --harness DIR)" if HARNESS_FILE in missing else ""))
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -64,12 +67,12 @@ def build_datasets(harness: Any, store: Any) -> dict[str, str]:
     return {name: str(store.add_bytes(blob)) for name, blob in sorted(harness.build_data().items())}
 
 
-def harness_dir_of(experiment: Experiment) -> Path:
+def harness_dir_of(experiment_dir: Path, spec: ExperimentSpec) -> Path:
     """The harness an experiment names in experiment.json (relative to its directory)."""
-    if not experiment.spec.harness:
-        raise ExperimentError(f"{experiment.directory / 'experiment.json'}: names no 'harness'; "
+    if not spec.harness:
+        raise ExperimentError(f"{Path(experiment_dir) / SPEC_FILE}: names no 'harness'; "
                               f"give a harness dir (artrain run --harness DIR)")
-    return experiment.directory / experiment.spec.harness
+    return Path(experiment_dir) / spec.harness
 
 
 def fetch_datasets(cids: dict[str, str], store: Any, dest: Path) -> dict[str, Path]:

@@ -3,7 +3,7 @@ trainer (``artrain replay``) and a verifier run against a claim, through one exe
 
 Every function takes a ``Replay`` (what the claim is, where its files are, which
 executor runs claim code and which runs the task's harness) and builds
-``WorkRequest``s (``arledger.runner.execution``):
+``WorkRequest``s (``arledger.execution.executors``):
 
 - ``replay_segment(r, i)``: segment i from checkpoint i, compared with h_{i+1};
 - ``evaluate_final(r, check_seed)``: the harness makes the held-out inputs, the claim's
@@ -34,13 +34,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from safetensors.torch import load_file, save_file
+
 from arledger import checkpoint, manifest as mf
 from arledger.errors import ArtifactMismatch, ManifestError, ReplayError
-from arledger.runner import artifacts as art, determinism
-from arledger.runner.execution import Done, Executor, InProcessExecutor, SubprocessExecutor, WorkRequest
+from arledger.execution import isolation
+from arledger.execution.executors import Done, Executor, InProcessExecutor, WorkRequest
+from arledger.execution.limits import Limits
+from arledger.protocol import artifacts as art
+from arledger.runner import determinism
 from arledger.runner.budget import Budget, counted_flops
-from arledger.runner.limits import Limits
-from arledger.runner.loop import ckpt_path
+from arledger.runner.worker import claim_request, run_request
 
 __all__ = ["ArtifactMismatch", "ArtifactSource", "EvalResult", "Replay", "ReplayError", "ReplayResult",
            "evaluate_final", "load_manifest_ref", "probe_checkpoints", "replay_segment"]
@@ -152,7 +156,7 @@ class ArtifactSource:
         """Checkpoint i's file; raises ArtifactMismatch if its bytes do not hash to h_i."""
         b = self.m.boundaries[i]
         if self.run_dir:
-            local = ckpt_path(self.run_dir, i)
+            local = art.ckpt_path(self.run_dir, i)
             if local.is_file() and checkpoint.file_state_hash(local) == b.state_hash:
                 return local
         dest = art.fetch_bytes_to(self.store, b.checkpoint_cid, self.workdir / f"ckpt_{i:04d}.safetensors")
@@ -197,11 +201,7 @@ class Replay:
             self.environment = determinism.environment(self.threads)
 
     def _claim_body(self, mode: str, **extra: Any) -> tuple[dict, dict]:
-        train = self.files.train_paths()
-        body = {"mode": mode, "code": "code", "data": {k: f"data/{k}" for k in train}, "seed": self.seed,
-                "threads": self.threads, **extra}
-        inputs = {"code": self.files.code_dir(), **{f"data/{k}": p for k, p in train.items()}}
-        return body, inputs
+        return claim_request(mode, self.files.code_dir(), self.files.train_paths(), self.seed, self.threads, **extra)
 
     def _harness(self, label: str, op: str, files: dict[str, Path], **extra: Any):
         paths = self.files.all_paths()
@@ -222,18 +222,36 @@ class Replay:
         return kept
 
 
-def replay(manifest: mf.Manifest, *, run_dir: Path | None = None, store: Any = None,
-           store_spec: str | None = None, workdir: Path | None = None, executor: Executor | None = None,
-           harness_executor: Executor | None = None, threads: int | None = None, mode: str = "exact",
-           threshold: float | None = None, limits: Limits | None = None, budget: Budget | None = None) -> Replay:
-    """A ``Replay`` with the trainer's defaults: a fresh worker process per request for claim
-    code, the harness in this process, files from ``run_dir`` or fetched by CID."""
-    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="arledger-replay-"))
+@dataclass(frozen=True)
+class ReplayOptions:
+    """How ``replay`` sets up a ``Replay``: where the claim's files come from (``run_dir`` when
+    they verify, else fetched by CID from ``store``/``store_spec`` into ``workdir``), what runs
+    the claim's code and the harness, and what the replay is held to (a task's mode,
+    threshold, limits and budget). Every field has the trainer's default."""
+
+    run_dir: Path | None = None
+    store: Any = None
+    store_spec: str | None = None
+    workdir: Path | None = None
+    executor: Executor | None = None  # default: this process's shared sandboxed pool
+    harness_executor: Executor | None = None  # default: this process's shared sandboxed harness pool
+    threads: int | None = None  # default: the manifest's
+    mode: str = "exact"
+    threshold: float | None = None
+    limits: Limits | None = None
+    budget: Budget | None = None
+
+
+def replay(manifest: mf.Manifest, opts: ReplayOptions = ReplayOptions()) -> Replay:
+    """A ``Replay`` of ``manifest`` set up as ``opts`` says (``ReplayOptions``)."""
+    work = Path(opts.workdir) if opts.workdir else Path(tempfile.mkdtemp(prefix="arledger-replay-"))
     work.mkdir(parents=True, exist_ok=True)
-    threads = threads or int(manifest.environment["threads"])
-    return Replay(manifest, ArtifactSource(manifest, work, run_dir, store, store_spec),
-                  executor or SubprocessExecutor(), harness_executor or InProcessExecutor(),
-                  threads, manifest.seed, mode, threshold, limits, budget=budget)
+    threads = opts.threads or int(manifest.environment["threads"])
+    return Replay(manifest, ArtifactSource(manifest, work, opts.run_dir, opts.store, opts.store_spec),
+                  opts.executor or isolation.executor(isolation.Isolation.of(limits=opts.limits)),
+                  # the harness a manifest names is whoever made the manifest's choice: sandboxed too
+                  opts.harness_executor or isolation.executor(isolation.Isolation.of(limits=opts.limits), "harness"),
+                  threads, manifest.seed, opts.mode, opts.threshold, opts.limits, budget=opts.budget)
 
 
 @dataclass(frozen=True)
@@ -259,25 +277,22 @@ class RunFiles:
         return {**self.train, **self.heldout}
 
 
-def evaluate_local(files: RunFiles, weights: Path, seed: int, threads: int,
-                   executor: Executor | None = None) -> EvalResult:
-    """The harness's evaluation of weights the caller made (a run, a task's baseline):
-    the claim's model predicts in a fresh worker process, the harness runs here."""
-    own = executor is None
-    claim_ex = executor or SubprocessExecutor(root=files.workdir / "predict-work")
-    harness_ex = InProcessExecutor(root=files.workdir / "harness-work")
+def evaluate_local(files: RunFiles, weights: Path, seed: int, threads: int, executor: Executor,
+                   harness_executor: Executor | None = None) -> EvalResult:
+    """The harness's evaluation of weights the caller made (a run, a task's baseline): the
+    claim's model predicts through ``executor`` (the run's own), the harness's steps through
+    ``harness_executor`` (default: this process, for a harness the caller runs anyway)."""
+    own = harness_executor is None
+    harness_ex = harness_executor or InProcessExecutor(run_request, root=files.workdir / "harness-work")
     try:
-        return evaluate_weights(Replay(None, files, claim_ex, harness_ex, threads, seed), weights)
+        return evaluate_weights(Replay(None, files, executor, harness_ex, threads, seed), weights)
     finally:
-        harness_ex.close()
         if own:
-            claim_ex.close()
+            harness_ex.close()
 
 
 def _keep(done: Done, name: str, dest_dir: Path) -> Path:
-    src = done.file(name)
-    if not src.is_file() or src.is_symlink():
-        raise ReplayError(f"worker: {name} missing after the run")
+    src = done.file(name)  # checked: a plain file of its own (never a link to the caller's files)
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / f"{time.monotonic_ns()}-{name}"
     src.replace(dest) if src.stat().st_dev == dest_dir.stat().st_dev else dest.write_bytes(src.read_bytes())
@@ -298,7 +313,7 @@ def replay_segment(r: Replay, i: int) -> ReplayResult:
     except ArtifactMismatch as exc:
         return ReplayResult(i, "artifact_mismatch", expected, None, detail=str(exc))
     body, inputs = r._claim_body("segment", start="start.safetensors", steps=m.segment_steps, out="out.safetensors",
-                                 count_flops=r.budget is not None)
+                                 count=m.segment_steps if r.budget is not None else 0)
     inputs["start.safetensors"] = start
     t0 = time.perf_counter()
     with r.executor.run(WorkRequest(f"segment-{i:04d}", body, inputs, r.limits)) as done:
@@ -452,8 +467,6 @@ def assess(r: Replay, weights: Path | None, check_seed: bytes | None, probe: boo
     causality check (one request each, identical but for the inputs, in an order drawn
     from ``check_seed``, so claim code cannot tell which is which).
     """
-    from safetensors.torch import load_file, save_file
-
     t0 = time.perf_counter()
     keep = r.files.workdir / "assess"
     keep.mkdir(parents=True, exist_ok=True)
@@ -537,5 +550,4 @@ def load_manifest_ref(ref: str | Path, store: Any = None, store_spec: str | None
     if p.is_file():
         return mf.load(p), p.parent
     store = store or art.open_store(store_spec)
-    data = store.cat(str(ref), max_size=mf.MAX_BYTES)
-    return mf.loads(bytes(data), f"manifest {ref}"), None
+    return mf.fetch(store, str(ref)), None

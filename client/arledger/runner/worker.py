@@ -1,13 +1,14 @@
 """The worker: one request (a segment, a prediction, a harness step) in a fresh process.
 
-    python -m arledger.runner.replay_worker request.json     # run in the request dir
+    python -m arledger.runner.worker request.json     # run in the request dir
 
-``request.json`` (written by ``arledger.runner.execution``; every path is relative to
+``request.json`` (written by ``arledger.execution.executors``; every path is relative to
 the request dir, which is the worker's working directory):
 
     {"mode": "segment", "code": "code", "data": {split: path}, "seed": int, "threads": int,
-     "start": "start.safetensors", "steps": int, "out": "out.safetensors", "count_flops": bool}
-        -> {"flops": FLOPs of every step (arledger.runner.budget) when count_flops}
+     "start": "start.safetensors", "steps": int, "out": "out.safetensors", "count": int}
+        -> {"flops": FLOPs of the first ``count`` steps (arledger.runner.budget), "counted_steps",
+            "step_flops_max", "losses": [one per step], "state_hash", "step"}
     {"mode": "build", "code", "data", "seed", "threads", "out": "start.safetensors"}
         -> checkpoint 0 as build() makes it from the seed, {"flops": start-up FLOPs}
     {"mode": "predict", "code", "data", "seed", "threads", "inputs": "inputs.safetensors",
@@ -19,7 +20,12 @@ the request dir, which is the worker's working directory):
     {"mode": "harness", ..., "op": "score", "outputs": {"eval": path, "perturbed": path} | null,
      "plan": "plan.json" | null, "probe_outputs": [path, ...]}
 
-Claim code (``segment``, ``predict``) gets the training splits only; the harness
+The trainer trains through ``build`` and ``segment`` requests too (``arledger.protocol.run``),
+so a claim's code runs the same way on the trainer's machine as on a verifier's.
+``warm()`` loads what a request needs without running any; the zygote
+(``arledger.execution.zygote``) calls it once before it forks.
+
+Claim code (``build``, ``segment``, ``predict``) gets the training splits only; the harness
 (``harness``) runs in a process of its own with every split. Prints one JSON line:
 ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}`` (exit status 1). The answer
 of a claim-code mode is claim code's word: the caller checks the files it names.
@@ -32,7 +38,27 @@ import sys
 import time
 from pathlib import Path
 
-T0 = time.perf_counter()
+import torch
+from safetensors.torch import load_file, save_file
+
+from arledger import checkpoint, harness as hs
+from arledger.errors import HarnessError
+from arledger.runner import determinism
+from arledger.runner.experiment import load_experiment
+from arledger.runner.predict import predict
+from arledger.runner.session import Session
+
+T0 = time.perf_counter()  # start-up is measured from here (a zygote's child resets it)
+
+
+def claim_request(mode: str, code: Path, train: dict[str, Path], seed: int, threads: int,
+                  **extra) -> tuple[dict, dict[str, Path]]:
+    """The body and inputs of a claim-code request (``build``, ``segment``, ``predict``): the
+    code and the training splits under fixed relative names, nothing else of the caller's."""
+    body = {"mode": mode, "code": "code", "data": {k: f"data/{k}" for k in sorted(train)}, "seed": int(seed),
+            "threads": int(threads), **extra}
+    inputs = {"code": Path(code), **{f"data/{k}": Path(p) for k, p in train.items()}}
+    return body, inputs
 
 
 def run_request(req: dict, base: Path) -> dict:
@@ -42,10 +68,6 @@ def run_request(req: dict, base: Path) -> dict:
         return _harness(req, base)
     if mode not in ("segment", "predict", "build"):
         raise ValueError(f"mode: {mode!r} is not segment, predict, build or harness")
-    from arledger import checkpoint
-    from arledger.runner.experiment import load_experiment
-    from arledger.runner.session import Session
-
     exp = load_experiment(base / req["code"])
     session = Session(exp, {k: base / v for k, v in req["data"].items()}, req["seed"], req["threads"],
                       count_startup=mode == "build")
@@ -59,11 +81,14 @@ def run_request(req: dict, base: Path) -> dict:
         start = base / req["start"]
         session.restore(start.read_bytes(), req["start"])
         steps = int(req["steps"])
-        session.train_steps(steps, count=steps if req.get("count_flops") else 0)
+        count = min(steps, int(req.get("count") or 0))
+        losses: list[float] = []
+        session.train_steps(steps, count=count, on_step=lambda _step, loss: losses.append(float(loss)))
         data = session.capture()
         checkpoint.atomic_write(base / req["out"], data)
         return {"ok": True, "state_hash": checkpoint.state_hash(data), "step": session.step,
-                "flops": session.counted_flops if req.get("count_flops") else None,
+                "flops": session.counted_flops if count else None, "counted_steps": session.counted_steps,
+                "step_flops_max": session.max_step_flops, "losses": losses,
                 "startup_ms": startup_ms, "work_ms": int((time.perf_counter() - t0) * 1000)}
     _predict(session, req, base)
     return {"ok": True, "models": len(req["models"]), "startup_ms": startup_ms,
@@ -71,11 +96,6 @@ def run_request(req: dict, base: Path) -> dict:
 
 
 def _predict(session, req: dict, base: Path) -> None:
-    from safetensors.torch import load_file, save_file
-
-    from arledger import checkpoint
-    from arledger.runner.predict import predict
-
     inputs = load_file(str(base / req["inputs"]))
     for j, name in enumerate(req["models"]):
         blob = (base / name).read_bytes()
@@ -88,12 +108,6 @@ def _predict(session, req: dict, base: Path) -> None:
 
 
 def _harness(req: dict, base: Path) -> dict:
-    from safetensors.torch import load_file, save_file
-
-    from arledger import harness as hs
-    from arledger.errors import HarnessError
-    from arledger.runner import determinism
-
     determinism.configure(int(req["threads"]))
     h = hs.load_harness(base / req["harness"])
     data = h.module.load({k: base / v for k, v in req["data"].items()})
@@ -110,31 +124,50 @@ def _harness(req: dict, base: Path) -> dict:
     if req.get("outputs"):  # {name: file}: outputs[name] is the file's "eval" tensor
         try:
             plan = json.loads((base / req["plan"]).read_text()) if req.get("plan") else {"cuts": None}
-            outs = {name: _load_outputs(load_file, base / f).get("eval") for name, f in req["outputs"].items()}
+            outs = {name: _load_outputs(base / f).get("eval") for name, f in req["outputs"].items()}
             result.update(hs.score(h, data, outs, plan.get("cuts")))
         except HarnessError as exc:
             result["invalid"] = str(exc)
     if req.get("probe_outputs"):
         try:
-            result["probes"] = [hs.probe_losses(h, data, _load_outputs(load_file, base / p))
+            result["probes"] = [hs.probe_losses(h, data, _load_outputs(base / p))
                                 for p in req["probe_outputs"]]
         except HarnessError as exc:
             result["probe_invalid"] = str(exc)
     return result
 
 
-def _load_outputs(load_file, path: Path) -> dict:
-    from arledger.errors import HarnessError
-
+def _load_outputs(path: Path) -> dict:
     try:
         return load_file(str(path))
     except Exception as exc:  # noqa: BLE001 - the file is claim code's output
         raise HarnessError(f"outputs: {path.name} is not a readable safetensors file ({type(exc).__name__})") from None
 
 
+def warm() -> int:
+    """Touch what a request needs, without parallel kernels; returns the ms spent.
+
+    For a zygote before it forks: one thread (no OpenMP / intra-op pool may exist before
+    fork), and each optimizer built once (the constructors import torch._dynamo, 1.3 s)."""
+    t0 = time.perf_counter()
+    torch.set_num_threads(1)
+    F = torch.nn.functional
+    emb = torch.nn.Embedding(4, 4)
+    lin = torch.nn.Linear(4, 4)
+    for opt_cls in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW):
+        opt = opt_cls([*emb.parameters(), *lin.parameters()], lr=0.1)
+        x = F.layer_norm(emb(torch.tensor([[0, 1], [2, 3]])), (4,))
+        x = F.dropout(F.gelu(lin(x)), 0.1) + torch.softmax(x @ x.transpose(-1, -2), -1) @ x
+        loss = F.cross_entropy(x.reshape(-1, 4), torch.tensor([0, 1, 2, 3]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return int((time.perf_counter() - t0) * 1000)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print(json.dumps({"ok": False, "error": "usage: python -m arledger.runner.replay_worker request.json"}))
+        print(json.dumps({"ok": False, "error": "usage: python -m arledger.runner.worker request.json"}))
         return 2
     try:
         path = Path(argv[0]).resolve()

@@ -1,13 +1,17 @@
-"""Resource limits for one run of claim code, and the one classifier of broken limits.
+"""Resource limits for one run of claim code: one type, one function that applies them,
+one classifier of broken limits.
 
 One type for every place that names a limit: the TaskSpec's ``limits`` (its JSON
-schema is generated from this class), the sandbox, the replay zygote's per-child
-rlimits and the executor's wall clock. No torch import: the zygote and the sandbox
-read this module before anything heavy is loaded.
+schema is generated from this class), the sandbox, the zygote's per-child rlimits and
+the executor's wall clock. ``apply_rlimits`` is the only code that sets them on a
+process (the sandbox before it starts a program, the zygote in each forked child).
+No torch import: the zygote and the sandbox read this module before anything heavy
+is loaded.
 """
 
 from __future__ import annotations
 
+import resource
 import signal
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
@@ -91,3 +95,32 @@ def classify(returncode: int | None, sig: int | None, text: str) -> str | None:
     if returncode == SANDBOX_SETUP_EXIT:
         return "sandbox-setup"
     return None
+
+
+def apply_rlimits(limits: Limits, *, processes: bool = True) -> None:
+    """Set ``limits`` on the calling process (it and what it starts inherit them).
+
+    CPU time gets a soft limit 5 s under the hard one, so SIGXCPU names the violation;
+    no core files, no POSIX message queues (they would outlive the request in a
+    sandbox's IPC namespace). ``processes``: also RLIMIT_NPROC, for where no pids
+    cgroup or pid namespace bounds the process count. A limit is never raised above
+    the hard limit the process already has.
+    """
+    wanted = [(resource.RLIMIT_CORE, 0, 0), (resource.RLIMIT_MSGQUEUE, 0, 0),
+              (resource.RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 5),
+              (resource.RLIMIT_AS, limits.memory_bytes, limits.memory_bytes),
+              (resource.RLIMIT_FSIZE, limits.file_size_bytes, limits.file_size_bytes)]
+    if processes:
+        wanted.append((resource.RLIMIT_NPROC, limits.max_processes, limits.max_processes))
+    for res, soft, hard in wanted:
+        _, have = resource.getrlimit(res)
+        if have != resource.RLIM_INFINITY:
+            hard = min(hard, have)
+            soft = min(soft, hard)
+        resource.setrlimit(res, (soft, hard))
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's reaped children, as the kernel counts them."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime

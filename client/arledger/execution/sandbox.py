@@ -1,15 +1,17 @@
-"""Run untrusted claim code (a replay of someone's ``train.py``) in a hermetic sandbox.
+"""Run code you did not write (someone's ``train.py``, a task's harness) in a hermetic sandbox.
 
-A verifier executes code that a stranger published, written to detect when it is
-being verified. The replay therefore runs in a separate process that sees the same
-world on every verifier and nothing of the verifier itself:
+A verifier replays code that a stranger published, written to detect when it is being
+verified; a trainer trains on the best claim's code, written by whoever made that
+claim. Either way the code runs in a separate process that sees the same world on
+every machine and nothing of the machine's owner (keys, keystore, ``ARLEDGER_HOME``,
+environment, network):
 
 - no network (a fresh, empty network namespace: not even the host's loopback);
 - a minimal filesystem (``bwrap`` backend), all read-only except one scratch dir:
 
       /opt/python     the interpreter (its base prefix), data sources of held-out sets hidden
       /opt/site       the verifier's site-packages (torch, safetensors, ...)
-      /opt/src        arledger, arverifier, arstore
+      /opt/src        arledger, arstore
       /usr/lib/<arch> the C libraries, /lib and /lib64 as links
       /proc/cpuinfo   the host's first CPU, once per visible CPU (torch reads it to pick its kernels)
       /etc/passwd, /etc/group, /etc/hostname: fixed contents
@@ -29,7 +31,7 @@ Two backends:
 ``rlimit``  the fallback where bubblewrap is missing or cannot create namespaces:
             the same rlimits and wall clock, a new network namespace through
             ``unshare(2)`` (refusing to run if that fails), and a Python audit hook
-            (``arverifier.sandbox_guard``) that refuses writes outside the scratch
+            (``arledger.execution.guard``) that refuses writes outside the scratch
             dir and process spawning. NOT hermetic (the host's files are readable)
             and weaker against native code; ``SandboxResult.backend`` says which ran.
 
@@ -37,37 +39,39 @@ A run that breaks a limit is reported (``violation``), never raised: for the
 verifier it is a failed replay of that segment, and the watcher carries on.
 
 Long-lived sandboxed processes (``popen``, ``replay_pool``): the replay zygote
-(``arledger.runner.replay_zygote``) is started once inside the same sandbox, with
+(``arledger.execution.zygote``) is started once inside the same sandbox, with
 the scratch root at ``/scratch``; each forked child sets the per-run limits for
 itself, and the zygote kills it on the wall clock and sweeps its pid namespace after
 it (docs/replay.md). ``executor()`` / ``pool_executor()`` are the two
-``arledger.runner.execution`` executors the verifier uses.
+``arledger.execution.executors`` executors the verifier uses.
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import os
-import resource
 import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import arledger
 from arledger.errors import SandboxUnavailable
-from arledger.runner.execution import Executor, parse_answer, worker_argv
-from arledger.runner.limits import SANDBOX_SETUP_EXIT, Limits, classify
+from arledger.execution.executors import Executor, parse_answer, PoolExecutor, worker_argv
+from arledger.execution.kernels import current_env
+from arledger.execution.limits import apply_rlimits, classify, Limits, SANDBOX_SETUP_EXIT
+from arledger.execution.pool import ReplayPool, zygote_argv
 
-GiB = 1 << 30
-
-
-SandboxLimits = Limits  # one limits type (arledger.runner.limits); the old name stays importable
 MAX_OUTPUT_BYTES = 1 << 20  # stdout/stderr kept for the report
 
+GUARD_MODULE = "arledger.execution.guard"  # the rlimit backend's audit hook, run as a program
 INNER_PYTHON_PREFIX = "/opt/python"
 INNER_SITE = "/opt/site"
 INNER_SRC = "/opt/src"
@@ -123,25 +127,20 @@ def _scrubbed_env(extra: Mapping[str, str] | None, scratch: Path) -> dict[str, s
 
 
 def _libdir() -> str:
-    import sysconfig
-
     arch = sysconfig.get_config_var("MULTIARCH") or f"{os.uname().machine}-linux-gnu"
     return f"/usr/lib/{arch}"
 
 
 def _site_packages() -> Path:
-    import sysconfig
-
     return Path(sysconfig.get_paths()["purelib"]).resolve()
 
 
 def _source_packages() -> dict[str, Path]:
-    import arledger
-    import arstore
-
-    import arverifier
-
-    return {m.__name__: Path(m.__file__).resolve().parent for m in (arledger, arverifier, arstore)}
+    """What runs inside: the worker (arledger) and the layer below it (arstore), found by
+    path (arstore is never imported here: it would load its HTTP client for nothing)."""
+    store = importlib.util.find_spec("arstore")
+    return {"arledger": Path(arledger.__file__).resolve().parent,
+            "arstore": Path(store.origin).resolve().parent}
 
 
 def _stdlib_rel() -> str:
@@ -216,12 +215,10 @@ class Sandbox:
     def __init__(self, limits: Limits | None = None, backend: str = "auto", hide: Sequence[Path] = (),
                  hidden_sources: Sequence[str] = (), cpus: int = 1, kernel_env: Mapping[str, str] | None = None):
         self.limits = limits or Limits()
-        # the CPU kernel switches (arledger.runner.kernels), part of the fixed environment: the
+        # the CPU kernel switches (arledger.execution.kernels), part of the fixed environment: the
         # task's (the checker passes them); by default this process's own, so that a run made
         # here replays here with the same bits
         if kernel_env is None:
-            from arledger.runner.kernels import current_env
-
             kernel_env = current_env()
         self.kernel_env = dict(kernel_env)
         if backend == "auto":
@@ -234,8 +231,14 @@ class Sandbox:
         if backend not in ("bwrap", "rlimit"):
             raise SandboxUnavailable(f"unknown sandbox backend {backend!r} (bwrap, rlimit, auto)")
         self.backend = backend
-        home = Path(os.environ.get("ARLEDGER_HOME", Path.home() / ".arledger"))
-        self.hide = [p for p in [home, *map(Path, hide)] if p.exists()]
+        # the caller's secrets: its home (deployment, keys, state) and a keystore kept elsewhere
+        secrets = [os.environ.get("ARLEDGER_HOME") or Path.home() / ".arledger", os.environ.get("ARLEDGER_KEYSTORE")]
+        self.hide = [Path(p) for p in [*secrets, *hide] if p and Path(p).exists()]
+        if self.backend == "rlimit":
+            # no pid namespace there: /proc/<this pid>/environ (the keystore password) and this
+            # process's memory would be readable by code running as the same user, unless the
+            # process is not dumpable (then both belong to root)
+            _not_dumpable()
         self.hidden_sources = tuple(sorted({*ALWAYS_HIDDEN, *hidden_sources}))
         self.cpus = max(1, int(cpus))
         self._skeleton: Path | None = None
@@ -277,9 +280,7 @@ class Sandbox:
     def _skeleton_dir(self) -> Path:
         """Host files with fixed contents, bound into the sandbox (passwd, group, hostname, cpuinfo)."""
         if self._skeleton is None or not self._skeleton.is_dir():
-            import tempfile
-
-            d = Path(tempfile.mkdtemp(prefix="arverify-skel-"))
+            d = Path(tempfile.mkdtemp(prefix="arledger-sandbox-skel-"))
             (d / "passwd").write_text(f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{INNER_SCRATCH}:/nonexistent\n")
             (d / "group").write_text(f"sandbox:x:{SANDBOX_UID}:\n")
             (d / "hostname").write_text(HOSTNAME + "\n")
@@ -348,7 +349,7 @@ class Sandbox:
             return self.wrap(argv, scratch, readable, chdir, mount_at)
         if not python_guard:
             return list(argv)
-        return [sys.executable, "-m", "arverifier.sandbox_guard", str(Path(scratch).resolve()), *argv]
+        return [sys.executable, "-m", GUARD_MODULE, str(Path(scratch).resolve()), *argv]
 
     # -- running -----------------------------------------------------------------------
 
@@ -387,7 +388,7 @@ class Sandbox:
                              extra={"process_limit": "cgroup" if cgroup else "rlimit"})
 
     def executor(self, root: Path | None = None) -> "SandboxExecutor":
-        """An ``arledger.runner.execution`` executor: one sandboxed worker process per request."""
+        """An ``arledger.execution.executors`` executor: one sandboxed worker process per request."""
         return SandboxExecutor(self, root)
 
     def popen(self, argv: Sequence[str], *, scratch: Path, readable: Sequence[Path] = (),
@@ -418,21 +419,17 @@ class Sandbox:
 
     def replay_pool(self, scratch: Path | None = None):
         """A ``ReplayPool`` whose zygote runs in this sandbox, children under ``self.limits``."""
-        from arledger.runner.replay_pool import ReplayPool, zygote_argv
-
         def launch(argv: list[str], root: Path, log_path: Path) -> subprocess.Popen:
             with open(log_path, "ab") as log:
                 return self.popen(argv, scratch=root, stderr=log, python_guard=False)
 
         bwrap = self.backend == "bwrap"
-        argv = zygote_argv(guard=None if bwrap else "arverifier.sandbox_guard", pid_namespace=bwrap)
+        argv = zygote_argv(guard=None if bwrap else GUARD_MODULE, pid_namespace=bwrap)
         return ReplayPool(scratch, limits=self.limits, launch=launch, argv=argv,
                           inner_root=INNER_SCRATCH if bwrap else None, sandboxed=True)
 
     def pool_executor(self, scratch: Path | None = None):
-        """An ``arledger.runner.execution.PoolExecutor`` over ``replay_pool()`` (started on first use)."""
-        from arledger.runner.execution import PoolExecutor
-
+        """An ``arledger.execution.executors.PoolExecutor`` over ``replay_pool()`` (started on first use)."""
         return PoolExecutor(self.replay_pool(scratch))
 
     def _env(self, extra: Mapping[str, str] | None, scratch: Path) -> dict[str, str]:
@@ -465,17 +462,14 @@ class Sandbox:
             os.sched_setaffinity(0, allowed[: self.cpus])
         except OSError:
             pass
-        lim = self.limits
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))  # no POSIX message queues
-        resource.setrlimit(resource.RLIMIT_CPU, (lim.cpu_seconds, lim.cpu_seconds + 5))
-        resource.setrlimit(resource.RLIMIT_AS, (lim.memory_bytes, lim.memory_bytes))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (lim.file_size_bytes, lim.file_size_bytes))
+        # bwrap's pid namespace and the pids cgroup bound the process count; the rlimit
+        # backend has only RLIMIT_NPROC, set after unshare (a new user namespace resets it)
+        apply_rlimits(self.limits, processes=False)
         if self.backend == "bwrap":
             return  # bwrap makes the namespaces
         if not (_unshare(_CLONE_NEWNET) or _unshare(_CLONE_NEWUSER | _CLONE_NEWNET)):
             os._exit(SANDBOX_SETUP_EXIT)  # never run without the network namespace
-        resource.setrlimit(resource.RLIMIT_NPROC, (lim.max_processes, lim.max_processes))
+        apply_rlimits(self.limits, processes=True)
 
 
 class SandboxExecutor(Executor):
@@ -485,10 +479,8 @@ class SandboxExecutor(Executor):
     copy_inputs = True
 
     def __init__(self, sandbox: Sandbox, root: Path | None = None):
-        import tempfile
-
         self.sandbox = sandbox
-        self._root = Path(root) if root else Path(tempfile.mkdtemp(prefix="arverify-run-"))
+        self._root = Path(root) if root else Path(tempfile.mkdtemp(prefix="arledger-sandbox-run-"))
 
     def root(self) -> Path:
         return self._root
@@ -522,6 +514,15 @@ class SandboxPopen(subprocess.Popen):
         except subprocess.TimeoutExpired:
             self.kill()
             self.wait()
+
+
+_PR_SET_DUMPABLE = 4
+
+
+def _not_dumpable() -> None:
+    if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise SandboxUnavailable("prctl(PR_SET_DUMPABLE, 0) failed: this process's environment would be "
+                                 "readable by the code the rlimit backend runs; refusing")
 
 
 def _host_pythons() -> set[str]:

@@ -1,14 +1,15 @@
 """The replay zygote: a warm parent that forks one fresh replay worker per request.
 
-    python -m arledger.runner.replay_zygote [--guard MODULE] [--pid-namespace]
+    python -m arledger.execution.zygote [--guard MODULE] [--pid-namespace]
 
-Why: a fresh ``python -m arledger.runner.replay_worker`` pays ~2.7 s before its first
+Why: a fresh ``python -m arledger.runner.worker`` pays ~2.7 s before its first
 step (1.5 s importing torch, 1.3 s for torch._dynamo, which the optimizer constructors
 import), which alone made a 50-step replay cost 3x its training. The zygote pays that
-once: it imports torch and the runner, builds a throw-away optimizer on a one-element
-tensor (so torch._dynamo is loaded) and runs a tiny single-threaded forward/backward,
-then forks a child per request. The child is exactly the worker (``run_request(req, base)`` of
-``arledger.runner.replay_worker``), started from a process that has never seen claim
+once: it imports the worker module (``WORKER_MODULE``, named, not imported at the top:
+the worker belongs to the runner, a layer above this one) and calls its ``warm()``
+(torch, a throw-away optimizer so torch._dynamo is loaded, a tiny single-threaded
+forward/backward), then forks a child per request. The child is exactly the worker (``run_request(req, base)`` of
+``arledger.runner.worker``), started from a process that has never seen claim
 code, never trained, and never started an intra-op thread pool; it sets its own limits
 after the fork, so one request's hostile code dies alone.
 
@@ -17,7 +18,9 @@ Protocol (one JSON object per line; the zygote's stdout carries nothing else):
     ready   zygote -> {"ready": true, "pid": int, "warm_ms": int}
     request parent -> {"id": any, "workdir": PATH (holds request.json; the child's cwd),
                        "limits": {"cpu_seconds", "wall_seconds", "memory_bytes",
-                                  "file_size_bytes", "max_processes"} | null}
+                                  "file_size_bytes", "max_processes"} | null,
+                       "env": {name: value} (a plain pool only: the caller's environment now;
+                              a sandboxed zygote's children keep the sandbox's fixed one)}
     answer  zygote -> {"id": ..., "answer": {worker answer} | null, "violation": str | null,
                        "exit": int | null, "signal": str | null, "detail": str, "child_ms": int,
                        "cpu_ms": int (the request's process tree, from this zygote's rusage)}
@@ -28,7 +31,7 @@ Protocol (one JSON object per line; the zygote's stdout carries nothing else):
 After the child ends the zygote kills its process group and, being a child
 subreaper, every orphan the child left behind, before it reads the next request.
 ``--guard MODULE``: the child calls ``MODULE.install(workdir)`` before loading any
-claim code (the verifier's rlimit backend passes ``arverifier.sandbox_guard``).
+claim code (the verifier's rlimit backend passes ``arledger.execution.guard``).
 ``--pid-namespace``: the zygote runs in a pid namespace of its own (the bwrap
 sandbox, which has no /proc): after each child it kills every process it may signal
 (``kill(-1)``), which there means exactly what the child left behind.
@@ -40,11 +43,14 @@ import ctypes
 import importlib
 import json
 import os
-import resource
 import select
 import signal
 import sys
 import time
+from pathlib import Path
+
+from arledger.execution.executors import REQUEST_FILE, WORKER_MODULE
+from arledger.execution.limits import apply_rlimits, children_cpu, classify, Limits
 
 ANSWER_CAP = 1 << 20  # bytes of a child's answer kept; the rest is drained and dropped
 LOG_NAME = "worker.log"
@@ -52,52 +58,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_DUMPABLE = 4
 
 
-def warm() -> int:
-    """Import and touch what a replay needs, without parallel kernels; returns ms spent."""
-    t0 = time.perf_counter()
-    import torch
-
-    # One thread for the warm-up: no OpenMP / intra-op pool may exist before fork.
-    torch.set_num_threads(1)
-    import safetensors.torch  # noqa: F401
-
-    from arledger import checkpoint  # noqa: F401
-    from arledger import harness  # noqa: F401
-    from arledger.runner import determinism, execution, experiment, predict, replay_worker, session  # noqa: F401
-
-    F = torch.nn.functional
-    emb = torch.nn.Embedding(4, 4)
-    lin = torch.nn.Linear(4, 4)
-    for opt_cls in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW):
-        opt = opt_cls([*emb.parameters(), *lin.parameters()], lr=0.1)  # the constructor imports torch._dynamo
-        x = F.layer_norm(emb(torch.tensor([[0, 1], [2, 3]])), (4,))
-        x = F.dropout(F.gelu(lin(x)), 0.1) + torch.softmax(x @ x.transpose(-1, -2), -1) @ x
-        loss = F.cross_entropy(x.reshape(-1, 4), torch.tensor([0, 1, 2, 3]))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return int((time.perf_counter() - t0) * 1000)
-
-
 # -- the child --------------------------------------------------------------------------
-
-
-def _set_limits(limits: dict) -> None:
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    # No POSIX message queues: they would outlive the request in the sandbox's IPC
-    # namespace (System V objects are swept instead; /dev/shm is read-only).
-    resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))
-    if limits.get("cpu_seconds"):
-        cpu = int(limits["cpu_seconds"])  # soft < hard: SIGXCPU names the violation
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-    for key, res in (("memory_bytes", resource.RLIMIT_AS), ("file_size_bytes", resource.RLIMIT_FSIZE),
-                     ("max_processes", resource.RLIMIT_NPROC)):
-        if limits.get(key):
-            value = int(limits[key])
-            _, hard = resource.getrlimit(res)
-            if hard != resource.RLIM_INFINITY:
-                value = min(value, hard)
-            resource.setrlimit(res, (value, value))
 
 
 def _child(msg: dict, answer_fd: int, guard: str | None) -> None:  # pragma: no cover - forked
@@ -115,21 +76,19 @@ def _child(msg: dict, answer_fd: int, guard: str | None) -> None:  # pragma: no 
         os.close(log)
         os.closerange(3, answer_fd)
         os.closerange(answer_fd + 1, 1 << 16)
-        _set_limits(msg.get("limits") or {})
+        apply_rlimits(Limits.from_dict(msg.get("limits")))
         os.chdir(workdir)
+        if isinstance(msg.get("env"), dict):  # a plain pool: the caller's environment as of the request
+            os.environ.clear()
+            os.environ.update({str(k): str(v) for k, v in msg["env"].items()})
         os.environ.update(HOME=workdir, TMPDIR=workdir)
-        from pathlib import Path
-
-        from arledger.runner import replay_worker
-        from arledger.runner.execution import REQUEST_FILE
-
-        sys.argv = [replay_worker.__file__, REQUEST_FILE]  # what a fresh worker would see
-        replay_worker.T0 = time.perf_counter()
+        sys.argv = [WORKER.__file__, REQUEST_FILE]  # what a fresh worker would see
+        WORKER.T0 = time.perf_counter()
         if guard:
             importlib.import_module(guard).install(workdir)
         with open(REQUEST_FILE) as fh:
             req = json.load(fh)
-        result = replay_worker.run_request(req, Path(workdir))
+        result = WORKER.run_request(req, Path(workdir))
         code = 0
     except BaseException as exc:  # noqa: BLE001 - everything is an answer, never a traceback
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
@@ -164,6 +123,7 @@ def _children() -> list[int]:
 
 
 PID_NAMESPACE = False  # set by --pid-namespace
+WORKER = None  # the worker module (WORKER_MODULE), imported once before the first fork
 
 
 def _sweep_ipc() -> int:
@@ -245,18 +205,16 @@ def _log_tail(workdir: str, n: int = 4000) -> str:
         return ""
 
 
-def classify(answer: dict | None, sig: int | None, log: str) -> str | None:
-    """Which limit a child broke (``arledger.runner.limits.classify`` on its error and log)."""
-    from arledger.runner.limits import classify as _classify
-
+def _broken_limit(answer: dict | None, sig: int | None, log: str) -> str | None:
+    """Which limit a child broke (``limits.classify`` on its error and log)."""
     error = (answer or {}).get("error", "") if answer and not answer.get("ok") else ""
-    return _classify(None, sig, str(error) + "\n" + log)
+    return classify(None, sig, str(error) + "\n" + log)
 
 
 def serve_one(msg: dict, guard: str | None) -> dict:
     """Fork a child for one request, wait for it within its wall clock, clean up after it."""
     t0 = time.perf_counter()
-    cpu0 = _children_cpu()
+    cpu0 = children_cpu()
     limits = msg.get("limits") or {}
     wall = limits.get("wall_seconds")
     deadline = time.monotonic() + float(wall) if wall else None
@@ -307,7 +265,7 @@ def serve_one(msg: dict, guard: str | None) -> dict:
     sig = -os.waitstatus_to_exitcode(status) if os.WIFSIGNALED(status) else None
     code = os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None
     log = _log_tail(msg["workdir"])
-    violation = violation or (classify(answer, sig, log) if not (answer or {}).get("ok") else None)
+    violation = violation or (_broken_limit(answer, sig, log) if not (answer or {}).get("ok") else None)
     detail = ""
     if not (answer or {}).get("ok"):
         detail = (answer or {}).get("error") or (log.strip().splitlines() or ["no output"])[-1][:300]
@@ -316,12 +274,7 @@ def serve_one(msg: dict, guard: str | None) -> dict:
             "child_ms": int((time.perf_counter() - t0) * 1000),
             # the kernel's account of the request's whole (reaped) process tree: the caller's
             # compute backstop (arledger.runner.budget), never the child's own report
-            "cpu_ms": int(round((_children_cpu() - cpu0) * 1000))}
-
-
-def _children_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
+            "cpu_ms": int(round((children_cpu() - cpu0) * 1000))}
 
 
 def _emit(obj: dict) -> None:
@@ -330,7 +283,7 @@ def _emit(obj: dict) -> None:
 
 
 def main(argv: list[str]) -> int:
-    global PID_NAMESPACE
+    global PID_NAMESPACE, WORKER
     guard = None
     args = list(argv)
     if "--pid-namespace" in args:
@@ -339,7 +292,7 @@ def main(argv: list[str]) -> int:
     if args[:1] == ["--guard"] and len(args) == 2:
         guard = args[1]
     elif args:
-        print("usage: python -m arledger.runner.replay_zygote [--guard MODULE] [--pid-namespace]", file=sys.stderr)
+        print("usage: python -m arledger.execution.zygote [--guard MODULE] [--pid-namespace]", file=sys.stderr)
         return 2
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # orphans of a child come back to us
@@ -349,7 +302,8 @@ def main(argv: list[str]) -> int:
     if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
         print("replay zygote: prctl(PR_SET_DUMPABLE, 0) failed", file=sys.stderr)
         return 3
-    warm_ms = warm()
+    WORKER = importlib.import_module(WORKER_MODULE)
+    warm_ms = WORKER.warm()
     _emit({"ready": True, "pid": os.getpid(), "warm_ms": warm_ms})
     for line in sys.stdin:
         if not line.strip():

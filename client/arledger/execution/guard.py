@@ -1,6 +1,6 @@
 """In-process guard for the ``rlimit`` sandbox backend (where bubblewrap is missing).
 
-``python -m arverifier.sandbox_guard SCRATCH PROGRAM [ARGS...]`` installs a Python audit
+``python -m arledger.execution.guard SCRATCH PROGRAM [ARGS...]`` installs a Python audit
 hook, then runs PROGRAM (a ``-m module`` or a script path) in this process. The hook
 refuses, for the rest of the process's life:
 
@@ -66,7 +66,7 @@ def install(scratch: str) -> None:
 
 def main(argv: list[str]) -> None:
     if len(argv) < 2:
-        raise SystemExit("usage: python -m arverifier.sandbox_guard SCRATCH PROGRAM [ARGS...]")
+        raise SystemExit("usage: python -m arledger.execution.guard SCRATCH PROGRAM [ARGS...]")
     scratch, program, *rest = argv
     # argv as the sandboxed program expects it: [python, -m, module, ...] or [python, script, ...]
     if os.path.basename(program).startswith("python"):

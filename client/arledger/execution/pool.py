@@ -1,14 +1,14 @@
 """A pool of one warm replay zygote: the worker's start-up paid once, not per request.
 
     with ReplayPool() as pool:                           # ~3 s once: python + torch + dynamo
-        ex = PoolExecutor(pool)                          # arledger.runner.execution
+        ex = PoolExecutor(pool)                          # arledger.execution.executors
         replay_segment(m, 3, executor=ex, run_dir=run)   # a forked child per request
 
 Each request still runs in a process of its own that has never seen another request
-(``arledger.runner.replay_zygote``). The pool's scratch root holds the one request
+(``arledger.execution.zygote``). The pool's scratch root holds the one request
 dir being served; ``wipe()`` (called by ``PoolExecutor`` before and after each
 request) removes everything else, so nothing a child leaves behind reaches the next.
-The verifier launches the zygote inside its sandbox (``arverifier.sandbox``), where
+The verifier launches the zygote inside its sandbox (``arledger.execution.sandbox``), where
 the scratch root is seen as ``inner_root`` (``/scratch``).
 
 A crash of the zygote is reported as a ``ReplayError`` for the request it was serving
@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Callable
 
 from arledger.errors import ReplayError
-from arledger.runner.limits import Limits
+from arledger.execution.executors import checked_answer, limit_broken, remove_tree
+from arledger.execution.limits import Limits
 
 Launch = Callable[[list[str], Path, Path], subprocess.Popen]  # (argv, scratch root, log file)
-ZYGOTE_MODULE = "arledger.runner.replay_zygote"
+ZYGOTE_MODULE = "arledger.execution.zygote"
 ZYGOTE_LOG = "zygote.log"
 
 
@@ -83,6 +84,11 @@ class ReplayPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    @property
+    def broken(self) -> bool:
+        """A zygote that did not come back after a crash: every later request raises."""
+        return self._broken is not None
 
     @property
     def pid(self) -> int | None:
@@ -147,11 +153,9 @@ class ReplayPool:
         """Remove everything under the scratch root."""
         if not self.scratch.is_dir():
             return
+        os.chmod(self.scratch, 0o755)  # the code may have closed the root itself
         for entry in self.scratch.iterdir():
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
+            remove_tree(entry)
 
     def run(self, directory: Path, limits: Limits | None = None) -> dict:
         """Have a forked child serve the request in ``directory`` (under the scratch root);
@@ -169,6 +173,8 @@ class ReplayPool:
                 raise ReplayError(note)
         lim = limits or self.limits
         msg = {"id": next(self._ids), "workdir": f"{self.inner_root}/{directory.name}", "limits": lim.to_dict()}
+        if not self.sandboxed:  # the caller's code, as the caller: its environment as of now, as a fresh process
+            msg["env"] = dict(os.environ)
         budget = float(lim.wall_seconds) + self.answer_margin
         deadline = time.monotonic() + budget
         try:
@@ -234,12 +240,9 @@ def _how(proc: subprocess.Popen) -> str:
 
 def _answer(reply: dict) -> dict:
     """The worker's answer from a zygote reply, or a ReplayError naming the broken limit."""
-    from arledger.runner.execution import checked_answer
-
     if reply.get("violation"):
-        raise ReplayError(f"replay worker: broke the {reply['violation']} limit "
-                          f"({reply.get('signal') or 'exit ' + str(reply.get('exit'))}): {reply.get('detail', '')}",
-                          reply["violation"])
+        raise limit_broken(reply["violation"], reply.get("signal") or f"exit {reply.get('exit')}",
+                           reply.get("detail", ""))
     answer = reply.get("answer")
     if not answer:
         how = f"signal {reply['signal']}" if reply.get("signal") else f"exit {reply.get('exit')}"
