@@ -21,11 +21,11 @@ from types import SimpleNamespace
 from arledger import checkpoint, taskspec
 from arledger.agent.proposal import Proposal, ProposalContext
 from arledger.errors import ExperimentError, ReplayError
-from arledger.execution.executors import Executor, WorkRequest
+from arledger.execution.executors import Executor
 from arledger.protocol.run import reported_losses
 from arledger.runner import budget
 from arledger.runner.experiment import parse_spec
-from arledger.runner.worker import claim_request
+from arledger.runner.worker import ClaimCode
 
 MAX_MESSAGE = 300  # characters of an exception kept in a refusal
 
@@ -51,17 +51,13 @@ def problems(p: Proposal, ctx: ProposalContext, spec, train_paths: dict[str, Pat
     with tempfile.TemporaryDirectory(prefix="arledger-check-") as tmp:
         directory = code.write(Path(tmp) / "code")
 
-        def request(label: str, mode: str, files: dict, **extra) -> WorkRequest:
-            body, inputs = claim_request(mode, directory, train_paths, ctx.seed, threads, **extra)
-            return WorkRequest(label, body, {**inputs, **files})  # the executor's limits: the task's
-
+        claim = ClaimCode(directory, train_paths, ctx.seed, threads)  # the executor's limits: the task's
         try:
-            with executor.run(request("check-build", "build", {}, out="start.safetensors")) as done:
+            with executor.run(claim.build("check-build")) as done:
                 startup_flops = budget.counted_flops(done.answer.get("flops")) or 0
                 start = Path(tmp) / "start.safetensors"
                 start.write_bytes(done.read("start.safetensors"))
-            with executor.run(request("check-step", "segment", {"start.safetensors": start}, start="start.safetensors",
-                                      steps=1, out="out.safetensors", count=1)) as done:
+            with executor.run(claim.segment("check-step", start, 1, count=1)) as done:
                 losses = reported_losses(done.answer)
                 step_flops = budget.counted_flops(done.answer.get("step_flops_max")) or 0
                 params = budget.param_count(checkpoint.model_params(done.read("out.safetensors")))

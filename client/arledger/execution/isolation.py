@@ -22,6 +22,7 @@ stopped at interpreter exit, or by ``close_all()``.
 from __future__ import annotations
 
 import atexit
+import functools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -80,13 +81,10 @@ def notice(iso: Isolation) -> str:
 
 _lock = threading.Lock()
 _pools: OrderedDict[tuple[Isolation, str], PoolExecutor] = OrderedDict()  # least recently used first
-_backend_cache: list[str | None] = []
-
-
+@functools.cache
 def _backend() -> str | None:
-    if not _backend_cache:
-        _backend_cache.append(available_backend())
-    return _backend_cache[0]
+    """The backend ``auto`` picks here (probing it starts a process: once per process)."""
+    return available_backend()
 
 
 def executor(iso: Isolation, role: str = "claim") -> PoolExecutor:

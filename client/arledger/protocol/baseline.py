@@ -25,7 +25,7 @@ from arledger.errors import ExperimentError
 from arledger.execution.executors import Executor, WorkRequest
 from arledger.protocol.replay import evaluate_local, RunFiles
 from arledger.runner import budget as bd
-from arledger.runner.worker import claim_request
+from arledger.runner.worker import ClaimCode
 
 SEED = 0  # the baseline's run: seed 0, as every task states it
 
@@ -60,19 +60,17 @@ def measure(req: BaselineRequest, executor: Executor, harness_executor: Executor
     with tempfile.TemporaryDirectory(prefix="arledger-baseline-") as tmp:
         work = Path(tmp)
 
-        def run(label: str, mode: str, begin: Path | None, **extra) -> tuple[dict, Path, float | None]:
-            body, inputs = claim_request(mode, req.code, req.train, SEED, req.threads, **extra)
-            files = {"start.safetensors": begin} if begin else {}
-            with executor.run(WorkRequest(label, body, {**inputs, **files})) as done:
-                out = work / f"{label}.safetensors"
-                out.write_bytes(done.read("out.safetensors"))
+        claim = ClaimCode(req.code, req.train, SEED, req.threads)
+
+        def run(request: WorkRequest, output: str) -> tuple[dict, Path, float | None]:
+            with executor.run(request) as done:
+                out = work / f"{request.label}.safetensors"
+                out.write_bytes(done.read(output))
                 return done.answer, out, done.cpu_s
 
-        a0, ckpt0, _ = run("baseline-build", "build", None, out="out.safetensors")
-        a1, ckpt1, _ = run("baseline-step", "segment", ckpt0, start="start.safetensors", steps=1,
-                           out="out.safetensors", count=1)
-        _, _, segment_cpu = run("baseline-segment", "segment", ckpt1, start="start.safetensors",
-                                steps=int(req.segment_steps), out="out.safetensors", count=0)
+        a0, ckpt0, _ = run(claim.build("baseline-build"), "start.safetensors")
+        a1, ckpt1, _ = run(claim.segment("baseline-step", ckpt0, 1, count=1), "out.safetensors")
+        _, _, segment_cpu = run(claim.segment("baseline-segment", ckpt1, req.segment_steps, count=0), "out.safetensors")
         if segment_cpu is None:
             raise ExperimentError(f"baseline: the {type(executor).__name__} cannot measure CPU time")
         params = bd.param_count(checkpoint.model_params(ckpt1.read_bytes()))

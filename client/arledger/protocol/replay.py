@@ -44,7 +44,7 @@ from arledger.execution.limits import Limits
 from arledger.protocol import artifacts as art
 from arledger.runner import determinism
 from arledger.runner.budget import Budget, counted_flops
-from arledger.runner.worker import claim_request, run_request
+from arledger.runner.worker import ClaimCode, run_request
 
 __all__ = ["ArtifactMismatch", "ArtifactSource", "EvalResult", "Replay", "ReplayError", "ReplayResult",
            "evaluate_final", "load_manifest_ref", "probe_checkpoints", "replay_segment"]
@@ -200,8 +200,8 @@ class Replay:
         if self.environment is None:
             self.environment = determinism.environment(self.threads)
 
-    def _claim_body(self, mode: str, **extra: Any) -> tuple[dict, dict]:
-        return claim_request(mode, self.files.code_dir(), self.files.train_paths(), self.seed, self.threads, **extra)
+    def _claim(self) -> ClaimCode:
+        return ClaimCode(self.files.code_dir(), self.files.train_paths(), self.seed, self.threads)
 
     def _harness(self, label: str, op: str, files: dict[str, Path], **extra: Any):
         paths = self.files.all_paths()
@@ -213,10 +213,11 @@ class Replay:
     def _predict(self, models: list[Path], kind: str, inputs_file: Path, keep: Path) -> list[Path]:
         """The claim's model on ``inputs_file``, once per model; outputs are moved to ``keep``."""
         names = [f"m{j}.safetensors" for j in range(len(models))]
-        body, inputs = self._claim_body("predict", inputs="inputs.safetensors", models=names, kind=kind)
-        inputs.update({"inputs.safetensors": inputs_file, **dict(zip(names, models))})
+        files = {"inputs.safetensors": inputs_file, **dict(zip(names, models))}
+        req = self._claim().request("predict", "predict", files, self.limits, inputs="inputs.safetensors",
+                                    models=names, kind=kind)
         kept = []
-        with self.executor.run(WorkRequest("predict", body, inputs, self.limits)) as done:
+        with self.executor.run(req) as done:
             for j in range(len(models)):
                 kept.append(_keep(done, f"outputs-{j}.safetensors", keep))
         return kept
@@ -312,11 +313,10 @@ def replay_segment(r: Replay, i: int) -> ReplayResult:
         start = r.files.checkpoint(i)
     except ArtifactMismatch as exc:
         return ReplayResult(i, "artifact_mismatch", expected, None, detail=str(exc))
-    body, inputs = r._claim_body("segment", start="start.safetensors", steps=m.segment_steps, out="out.safetensors",
-                                 count=m.segment_steps if r.budget is not None else 0)
-    inputs["start.safetensors"] = start
+    req = r._claim().segment(f"segment-{i:04d}", start, m.segment_steps,
+                             count=m.segment_steps if r.budget is not None else 0, limits=r.limits)
     t0 = time.perf_counter()
-    with r.executor.run(WorkRequest(f"segment-{i:04d}", body, inputs, r.limits)) as done:
+    with r.executor.run(req) as done:
         wall = time.perf_counter() - t0
         out = _keep(done, "out.safetensors", r.files.workdir / "replays")
         work_ms = done.answer.get("work_ms")
@@ -374,8 +374,7 @@ def rebuild_start(r: Replay) -> StartResult:
     matches but spends more than the task's start-up budget."""
     m = r.manifest
     expected = m.boundaries[0].state_hash
-    body, inputs = r._claim_body("build", out="start.safetensors")
-    with r.executor.run(WorkRequest("build", body, inputs, r.limits)) as done:
+    with r.executor.run(r._claim().build("build", r.limits)) as done:
         out_copy = _keep(done, "start.safetensors", r.files.workdir / "replays")
         flops, cpu_s = done.answer.get("flops"), done.cpu_s
     flops = counted_flops(flops)

@@ -37,7 +37,7 @@ from typing import Callable
 from arledger import checkpoint, manifest as mf, outdir
 from arledger.errors import ExperimentError
 from arledger.execution import isolation, kernels
-from arledger.execution.executors import Executor, WorkRequest
+from arledger.execution.executors import Executor
 from arledger.execution.limits import Limits
 from arledger.harness import HARNESS_FILE, load_harness
 from arledger.micro import to_micro
@@ -47,7 +47,7 @@ from arledger.protocol.replay import evaluate_local, RunFiles
 from arledger.runner import budget, determinism
 from arledger.runner.experiment import load_experiment, read_spec
 from arledger.runner.session import Session
-from arledger.runner.worker import claim_request
+from arledger.runner.worker import ClaimCode
 
 # What a run dir made before markers existed holds (all of one group: made by a run).
 RUN_FILES = (("progress.json", "checkpoints", "code"), ("manifest.json", "checkpoints", "code", "final.safetensors"))
@@ -144,17 +144,14 @@ class _SandboxedTraining:
     each segment starts from the boundary checkpoint already on disk, as a replay does."""
 
     def __init__(self, executor: Executor, code_dir: Path, train: dict[str, Path], opts: RunOptions):
-        self.executor, self.code_dir, self.train, self.opts = executor, code_dir, train, opts
+        self.executor, self.limits = executor, opts.limits
+        self.claim = ClaimCode(code_dir, train, opts.seed, opts.threads)
         self.startup_flops = 0
         self.step_flops_max = 0
         self.counted_steps = 0
 
-    def _request(self, label: str, mode: str, files: dict[str, Path], **extra) -> WorkRequest:
-        body, inputs = claim_request(mode, self.code_dir, self.train, self.opts.seed, self.opts.threads, **extra)
-        return WorkRequest(label, body, {**inputs, **files}, self.opts.limits)
-
     def start(self) -> bytes:
-        with self.executor.run(self._request("build", "build", {}, out="start.safetensors")) as done:
+        with self.executor.run(self.claim.build("build", self.limits)) as done:
             self.startup_flops = budget.counted_flops(done.answer.get("flops")) or 0
             return done.read("start.safetensors")
 
@@ -162,8 +159,7 @@ class _SandboxedTraining:
         pass  # the next segment starts from the checkpoint file itself
 
     def segment(self, i: int, k: int, start: Path, on_step: Callable | None) -> bytes:
-        req = self._request(f"segment-{i:04d}", "segment", {"start.safetensors": start}, start="start.safetensors",
-                            steps=k, out="out.safetensors", count=1)  # the first step's FLOPs: the work report
+        req = self.claim.segment(f"segment-{i:04d}", start, k, count=1, limits=self.limits)  # the work report
         with self.executor.run(req) as done:
             a = done.answer
             data = done.read("out.safetensors")

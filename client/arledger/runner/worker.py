@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -43,6 +44,8 @@ from safetensors.torch import load_file, save_file
 
 from arledger import checkpoint, harness as hs
 from arledger.errors import HarnessError
+from arledger.execution.executors import WorkRequest
+from arledger.execution.limits import Limits
 from arledger.runner import determinism
 from arledger.runner.experiment import load_experiment
 from arledger.runner.predict import predict
@@ -51,14 +54,34 @@ from arledger.runner.session import Session
 T0 = time.perf_counter()  # start-up is measured from here (a zygote's child resets it)
 
 
-def claim_request(mode: str, code: Path, train: dict[str, Path], seed: int, threads: int,
-                  **extra) -> tuple[dict, dict[str, Path]]:
-    """The body and inputs of a claim-code request (``build``, ``segment``, ``predict``): the
-    code and the training splits under fixed relative names, nothing else of the caller's."""
-    body = {"mode": mode, "code": "code", "data": {k: f"data/{k}" for k in sorted(train)}, "seed": int(seed),
-            "threads": int(threads), **extra}
-    inputs = {"code": Path(code), **{f"data/{k}": Path(p) for k, p in train.items()}}
-    return body, inputs
+@dataclass(frozen=True)
+class ClaimCode:
+    """What a claim-code request (``build``, ``segment``, ``predict``) runs: the code and the
+    training splits, under fixed relative names (nothing else of the caller's), with a seed
+    and a thread count. The one builder of those requests, for the trainer, the agent's
+    checks, a task's baseline and the verifier alike."""
+
+    code: Path
+    train: dict[str, Path]
+    seed: int
+    threads: int
+
+    def request(self, label: str, mode: str, files: dict[str, Path] | None = None, limits: Limits | None = None,
+                **extra) -> WorkRequest:
+        """``files``: more inputs (relative name -> local file); ``limits``: the executor's when None."""
+        body = {"mode": mode, "code": "code", "data": {k: f"data/{k}" for k in sorted(self.train)},
+                "seed": int(self.seed), "threads": int(self.threads), **extra}
+        inputs = {"code": Path(self.code), **{f"data/{k}": Path(p) for k, p in self.train.items()}, **(files or {})}
+        return WorkRequest(label, body, inputs, limits)
+
+    def build(self, label: str, limits: Limits | None = None) -> WorkRequest:
+        """Checkpoint 0 from the seed, written to ``start.safetensors``."""
+        return self.request(label, "build", limits=limits, out="start.safetensors")
+
+    def segment(self, label: str, start: Path, steps: int, count: int, limits: Limits | None = None) -> WorkRequest:
+        """``steps`` steps from checkpoint ``start``, the first ``count`` counted, written to ``out.safetensors``."""
+        return self.request(label, "segment", {"start.safetensors": start}, limits, start="start.safetensors",
+                            steps=int(steps), out="out.safetensors", count=int(count))
 
 
 def run_request(req: dict, base: Path) -> dict:
