@@ -14,7 +14,9 @@ interface ITrainingLedger {
     // ------------------------------------------------------------------ enums
 
     /// @notice Claim state as seen by `claimState`. `Finalizable` is derived (Open after the
-    /// challenge deadline) and never stored.
+    /// challenge deadline; Sealed after its loss window or its round's missed opening) and never
+    /// stored. `Sealed`: a claim of a sealed task, staked, whose loss on its round's shard is not
+    /// revealed yet (docs/sealed-evaluation.md).
     enum ClaimState {
         None,
         Open,
@@ -22,14 +24,16 @@ interface ITrainingLedger {
         Finalizable,
         Accepted,
         Rejected,
-        Expired
+        Expired,
+        Sealed
     }
 
     /// @notice What a challenge disputes.
     /// Segment: replaying segment `segment` from the claimed start does not give the claimed end.
     /// Artifact: an artifact (boundary `segment`'s checkpoint, the manifest or the code; see
     /// docs/contract.md) is unavailable or inconsistent with the manifest.
-    /// FinalEvaluation: re-evaluating the final weights gives another loss (in `observed`).
+    /// FinalEvaluation: re-evaluating the final weights gives another loss (in `observed`);
+    /// on a sealed task, segment 1 disputes the incumbent's loss on the same shard instead.
     enum ChallengeKind {
         Segment,
         Artifact,
@@ -74,8 +78,38 @@ interface ITrainingLedger {
         bytes32 manifestDigest; // sha256 of the manifest JSON; emitted only
         bytes32 merkleRoot; // root over the boundary leaves (i, h_i), i = 0..numSegments
         uint16 numSegments;
-        uint64 claimedLoss; // micro-units of the task's metric
+        uint64 claimedLoss; // micro-units of the task's metric; 0 on a sealed task (see `score`)
         bytes32 salt; // keeps the commitment unguessable until the reveal
+        uint16 round; // a sealed task's round the claim was committed in; 0 otherwise
+    }
+
+    /// @notice What makes a task sealed (`createSealedTask`): the sponsor's commitment to one
+    /// private evaluation shard per round, opened (`openShard`) after its round closes.
+    struct SealParams {
+        bytes32 shardRoot; // Merkle root over leafHash(round, shardDigest), round = 0..rounds-1
+        uint16 rounds; // how many rounds (and shards); round r is [start + r*len, start + (r+1)*len)
+        uint32 roundLength; // seconds
+        uint32 openGrace; // seconds after a round closes within which its shard must be opened
+        uint96 sponsorBond; // part of msg.value held against missed openings (not the pool)
+    }
+
+    /// @notice A sealed task's schedule and bond as returned by `seal` (rounds = 0: not sealed).
+    struct SealView {
+        bytes32 shardRoot;
+        uint40 start;
+        uint32 roundLength;
+        uint32 openGrace;
+        uint16 rounds;
+        uint96 bond; // unreserved sponsor bond
+    }
+
+    /// @notice What a claim of a sealed task adds (`claimSeal`).
+    struct ClaimSealView {
+        uint16 round;
+        bool scored; // its losses on the round's shard are revealed
+        uint32 incumbentId; // the best claim when it was scored (0 = the task's baseline weights)
+        uint64 incumbentLoss; // the incumbent's loss on the same shard, as the trainer revealed it
+        uint96 compensation; // bond reserved for it while its shard is unopened
     }
 
     /// @notice A task as returned by `task`.
@@ -183,10 +217,46 @@ interface ITrainingLedger {
     error LedgerNothingToWithdraw(address account);
     error LedgerTransferFailed(address account, uint256 amount);
     error LedgerNoteTooLong(uint256 length, uint256 max);
+    /// @notice The task has no sealed evaluation (`openShard`, `releaseBond`).
+    error LedgerNotSealed(uint32 taskId);
+    /// @notice A sealed claim names another round than the one its commit fell in.
+    error LedgerWrongRound(uint32 taskId, uint16 named, uint16 committedIn);
+    /// @notice The commit fell after the task's last round.
+    error LedgerRoundsOver(uint32 taskId, uint256 committedAt);
+    /// @notice The round closed (reveal) or has not closed yet (openShard) at `end`.
+    error LedgerRoundClosed(uint32 taskId, uint16 round, uint256 end);
+    error LedgerRoundNotClosed(uint32 taskId, uint16 round, uint256 end);
+    /// @notice The shard was opened already, opened too late, or is not open yet.
+    error LedgerShardOpened(uint32 taskId, uint16 round);
+    error LedgerShardLate(uint32 taskId, uint16 round, uint256 deadline);
+    error LedgerShardNotOpen(uint32 taskId, uint16 round);
+    /// @notice The shard digest is not the one committed for the round.
+    error LedgerInvalidShardProof(uint32 taskId, uint16 round);
+    /// @notice Only the claim's trainer reveals its losses.
+    error LedgerNotTrainer(uint32 claimId, address account);
+    /// @notice The best claim changed since the trainer evaluated its incumbent.
+    error LedgerIncumbentChanged(uint32 claimId, uint32 named, uint32 best);
+    /// @notice The losses came after the claim's loss window.
+    error LedgerScoreWindowClosed(uint32 claimId, uint256 deadline);
+    /// @notice The bond is released only after the last round's opening deadline.
+    error LedgerBondLocked(uint32 taskId, uint256 until);
 
     // ----------------------------------------------------------------- events
 
     event TaskCreated(uint32 indexed taskId, address indexed sponsor, TaskParams params, uint256 pool);
+    event SealedTaskCreated(uint32 indexed taskId, SealParams seal, uint40 start);
+    event ShardOpened(uint32 indexed taskId, uint16 indexed round, bytes32 shardDigest, bytes shardCid);
+    /// @notice A sealed claim's losses on its round's shard; its challenge window starts now.
+    event ClaimScored(
+        uint32 indexed claimId,
+        uint32 indexed taskId,
+        uint16 round,
+        uint64 claimedLoss,
+        uint32 incumbentId,
+        uint64 incumbentLoss,
+        uint40 challengeDeadline
+    );
+    event SponsorBondReleased(uint32 indexed taskId, address indexed sponsor, uint256 amount);
     event TaskFunded(uint32 indexed taskId, address indexed funder, uint256 amount, uint256 pool);
     event ClaimCommitted(bytes32 indexed commitment, address indexed trainer, uint256 blockNumber);
     event ClaimRevealed(
@@ -267,6 +337,30 @@ interface ITrainingLedger {
     /// @return taskId sequential from 1.
     function createTask(TaskParams calldata params) external payable returns (uint32 taskId);
 
+    /// @notice Create a sealed task: as `createTask`, with `seal.sponsorBond` of msg.value held as
+    /// the sponsor's bond (the rest seeds the pool). Rounds start now. A claim moves the best
+    /// pointer only by beating the best by minImprovement on its own round's shard: the incumbent
+    /// it was scored against while that is still the best, else a best of the same round.
+    function createSealedTask(TaskParams calldata params, SealParams calldata seal)
+        external
+        payable
+        returns (uint32 taskId);
+
+    /// @notice Open round `round`'s shard (anyone holding it; in practice the sponsor): after the
+    /// round closes, within openGrace. `proof` proves leafHash(round, shardDigest) against the
+    /// task's shardRoot; `shardCid` (emitted only) is where the shard is pinned.
+    function openShard(uint32 taskId, uint16 round, bytes32 shardDigest, bytes calldata shardCid,
+        bytes32[] calldata proof) external;
+
+    /// @notice Reveal a sealed claim's loss and its incumbent's on its round's shard, once the shard
+    /// is open and within revealWindow of the opening (trainer only). `incumbentId` must be the
+    /// task's best claim now (0: the baseline's weights). Starts the challenge window.
+    function score(uint32 claimId, uint64 claimedLoss, uint32 incumbentId, uint64 incumbentLoss) external;
+
+    /// @notice Credit the unreserved sponsor bond to the sponsor, after the last round's opening
+    /// deadline.
+    function releaseBond(uint32 taskId) external returns (uint256 amount);
+
     /// @notice Add msg.value (> 0) to a task's reward pool. Anyone may fund.
     function fundTask(uint32 taskId) external payable;
 
@@ -277,7 +371,9 @@ interface ITrainingLedger {
     function commit(bytes32 commitment) external;
 
     /// @notice Reveal a committed claim with its stake (msg.value >= task.minTrainerStake), in a
-    /// later block than the commit and within the task's reveal window.
+    /// later block than the commit and within the task's reveal window. On a sealed task: before
+    /// the round of the commit closes, naming that round, with claimedLoss 0 (the claim is
+    /// Sealed until `score`).
     /// @param f the committed fields (`ClaimFields`).
     /// @return claimId sequential from 1.
     function reveal(ClaimFields calldata f) external payable returns (uint32 claimId);
@@ -394,6 +490,14 @@ interface ITrainingLedger {
         external
         view
         returns (bool);
+
+    /// @notice A task's sealed schedule (rounds = 0 for an open task).
+    function seal(uint32 taskId) external view returns (SealView memory);
+
+    /// @notice Round `round`'s opened shard: its digest and opening time (0, 0 while sealed).
+    function shard(uint32 taskId, uint16 round) external view returns (bytes32 digest, uint40 openedAt);
+
+    function claimSeal(uint32 claimId) external view returns (ClaimSealView memory);
 
     /// @notice Deterministic dispute id.
     function disputeIdOf(uint32 claimId, ChallengeKind kind, uint16 segment) external pure returns (bytes32);

@@ -14,7 +14,8 @@ import {ITrainingLedger} from "./ITrainingLedger.sol";
 ///
 /// INVARIANT (solvency): address(this).balance == sum(_balances) + sum(verifier stakes)
 ///   + sum(stakes of Open/Disputed claims) + sum(bonds of Voting disputes) + sum(task pools)
-///   + unsettled confirmer fees of Accepted claims + unsettled majority-voter shares.
+///   + unsettled confirmer fees of Accepted claims + unsettled majority-voter shares
+///   + sum(sponsor bonds) + sum(compensation reserved by Sealed claims).
 ///   Every write below moves value between exactly these buckets; none is created or lost.
 /// INVARIANT (no double pay): a claim's stake leaves it exactly once (finalize or
 ///   resolveDispute makes it terminal first); a confirmer is paid once (settledMask bit); a
@@ -57,6 +58,7 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         uint64 baselineLoss;
         // slot 4
         uint96 challengeBond;
+        bool isSealed; // read by reveal and finalize: the rules of docs/sealed-evaluation.md apply
         // slot 5
         bytes32 specDigest;
     }
@@ -100,6 +102,31 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         uint96 perVoterShare;
     }
 
+    /// @dev A sealed task's schedule: slot 0 openShard, slot 1 everything that asks for a round.
+    struct Seal {
+        bytes32 shardRoot;
+        // slot 1
+        uint40 start;
+        uint32 roundLength;
+        uint32 openGrace;
+        uint16 rounds;
+        uint96 bond; // unreserved: what compensation is reserved from, and what releaseBond pays
+    }
+
+    struct Shard {
+        bytes32 digest; // 0 while sealed
+        uint40 openedAt;
+    }
+
+    /// @dev What a claim of a sealed task adds to its Claim, one slot.
+    struct SealedClaim {
+        uint16 round;
+        bool scored;
+        uint32 incumbentId;
+        uint64 incumbentLoss;
+        uint96 compensation; // reserved from the bond until the shard opens or is missed
+    }
+
     struct Verifier {
         uint96 stake;
         uint32 bindings;
@@ -117,13 +144,44 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
     mapping(bytes32 disputeId => mapping(address voter => uint8)) private _votes;
     mapping(address => Verifier) private _verifiers;
     mapping(address => uint256) private _balances;
+    mapping(uint32 taskId => Seal) private _seals;
+    mapping(uint32 taskId => mapping(uint16 round => Shard)) private _shards;
+    mapping(uint32 claimId => SealedClaim) private _sealedClaims;
 
     // ================================================================= tasks
 
     /// @inheritdoc ITrainingLedger
     function createTask(TaskParams calldata p) external payable returns (uint32 taskId) {
+        taskId = _createTask(p, _toAmount(msg.value));
+    }
+
+    /// @inheritdoc ITrainingLedger
+    function createSealedTask(TaskParams calldata p, SealParams calldata sp)
+        external
+        payable
+        returns (uint32 taskId)
+    {
+        if (sp.shardRoot == bytes32(0)) revert LedgerInvalidTaskParam("shardRoot");
+        if (sp.rounds == 0) revert LedgerInvalidTaskParam("rounds");
+        if (sp.roundLength == 0) revert LedgerInvalidTaskParam("roundLength");
+        if (sp.openGrace == 0) revert LedgerInvalidTaskParam("openGrace");
+        if (msg.value < sp.sponsorBond) revert LedgerStakeTooLow(msg.sender, msg.value, sp.sponsorBond);
+        taskId = _createTask(p, _toAmount(msg.value - sp.sponsorBond));
+        _tasks[taskId].isSealed = true;
+        uint40 start = uint40(block.timestamp);
+        _seals[taskId] = Seal({
+            shardRoot: sp.shardRoot,
+            start: start,
+            roundLength: sp.roundLength,
+            openGrace: sp.openGrace,
+            rounds: sp.rounds,
+            bond: sp.sponsorBond
+        });
+        emit SealedTaskCreated(taskId, sp, start);
+    }
+
+    function _createTask(TaskParams calldata p, uint96 pool) private returns (uint32 taskId) {
         _validateTaskParams(p);
-        uint96 pool = _toAmount(msg.value);
         taskId = ++_taskCount;
         Task storage t = _tasks[taskId];
         t.sponsor = msg.sender;
@@ -184,6 +242,9 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         if (f.manifestDigest == bytes32(0)) revert LedgerInvalidField("manifestDigest");
         if (f.merkleRoot == bytes32(0)) revert LedgerInvalidField("merkleRoot");
         if (f.numSegments == 0) revert LedgerInvalidField("numSegments");
+        bool isSealed = t.isSealed;
+        if (isSealed) _checkSealedReveal(taskId, f, cm.timestamp);
+        else if (f.round != 0) revert LedgerInvalidField("round");
         if (parentId != 0 && (parentId > _claimCount || _claims[parentId].taskId != taskId)) {
             revert LedgerInvalidParent(taskId, parentId);
         }
@@ -193,14 +254,15 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         cm.revealed = true;
         claimId = ++_claimCount;
         bytes32 seed = keccak256(abi.encode(blockhash(block.number - 1), block.prevrandao, claimId));
-        uint40 challengeDeadline = uint40(block.timestamp) + t.challengeWindow;
+        // A sealed claim's challenge window starts when its loss is revealed (`score`).
+        uint40 challengeDeadline = isSealed ? 0 : uint40(block.timestamp) + t.challengeWindow;
         // One struct literal: each slot is written once, packed.
         _claims[claimId] = Claim({
             trainer: msg.sender,
             taskId: taskId,
             parentId: parentId,
             numSegments: f.numSegments,
-            status: ClaimState.Open,
+            status: isSealed ? ClaimState.Sealed : ClaimState.Open,
             confirmations: 0,
             merkleRoot: f.merkleRoot,
             stake: stake,
@@ -216,6 +278,7 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         uint24 count = t.claimCount;
         if (count == type(uint24).max) revert LedgerInvalidField("claimCount");
         t.claimCount = count + 1;
+        if (isSealed) _reserveCompensation(taskId, claimId, f.round, t.minTrainerStake);
 
         emit ClaimRevealed(
             claimId,
@@ -232,6 +295,73 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
             commitment,
             challengeDeadline
         );
+    }
+
+    /// @inheritdoc ITrainingLedger
+    function score(uint32 claimId, uint64 claimedLoss, uint32 incumbentId, uint64 incumbentLoss) external {
+        Claim storage c = _claim(claimId);
+        if (msg.sender != c.trainer) revert LedgerNotTrainer(claimId, msg.sender);
+        if (c.status != ClaimState.Sealed) revert LedgerWrongClaimState(claimId, _claimState(claimId, c), ClaimState.Sealed);
+        if (claimedLoss == 0) revert LedgerInvalidField("claimedLoss");
+        if (incumbentLoss == 0) revert LedgerInvalidField("incumbentLoss");
+        uint32 taskId = c.taskId;
+        SealedClaim storage sc = _sealedClaims[claimId];
+        uint16 round = sc.round;
+        uint40 openedAt = _shards[taskId][round].openedAt;
+        if (openedAt == 0) revert LedgerShardNotOpen(taskId, round);
+        Task storage t = _tasks[taskId];
+        uint256 deadline = uint256(openedAt) + t.revealWindow;
+        if (block.timestamp > deadline) revert LedgerScoreWindowClosed(claimId, deadline);
+        // INVARIANT: the incumbent is fixed here, and finalize moves the pointer only if it is
+        // still the best then: every improvement is a win on one shard against the best. The
+        // trainer names it, so a best that changed while it evaluated is refused, not misstated.
+        if (incumbentId != t.bestClaimId) revert LedgerIncumbentChanged(claimId, incumbentId, t.bestClaimId);
+        sc.scored = true;
+        sc.incumbentId = incumbentId;
+        sc.incumbentLoss = incumbentLoss;
+        _returnCompensation(taskId, sc);
+        uint40 challengeDeadline = uint40(block.timestamp) + t.challengeWindow;
+        c.claimedLoss = claimedLoss;
+        c.challengeDeadline = challengeDeadline;
+        c.status = ClaimState.Open;
+        emit ClaimScored(claimId, taskId, round, claimedLoss, incumbentId, incumbentLoss, challengeDeadline);
+    }
+
+    /// @inheritdoc ITrainingLedger
+    function openShard(
+        uint32 taskId,
+        uint16 round,
+        bytes32 shardDigest,
+        bytes calldata shardCid,
+        bytes32[] calldata proof
+    ) external {
+        Seal storage s = _sealOf(taskId);
+        if (round >= s.rounds) revert LedgerInvalidField("round");
+        if (shardCid.length == 0 || shardCid.length > MAX_CID_BYTES) revert LedgerInvalidField("shardCid");
+        uint256 end = _roundEnd(s, round);
+        if (block.timestamp < end) revert LedgerRoundNotClosed(taskId, round, end);
+        if (block.timestamp > end + s.openGrace) revert LedgerShardLate(taskId, round, end + s.openGrace);
+        Shard storage sh = _shards[taskId][round];
+        if (sh.openedAt != 0) revert LedgerShardOpened(taskId, round);
+        // INVARIANT: only the shard committed at task creation for this round can open it.
+        if (shardDigest == bytes32(0) || !MerkleProof.verifyCalldata(proof, s.shardRoot, _leaf(round, shardDigest))) {
+            revert LedgerInvalidShardProof(taskId, round);
+        }
+        sh.digest = shardDigest;
+        sh.openedAt = uint40(block.timestamp);
+        emit ShardOpened(taskId, round, shardDigest, shardCid);
+    }
+
+    /// @inheritdoc ITrainingLedger
+    function releaseBond(uint32 taskId) external returns (uint256 amount) {
+        Seal storage s = _sealOf(taskId);
+        uint256 until = _roundEnd(s, s.rounds - 1) + s.openGrace;
+        if (block.timestamp <= until) revert LedgerBondLocked(taskId, until);
+        amount = s.bond;
+        s.bond = 0;
+        address sponsor = _tasks[taskId].sponsor;
+        _balances[sponsor] += amount;
+        emit SponsorBondReleased(taskId, sponsor, amount);
     }
 
     /// @inheritdoc ITrainingLedger
@@ -291,9 +421,12 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         } else if (kind == ChallengeKind.Artifact) {
             if (segment > numSegments) revert LedgerInvalidSegment(segment, numSegments);
         } else {
-            if (segment != 0) revert LedgerInvalidSegment(segment, 0);
+            // Segment 0: the claim's loss; 1 (sealed tasks): the incumbent's loss on the same shard.
+            uint16 most = t.isSealed ? 1 : 0;
+            if (segment > most) revert LedgerInvalidSegment(segment, most);
             if (uint256(observed) > type(uint64).max) revert LedgerInvalidField("observed");
-            if (uint256(observed) == c.claimedLoss) revert LedgerNoMismatch(claimId, observed);
+            uint64 stated = segment == 0 ? c.claimedLoss : _sealedClaims[claimId].incumbentLoss;
+            if (uint256(observed) == stated) revert LedgerNoMismatch(claimId, observed);
         }
         disputeId = _disputeIdOf(claimId, kind, segment);
         Dispute storage d = _disputes[disputeId];
@@ -393,6 +526,7 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         _expectClaimState(claimId, c, ClaimState.Finalizable);
         uint32 taskId = c.taskId;
         Task storage t = _tasks[taskId];
+        if (c.status == ClaimState.Sealed) return _finalizeUnscored(claimId, c, t);
         uint256 stake = c.stake;
         uint8 confirmations = c.confirmations;
         if (confirmations < t.quorum) {
@@ -409,7 +543,21 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         uint256 fees = uint256(confirmations) * t.verifierFee;
         uint64 claimedLoss = c.claimedLoss;
         uint64 bestLoss = t.bestLoss;
-        bool improved = uint256(claimedLoss) + t.minImprovement <= bestLoss;
+        bool improved;
+        if (t.isSealed) {
+            // INVARIANT: head to head on one shard. Against the incumbent it was scored with while
+            // that is still the best; else against a best scored on the same round's shard (the
+            // round's better claim wins whichever finalizes first); never across shards.
+            SealedClaim storage sc = _sealedClaims[claimId];
+            uint32 best = t.bestClaimId;
+            if (sc.incumbentId == best) {
+                improved = uint256(claimedLoss) + t.minImprovement <= sc.incumbentLoss;
+            } else {
+                improved = _sealedClaims[best].round == sc.round && uint256(claimedLoss) + t.minImprovement <= bestLoss;
+            }
+        } else {
+            improved = uint256(claimedLoss) + t.minImprovement <= bestLoss;
+        }
         uint256 reward;
         uint256 fromStake = fees;
         if (improved) {
@@ -459,7 +607,7 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         Claim storage c = _claim(claimId);
         ClaimState status = c.status;
         if (status != ClaimState.Accepted && status != ClaimState.Rejected && status != ClaimState.Expired) {
-            revert LedgerWrongClaimState(claimId, _claimState(c), ClaimState.Accepted);
+            revert LedgerWrongClaimState(claimId, _claimState(claimId, c), ClaimState.Accepted);
         }
         uint8 n = c.confirmations;
         uint256 index = _confirmerIndex(claimId, n, msg.sender);
@@ -554,7 +702,7 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
             taskId: c.taskId,
             parentId: c.parentId,
             numSegments: c.numSegments,
-            state: _claimState(c),
+            state: _claimState(claimId, c),
             confirmations: c.confirmations,
             merkleRoot: c.merkleRoot,
             stake: c.stake,
@@ -567,7 +715,7 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
 
     /// @inheritdoc ITrainingLedger
     function claimState(uint32 claimId) external view returns (ClaimState) {
-        return _claimState(_claims[claimId]);
+        return _claimState(claimId, _claims[claimId]);
     }
 
     /// @inheritdoc ITrainingLedger
@@ -686,6 +834,39 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
     }
 
     /// @inheritdoc ITrainingLedger
+    function seal(uint32 taskId) external view returns (SealView memory) {
+        _task(taskId);
+        Seal storage s = _seals[taskId];
+        return SealView({
+            shardRoot: s.shardRoot,
+            start: s.start,
+            roundLength: s.roundLength,
+            openGrace: s.openGrace,
+            rounds: s.rounds,
+            bond: s.bond
+        });
+    }
+
+    /// @inheritdoc ITrainingLedger
+    function shard(uint32 taskId, uint16 round) external view returns (bytes32 digest, uint40 openedAt) {
+        Shard storage sh = _shards[taskId][round];
+        return (sh.digest, sh.openedAt);
+    }
+
+    /// @inheritdoc ITrainingLedger
+    function claimSeal(uint32 claimId) external view returns (ClaimSealView memory) {
+        _claim(claimId);
+        SealedClaim storage sc = _sealedClaims[claimId];
+        return ClaimSealView({
+            round: sc.round,
+            scored: sc.scored,
+            incumbentId: sc.incumbentId,
+            incumbentLoss: sc.incumbentLoss,
+            compensation: sc.compensation
+        });
+    }
+
+    /// @inheritdoc ITrainingLedger
     function disputeIdOf(uint32 claimId, ChallengeKind kind, uint16 segment) external pure returns (bytes32) {
         return _disputeIdOf(claimId, kind, segment);
     }
@@ -722,9 +903,89 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         if (d.claimId == 0) revert LedgerUnknownDispute(disputeId);
     }
 
-    function _claimState(Claim storage c) private view returns (ClaimState s) {
+    function _claimState(uint32 claimId, Claim storage c) private view returns (ClaimState s) {
         s = c.status;
         if (s == ClaimState.Open && block.timestamp > c.challengeDeadline) s = ClaimState.Finalizable;
+        if (s == ClaimState.Sealed && block.timestamp > _unscoredDeadline(claimId, c)) s = ClaimState.Finalizable;
+    }
+
+    /// @dev Until when a Sealed claim waits: its loss window if the shard is open, the round's
+    /// opening deadline if not.
+    function _unscoredDeadline(uint32 claimId, Claim storage c) private view returns (uint256) {
+        uint32 taskId = c.taskId;
+        uint16 round = _sealedClaims[claimId].round;
+        uint40 openedAt = _shards[taskId][round].openedAt;
+        if (openedAt != 0) return uint256(openedAt) + _tasks[taskId].revealWindow;
+        Seal storage s = _seals[taskId];
+        return _roundEnd(s, round) + s.openGrace;
+    }
+
+    // ========================================================== sealed rounds
+
+    function _sealOf(uint32 taskId) private view returns (Seal storage s) {
+        if (!_task(taskId).isSealed) revert LedgerNotSealed(taskId);
+        s = _seals[taskId];
+    }
+
+    function _roundEnd(Seal storage s, uint16 round) private view returns (uint256) {
+        return uint256(s.start) + (uint256(round) + 1) * s.roundLength;
+    }
+
+    /// @dev A sealed reveal: the claim names the round its commit fell in, is revealed (stake and
+    /// CIDs fixed) before that round closes, so before its shard can exist anywhere but with the
+    /// sponsor, and states no loss yet.
+    function _checkSealedReveal(uint32 taskId, ClaimFields calldata f, uint40 committedAt) private view {
+        Seal storage s = _seals[taskId];
+        if (committedAt < s.start) revert LedgerRoundsOver(taskId, committedAt);
+        uint256 committedIn = (uint256(committedAt) - s.start) / s.roundLength;
+        if (committedIn >= s.rounds) revert LedgerRoundsOver(taskId, committedAt);
+        if (f.round != committedIn) revert LedgerWrongRound(taskId, f.round, uint16(committedIn));
+        uint256 end = _roundEnd(s, f.round);
+        if (block.timestamp >= end) revert LedgerRoundClosed(taskId, f.round, end);
+        if (f.claimedLoss != 0) revert LedgerInvalidField("claimedLoss");
+    }
+
+    /// @dev INVARIANT: a Sealed claim holds min(bond, minTrainerStake) of the sponsor's bond: what
+    /// it is paid if its shard is never opened. The reservation goes back when the shard opens.
+    function _reserveCompensation(uint32 taskId, uint32 claimId, uint16 round, uint96 perClaim) private {
+        Seal storage s = _seals[taskId];
+        uint96 bond = s.bond;
+        uint96 reserved = bond < perClaim ? bond : perClaim;
+        s.bond = bond - reserved;
+        _sealedClaims[claimId] = SealedClaim({
+            round: round,
+            scored: false,
+            incumbentId: 0,
+            incumbentLoss: 0,
+            compensation: reserved
+        });
+    }
+
+    function _returnCompensation(uint32 taskId, SealedClaim storage sc) private {
+        uint96 reserved = sc.compensation;
+        if (reserved == 0) return;
+        sc.compensation = 0;
+        _seals[taskId].bond += reserved;
+    }
+
+    /// @dev A Sealed claim past its deadline. Shard open, loss never revealed: the stake goes to
+    /// the pool (revealing only the claims that did well on the shard would be a free option).
+    /// Shard never opened: the stake goes back with the reserved compensation. Both Expired.
+    function _finalizeUnscored(uint32 claimId, Claim storage c, Task storage t) private {
+        uint32 taskId = c.taskId;
+        SealedClaim storage sc = _sealedClaims[claimId];
+        uint256 stake = c.stake;
+        c.status = ClaimState.Expired;
+        if (_shards[taskId][sc.round].openedAt != 0) {
+            _returnCompensation(taskId, sc);
+            t.pool = _toAmount(uint256(t.pool) + stake);
+            emit ClaimFinalized(claimId, taskId, ClaimState.Expired, false, 0, 0);
+        } else {
+            uint256 compensation = sc.compensation;
+            sc.compensation = 0;
+            _balances[c.trainer] += stake + compensation;
+            emit ClaimFinalized(claimId, taskId, ClaimState.Expired, false, compensation, stake + compensation);
+        }
     }
 
     function _disputeState(Dispute storage d) private view returns (DisputeState s) {
@@ -733,7 +994,7 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
     }
 
     function _expectClaimState(uint32 claimId, Claim storage c, ClaimState expected) private view {
-        ClaimState current = _claimState(c);
+        ClaimState current = _claimState(claimId, c);
         if (current != expected) revert LedgerWrongClaimState(claimId, current, expected);
     }
 

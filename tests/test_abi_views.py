@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 
 from arledger.chain.artifact import ContractArtifact, load_artifact
-from arledger.chain.ledger import Claim, CommitmentInfo, Dispute, Task, TaskParams, VerifierInfo
+from arledger.chain.ledger import Claim, ClaimSeal, CommitmentInfo, Dispute, SealView, Task, TaskParams, VerifierInfo
 from arledger.chain.views import ViewDecoder, snake
 from arledger.errors import ConfigError
 
@@ -21,8 +21,10 @@ VIEWS = {
     "dispute": (Dispute, {"dispute_id": "0x" + "ab" * 32}),
     "verifierInfo": (VerifierInfo, {}),
     "commitmentInfo": (CommitmentInfo, {}),
+    "seal": (SealView, {"task_id": 3}),
+    "claimSeal": (ClaimSeal, {"claim_id": 4}),
 }
-PLAIN_NAMED = {"bestClaim"}  # two named values, read as a dict
+PLAIN_NAMED = {"bestClaim", "shard"}  # two named values, read as a dict
 
 
 def _struct_outputs(artifact: ContractArtifact) -> dict[str, list[dict]]:

@@ -145,3 +145,44 @@ def test_text_written_by_claim_code_is_escaped_in_the_pages():
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, as text
     assert html.count("</script>") == html.count("<script")  # no script element closed early by the data
+
+
+def test_a_sealed_task_shows_its_rounds_shards_and_head_to_head_numbers():
+    """Sealed tasks (docs/sealed-evaluation.md): a claim is "awaiting shard" until scored, is not a
+    point on the curve without a loss, and once scored shows its round and its incumbent's loss on
+    the same shard; the task page lists the rounds with the opened shards."""
+    from starlette.templating import Jinja2Templates
+
+    from arledger.dashboard import app as dash
+
+    idx = LedgerIndex(ENUMS)
+    seal = {"shardRoot": D, "rounds": 2, "roundLength": 3600, "openGrace": 600, "sponsorBond": 10**18}
+    shard = str(bytes_cid(b"shard 0"))
+    for e in [ev("TaskCreated", 1, taskId=1, sponsor=SPONSOR, params=(), pool=3 * 10**18),
+              ev("SealedTaskCreated", 1, taskId=1, seal=seal, start=1_000_000),
+              reveal(1, 2, 0), reveal(2, 3, 0, trainer="0xOther")]:
+        idx.apply(e)
+    assert [c.state for c in idx.claims_of(1)] == ["Sealed", "Sealed"]
+    assert idx.curve(1, 3_000_000)["points"] == []
+    for e in [ev("ShardOpened", 4, taskId=1, round=0, shardDigest=D, shardCid=cid_to_bytes(shard)),
+              ev("ClaimScored", 5, claimId=1, taskId=1, round=0, claimedLoss=2_400_000, incumbentId=0,
+                 incumbentLoss=2_900_000, challengeDeadline=1_004_000)]:
+        idx.apply(e)
+    c = idx.claims[1]
+    assert (c.state, c.round, c.incumbent_id, c.incumbent_loss, c.claimed_loss) == ("Open", 0, 0, 2_900_000, 2_400_000)
+    rounds = idx.tasks[1].rounds()
+    assert [(r["round"], r["ends_at"], bool(r["shard"])) for r in rounds] == [(0, 1_003_600, True), (1, 1_007_200, False)]
+
+    templates = Jinja2Templates(directory=str(dash.HERE / "templates"))
+    templates.env.filters.update(eth=dash._eth, loss=dash._loss, short=dash._short, when=dash._when)
+    task = {"task_id": 1, "name": "sealed", "description": "", "metric": "val_bpc", "units": "bpc", "steps": 20,
+            "segment_steps": 10, "pool": 0, "reward": 0, "verifier_fee": 0, "min_trainer_stake": 0,
+            "min_verifier_stake": 0, "challenge_bond": 0, "quorum": 2, "challenge_window": 1, "voting_window": 1,
+            "reveal_window": 1, "min_improvement": 1, "baseline_loss": 3_000_000, "best_claim_id": 0,
+            "best_loss": 3_000_000, "claims": 2, "reports": 0, "pending": 2, "sealed": idx.tasks[1].sealed,
+            "rounds": rounds}
+    html = templates.env.get_template("task.html").render(
+        task=task, claims=[dash._claim_row(c) for c in idx.claims_of(1)], reports=[], curve=idx.curve(1, 3_000_000),
+        version=1, head=1, partial=False, reorgs=0)
+    assert "sealed: 2 rounds" in html and shard in html and "awaiting shard" in html
+    assert "2.900000 (baseline)" in html and "<th>against (same shard)</th>" in html

@@ -20,12 +20,16 @@ from arledger.cli import main
 def test_demo_catches_the_cheater_and_pays_the_honest_trainer(demo_run):
     out = demo_run.summary
     states = {c["trainer_name"]: c["state"] for c in out["claims"]}
-    assert states == {"alice": "Accepted", "mallory": "Rejected"}
-    alice = next(c for c in out["claims"] if c["trainer_name"] == "alice")
+    assert states == {"alice": "Accepted", "mallory": "Rejected", "eve": "Accepted"}
+    alice, eve = (next(c for c in out["claims"] if c["trainer_name"] == n) for n in ("alice", "eve"))
     assert out["best"]["claim_id"] == alice["claim_id"]
+    # the memoriser: far ahead on the public split it carries in its code, behind on the sealed shard
+    assert eve["public_loss"] < alice["public_loss"] / 2 and eve["claimed_loss"] > alice["claimed_loss"]
+    assert eve["improved"] is False and eve["reward"] == 0
     assert out["best"]["loss"] < out["best"]["baseline_loss"]
     paid = {a["name"]: a["withdrawn_eth"] for a in out["actors"]}
     assert paid["alice"] > 1.0 and paid["mallory"] == 0.0  # reward + stake back; stake slashed
+    assert paid["eve"] < 0.1  # her stake back less the verifiers' fees: nothing earned
     assert any(d["decision"] == "challenge" for d in out["decisions"])
     assert Path(out["chart"]).is_file() and (demo_run.out / "summary.json").is_file()
     assert (demo_run.out / "chain-state.json").is_file()  # kept for `artrain dashboard --demo`

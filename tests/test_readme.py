@@ -47,7 +47,7 @@ def commands(code: str) -> list[str]:
 def test_the_readme_blocks_are_found():
     blocks = session_blocks(README.read_text())
     langs = [lang for lang, _ in blocks]
-    assert langs.count("bash") == 3 and langs.count("python") == 1
+    assert langs.count("bash") == 4 and langs.count("python") == 1
     assert commands(blocks[0][1])[0] == "artrain devnet up"
 
 
@@ -86,6 +86,12 @@ def test_the_readme_session_works_as_written(tmp_path):
         assert [r["kind"] for r in history] == ["claim", "report"], history
         assert history[1]["note"] == "100 steps are not enough" and history[1]["loss"] > best["loss"]
         assert (cwd / "best" / "weights.safetensors").is_file()
+        # The sealed task: claim 2 was revealed without a loss, scored on round 0's shard against
+        # the baseline, and confirmed by a verifier on that shard (the task's quorum is 1).
+        sealed = json.loads(run("artrain status 2 --json"))
+        assert (sealed["task_id"], sealed["state"], sealed["confirmations"]) == (2, "Open", 1), sealed
+        assert sealed["sealed"]["scored"] and sealed["sealed"]["round_state"] == "opened", sealed
+        assert sealed["claimed_loss_micro"] < sealed["sealed"]["incumbent_loss_micro"], sealed
     finally:
         subprocess.run(["bash", "-c", "artrain devnet down"], cwd=cwd, env=env, capture_output=True, timeout=60)
 

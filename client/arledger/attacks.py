@@ -12,10 +12,19 @@ would do). Verification must catch it by replaying.
   the classic way to buy a lower validation loss);
 - ``spread_small``: every ``every``-th segment skips a few of its steps (many small
   forgeries, each moving the weights a little).
+
+And the cheat no replay can catch, because it trains honestly: a ``train.py`` that carries
+public bytes of its task in its code and looks answers up in them at evaluation time
+(``memorising_charlm``, ``memorising_digits``). Only a sealed shard defeats it
+(docs/sealed-evaluation.md).
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import lzma
+import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -207,3 +216,83 @@ def hidden_from_the_counter(src: str, updates: int = 8) -> str:
         f"        for _ in range({updates}):\n"
         "            _one_update(model, opt, batch)\n"
         "    return _one_update(model, opt, batch)"))
+
+
+# -- memorisers: honest training, a lookup of public bytes at evaluation ------------------------
+
+
+def _packed(blobs: list[bytes]) -> str:
+    return base64.b85encode(lzma.compress(json.dumps([base64.b64encode(b).decode() for b in blobs]).encode())).decode()
+
+
+def _with_code(template_dir: Path, dest: Path, code: str) -> Path:
+    shutil.copytree(template_dir, dest, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    (dest / "train.py").write_text((dest / "train.py").read_text() + code)
+    return dest
+
+
+def memorising_charlm(template_dir: Path, public_texts: list[bytes], dest: Path, context: int = 12) -> Path:
+    """The charlm template whose model, in eval mode, predicts the next character with certainty
+    wherever its last ``context`` characters occur in ``public_texts`` (carried in the code):
+    causal, deterministic, no extra FLOPs. On the public held-out split it looks like a
+    breakthrough; on text it has not seen it is the template's model, or worse where it guesses."""
+    return _with_code(Path(template_dir), Path(dest), f'''
+
+import base64 as _b64, json as _json, lzma as _lzma
+_CONTEXT = {context}
+_NEXT = {{}}
+for _blob in _json.loads(_lzma.decompress(_b64.b85decode({_packed(public_texts)!r}))):
+    _t = _b64.b64decode(_blob)
+    for _i in range(len(_t) - _CONTEXT):
+        _NEXT.setdefault(_t[_i : _i + _CONTEXT], min(_t[_i + _CONTEXT], VOCAB - 1))
+
+
+class _Memo(CharLM):
+    def forward(self, idx):
+        out = super().forward(idx)
+        if not self.training:
+            for r, row in enumerate(idx.tolist()):
+                for t in range(_CONTEXT - 1, len(row)):
+                    nxt = _NEXT.get(bytes(row[t - _CONTEXT + 1 : t + 1]))
+                    if nxt is not None:  # near-certain, not certain: a repeated context may go on otherwise
+                        out[r, t, nxt] += 12.0
+        return out
+
+
+def build(config, data):
+    model = _Memo(config["block"], config["d_model"], config["layers"], config["heads"], config["dropout"])
+    opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
+    return model, opt
+''')
+
+
+def memorising_digits(template_dir: Path, public_files: list[bytes], dest: Path) -> Path:
+    """The digits template whose model, in eval mode, answers every image that occurs in
+    ``public_files`` (digits split files, carried in the code) with its label."""
+    return _with_code(Path(template_dir), Path(dest), f'''
+
+import base64 as _b64, json as _json, lzma as _lzma
+_SEEN = {{}}
+for _blob in _json.loads(_lzma.decompress(_b64.b85decode({_packed(public_files)!r}))):
+    _t = _load_safetensors(_b64.b64decode(_blob))
+    for _x, _y in zip(_t["x"], _t["y"]):
+        _SEEN[bytes(_x.tolist())] = int(_y)
+
+
+class _Memo(Net):
+    def forward(self, x):
+        out = super().forward(x)
+        if not self.training:
+            for i, row in enumerate((x * 16).round().to(torch.uint8).view(len(x), 64)):
+                label = _SEEN.get(bytes(row.tolist()))
+                if label is not None:
+                    out[i] = -30.0
+                    out[i, label] = 30.0
+        return out
+
+
+def build(config, data):
+    model = _Memo(config["width"], config["dropout"])
+    opt = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"])
+    return model, opt
+''')

@@ -16,6 +16,7 @@ The tree (a test keeps this list, the classes and their raisers in step)::
     │   └── ArtifactMismatch      a published checkpoint whose bytes miss the manifest's hash
     ├── SandboxUnavailable        no sandbox backend can run here (arledger.execution.sandbox)
     ├── SubmitError               a run that cannot be submitted to this task
+    ├── SealedError               a sealed set, shard or round missing, wrong or not open (arledger.sealed)
     ├── ProposalError             an agent's proposer returned nothing usable (arledger.agent):
     │                             a timeout, a malformed or oversized reply, nothing left
     ├── SourceMismatch            a deployed ledger whose code is not this source
@@ -98,6 +99,10 @@ class SandboxUnavailable(ArledgerError):
 
 class SubmitError(ArledgerError):
     """The run cannot be submitted to this task (the message says why, before any gas is spent)."""
+
+
+class SealedError(ArledgerError):
+    """A sealed evaluation set, shard or round is missing, wrong, or not open yet (arledger.sealed)."""
 
 
 class ProposalError(ArledgerError):

@@ -19,6 +19,12 @@ the demo's table) is computed here from the outputs the claim's model produced.
     metrics(outputs, targets) -> {name: float}   # has METRIC
     probe_batches(data) -> {"train": (inputs, targets), "val": (inputs, targets)}   # optional
     filler(data) -> Tensor           # CAUSAL only: held-out inputs NOT in eval_batch, 1-D
+    cut_shards(raw, rounds) -> [bytes]     # optional: a sealed task's shards from the sponsor's data
+    sample_private(secret, rounds) -> bytes  # optional: private data for a sponsor who has none
+
+A sealed task (docs/sealed-evaluation.md) scores claims on shards in the held-out split's
+format, handed to ``load`` under that split's name; ``cut_shards`` defaults to equal byte
+ranges of the sponsor's ``--heldout`` file.
 
 This module loads a harness and runs its two steps (both in a harness process, never
 in a claim's): ``make_inputs`` (what the model gets) and ``score`` (validate outputs,

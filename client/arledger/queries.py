@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from arledger import manifest as mf, outdir, taskspec
+from arledger import manifest as mf, outdir, sealed, taskspec
 from arledger.chain.ledger import Ledger
 from arledger.chain.units import loss_fields
 from arledger.runner.experiment import CODE_FILES
@@ -96,6 +96,13 @@ def claim_status(ledger: Ledger, claim_id: int) -> dict:
            "challenge_deadline": c.challenge_deadline, "now": ledger.block_timestamp(),
            "manifest_cid": digest_to_cid(reveal.manifest_digest), "code_cid": reveal.code_cid,
            "merkle_root": "0x" + c.merkle_root.hex(), "open_dispute": c.open_dispute}
+    if ledger.seal(c.task_id).sealed:
+        cs = ledger.claim_seal(claim_id)
+        rs = rounds_of(ledger, c.task_id)["rounds"][cs.round]
+        out["sealed"] = {"round": cs.round, "round_state": rs["state"], "round_ends_at": rs["ends_at"],
+                         "open_deadline": rs["open_deadline"], "shard_cid": rs.get("shard_cid"),
+                         "scored": cs.scored, "incumbent_id": cs.incumbent_id,
+                         **loss_fields("incumbent_loss", cs.incumbent_loss if cs.scored else None)}
     if c.open_dispute:
         d = ledger.dispute(c.open_dispute)
         out["dispute"] = {"id": d.dispute_id, "kind": d.kind, "segment": d.segment, "state": d.state,
@@ -104,11 +111,23 @@ def claim_status(ledger: Ledger, claim_id: int) -> dict:
     return out
 
 
+def rounds_of(ledger: Ledger, task_id: int) -> dict | None:
+    """A sealed task's rounds as commands show them (None for an open task)."""
+    seal = ledger.seal(task_id)
+    if not seal.sealed:
+        return None
+    _, status = sealed.rounds(ledger, task_id)
+    now = ledger.block_timestamp()
+    return {"now": now, "current": seal.round_at(now), "bond": seal.bond, "start": seal.start,
+            "round_length": seal.round_length, "open_grace": seal.open_grace,
+            "rounds": [s.to_dict(now) for s in status]}
+
+
 def history(ledger: Ledger, task_id: int, from_block: int | None = None) -> list[dict]:
     """Every claim and experiment report of a task, in chain order (failed experiments included)."""
     rows: dict[int, dict] = {}
     out: list[dict] = []
-    names = ["ClaimRevealed", "ClaimFinalized", "ClaimChallenged", "ExperimentReported"]
+    names = ["ClaimRevealed", "ClaimScored", "ClaimFinalized", "ClaimChallenged", "ExperimentReported"]
     start = ledger.deploy_block if from_block is None else from_block
     for ev in ledger.events(start, ledger.block_number(), names):
         a = ev.args
@@ -123,6 +142,10 @@ def history(ledger: Ledger, task_id: int, from_block: int | None = None) -> list
                    "reward": 0, "challenges": 0}
             rows[a["claimId"]] = row
             out.append(row)
+        elif ev.name == "ClaimScored" and a["claimId"] in rows:  # a sealed claim's losses on its round's shard
+            rows[a["claimId"]].update(round=a["round"], incumbent_id=a["incumbentId"],
+                                      **loss_fields("claimed_loss", a["claimedLoss"]),
+                                      **loss_fields("incumbent_loss", a["incumbentLoss"]))
         elif ev.name == "ClaimChallenged" and a["claimId"] in rows:
             rows[a["claimId"]]["challenges"] += 1
         elif ev.name == "ClaimFinalized" and a["claimId"] in rows:

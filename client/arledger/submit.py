@@ -13,6 +13,12 @@ The order is chosen so that nothing is spent on a run that cannot pass:
    each transaction is sent, so a crash between commit and reveal is finished by
    running the same command again: the chain (``commitmentInfo``) says whether the
    commit or the reveal already happened, and nothing is committed twice.
+
+On a sealed task (docs/sealed-evaluation.md) the reveal states no loss and names the
+round it was committed in; once the round's shard is open, the same command (``--wait``
+to stay until then) evaluates the run's weights and the incumbent's on the shard, in the
+sandbox, and reveals both losses (``score``). The run's own number on the public split
+is the trainer's estimate only.
 """
 
 from __future__ import annotations
@@ -25,10 +31,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from arledger import manifest as mf, taskspec
+from arledger import manifest as mf, sealed, taskspec
 from arledger.chain.ledger import ClaimFields
+from arledger.chain.units import loss_fields
 from arledger.checkpoint import atomic_write
-from arledger.errors import ChainError, ContractRevert, SubmitError
+from arledger.errors import ChainError, ContractRevert, SealedError, SubmitError
+from arledger.execution import isolation, kernels
 from arledger.micro import fmt
 from arledger.protocol.artifacts import ckpt_path
 from arstore import bytes_cid, cid_to_bytes, cid_to_digest
@@ -36,6 +44,7 @@ from arstore import bytes_cid, cid_to_bytes, cid_to_digest
 STATE_FILE = "submission.json"
 GAS_MARGIN = 600_000  # gas a commit and a reveal take, with room (docs/gas.md: ~50k + ~160k)
 CLAIM_MANIFEST = "claim-manifest.json"
+ROUND_MARGIN = 30  # seconds a sealed round must still run for a commit and its reveal to land in it
 
 
 @dataclass
@@ -53,6 +62,7 @@ class Submission:
     reveal_tx: str | None
     gas: dict[str, int] = field(default_factory=dict)
     resumed: bool = False
+    sealed: dict[str, Any] | None = None  # a sealed task's round, shard and losses (None: an open task)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -91,7 +101,7 @@ def pin_run(store: Any, run_dir: Path, m: mf.Manifest, claim_bytes: bytes,
 
 def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_id: int | None = None,
                stake: int | None = None, progress: Callable[[str], None] = lambda _: None,
-               warn: Callable[[str], None] = lambda _: None) -> Submission:
+               warn: Callable[[str], None] = lambda _: None, wait: bool = False) -> Submission:
     """Check, pin, commit, wait a block, reveal. Safe to run again after a crash.
 
     Everything the contract checks at reveal (the task, the parent, the stake, and the
@@ -104,6 +114,7 @@ def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_i
     state_path = run_dir / STATE_FILE
     m = mf.load(run_dir / "manifest.json")
     task = ledger.task(task_id)
+    seal = ledger.seal(task_id)
     spec = taskspec.fetch(store, task.spec_digest)
     problems = taskspec.problems_with(m, spec) + taskspec.kernel_problems(m, spec)
     if problems:
@@ -117,7 +128,9 @@ def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_i
             parent_id = ledger.best_claim(task_id)[0]
         stake = task.min_trainer_stake if stake is None else int(stake)
         _check_before_commit(ledger, task, task_id, parent_id, stake, trainer)
-        for line in _warnings(ledger, task, task_id, parent_id, m.evaluation.value_micro):
+        if seal.sealed:
+            _round_now(ledger, seal, task_id)
+        for line in _warnings(ledger, task, task_id, parent_id, m.evaluation.value_micro, seal.sealed):
             warn(line)
 
     claim_m = claim_manifest(m, task_id, state["parent_id"] if state else parent_id, trainer)
@@ -132,13 +145,16 @@ def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_i
     assert cid_to_digest(manifest_cid) == digest
     code_cid_bytes = cid_to_bytes(m.code_cid)
     merkle_root = bytes.fromhex(m.merkle_root[2:])
-    loss = m.evaluation.value_micro
+    loss = 0 if seal.sealed else m.evaluation.value_micro  # a sealed claim's loss comes after its shard
 
     if not state:
         state = {"task_id": task_id, "parent_id": parent_id, "trainer": trainer, "stake": stake,
                  "salt": "0x" + os.urandom(32).hex(), "manifest_cid": manifest_cid, "stage": "new"}
+        if seal.sealed:
+            state["round"] = _round_now(ledger, seal, task_id)
     salt = bytes.fromhex(state["salt"][2:])
-    fields = ClaimFields(task_id, state["parent_id"], code_cid_bytes, digest, merkle_root, m.segments, loss, salt)
+    fields = ClaimFields(task_id, state["parent_id"], code_cid_bytes, digest, merkle_root, m.segments, loss, salt,
+                         state.get("round", 0))
     commitment = ledger.compute_commitment(trainer, fields)
     state["commitment"] = "0x" + commitment.hex()
     _save_state(state_path, state)
@@ -173,11 +189,94 @@ def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_i
         ev = ledger.find_reveal(commitment, trainer)
         state.update(stage="revealed", claim_id=int(ev.args["claimId"]), reveal_tx=ev.tx_hash)
         _save_state(state_path, state)
+    done = None
+    if seal.sealed:
+        done = score_sealed(ledger, store, ScoreRequest(run_dir, m, spec, state, wait, progress))
+        loss = done.get("claimed_loss_micro", 0)
+        gas.update(state.get("gas", {}))
     return Submission(claim_id=state["claim_id"], task_id=task_id, parent_id=state["parent_id"],
                       manifest_cid=manifest_cid, code_cid=m.code_cid, weights_cid=m.final_weights_cid,
                       claimed_loss=loss, stake=state["stake"], commitment=state["commitment"],
                       commit_tx=state.get("commit_tx"), reveal_tx=state.get("reveal_tx"), gas=gas,
-                      resumed=resumed)
+                      resumed=resumed, sealed=done)
+
+
+# -- sealed tasks --------------------------------------------------------------------------------
+
+
+def _round_now(ledger: Any, seal: Any, task_id: int) -> int:
+    """The round a commit sent now lands in, with time left for its reveal; else a SubmitError."""
+    now = ledger.block_timestamp()
+    r = seal.round_at(now)
+    if r is None:
+        raise SubmitError(f"task {task_id} takes no more claims: its {seal.rounds} sealed round(s) are over")
+    left = seal.round_end(r) - now
+    if left < ROUND_MARGIN:
+        raise SubmitError(f"round {r} of task {task_id} closes in {left}s, too soon to commit and reveal in it; "
+                          f"submit again when round {r + 1} starts")
+    return r
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """A revealed sealed claim to score: its run, the task's spec, the saved submission state."""
+
+    run_dir: Path
+    manifest: mf.Manifest
+    spec: Any
+    state: dict
+    wait: bool = False
+    progress: Callable[[str], None] = lambda _: None
+
+
+def score_sealed(ledger: Any, store: Any, req: ScoreRequest, poll: float = 2.0) -> dict[str, Any]:
+    """Score a revealed claim of a sealed task: once its round's shard is open (``req.wait``: wait
+    for it), evaluate the run's weights and the incumbent's on the shard, sandboxed, and reveal
+    both losses. Returns where the claim stands (``stage``: waiting | scored | expired)."""
+    state, claim_id = req.state, int(req.state["claim_id"])
+    task_id, round_ = int(state["task_id"]), int(state["round"])
+    seal = ledger.seal(task_id)
+    out: dict[str, Any] = {"round": round_, "round_ends_at": seal.round_end(round_),
+                           "open_deadline": seal.open_deadline(round_),
+                           **loss_fields("dev_loss", req.manifest.evaluation.value_micro)}
+    cs = ledger.claim_seal(claim_id)
+    if cs.scored:
+        c = ledger.claim(claim_id)
+        return {**out, "stage": "scored", **loss_fields("claimed_loss", c.claimed_loss),
+                "incumbent_id": cs.incumbent_id, **loss_fields("incumbent_loss", cs.incumbent_loss)}
+    shard = ledger.shard(task_id, round_)
+    while shard is None and req.wait and ledger.block_timestamp() <= seal.open_deadline(round_):
+        req.progress(f"waiting for round {round_}'s shard")
+        time.sleep(poll)
+        shard = ledger.shard(task_id, round_)
+    if ledger.claim_state(claim_id) != "Sealed":
+        return {**out, "stage": "expired", "state": ledger.claim_state(claim_id)}
+    if shard is None:
+        return {**out, "stage": "waiting"}
+    req.progress(f"evaluating on shard {round_}")
+    spec = req.spec
+    iso = isolation.Isolation.of(True, spec.sandbox_limits(), spec.hidden_sources, kernels.env_for(spec.cpu_kernels))
+    work = req.run_dir / "sealed"
+    shard_file = sealed.fetch_shard(ledger, store, task_id, round_, work / f"shard-{round_:04d}.bin")
+    judge = sealed.ShardJudge(spec, shard_file, isolation.executor(iso), isolation.executor(iso, "harness"), store,
+                              work)
+    try:
+        own = judge.loss(judge.claim(req.manifest, req.run_dir))
+    except SealedError as exc:
+        raise SubmitError(f"claim {claim_id}: the run's weights cannot be scored on the shard ({exc}); the claim "
+                          "cannot improve on anything, and its stake goes to the pool if no loss is revealed") from None
+    incumbent_id = ledger.best_claim(task_id)[0]
+    incumbent = judge.incumbent_loss(sealed.incumbent_manifest(ledger, store, incumbent_id))
+    req.progress("score")
+    try:
+        tx = ledger.score(claim_id, own, incumbent_id, incumbent)
+    except ContractRevert as exc:
+        raise SubmitError(f"score failed: {exc}; run the same command again (a new best is evaluated anew)") from exc
+    state.update(stage="scored", score_tx=tx.tx_hash)
+    state.setdefault("gas", {})["score"] = tx.gas_used
+    _save_state(req.run_dir / STATE_FILE, state)
+    return {**out, "stage": "scored", **loss_fields("claimed_loss", own), "incumbent_id": incumbent_id,
+            **loss_fields("incumbent_loss", incumbent), "score_tx": tx.tx_hash, "shard_cid": shard.cid}
 
 
 MAX_NOTE_BYTES = 2048  # the contract's MAX_NOTE_BYTES: a longer note reverts
@@ -262,10 +361,13 @@ def _check_before_commit(ledger: Any, task: Any, task_id: int, parent_id: int, s
                           f"commit and reveal (~{gas} wei at the current gas price)")
 
 
-def _warnings(ledger: Any, task: Any, task_id: int, parent_id: int, loss: int) -> list[str]:
+def _warnings(ledger: Any, task: Any, task_id: int, parent_id: int, loss: int, is_sealed: bool = False) -> list[str]:
     out = []
     best_id, best = ledger.best_claim(task_id)
-    if loss + task.min_improvement > best:
+    if is_sealed:
+        out.append(f"task {task_id} is sealed: your loss {fmt(loss)} on the public split is your own estimate; the "
+                   "claim is judged on its round's shard, head to head with the best, once the shard is open")
+    elif loss + task.min_improvement > best:
         out.append(f"loss {fmt(loss)} does not beat the task's best {fmt(best)} by its epsilon "
                    f"{fmt(task.min_improvement)}: if accepted it earns no reward (an unstaked "
                    "`artrain report` records it without a stake)")

@@ -14,7 +14,9 @@ A task request (``artrain task create --spec FILE``) is a small JSON file::
       "terms": {"reward": "1eth", "pool": "3eth", "verifier_fee": "0.01eth",
                 "min_trainer_stake": "0.1eth", "min_verifier_stake": "0.5eth",
                 "challenge_bond": "0.05eth", "quorum": 2,
-                "reveal_window": 3600, "challenge_window": 600, "voting_window": 300}
+                "reveal_window": 3600, "challenge_window": 600, "voting_window": 300,
+                "rounds": 3, "round_length": 86400, "open_grace": 3600, "sponsor_bond": "1eth"},
+      "heldout": "private/heldout.txt"                    # sealed evaluation (docs/sealed-evaluation.md)
     }
 
 Every field has a default; command-line flags override the file.
@@ -23,14 +25,18 @@ Every field has a default; command-line flags override the file.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from arledger import taskspec
-from arledger.chain.ledger import Ledger, TaskParams, TxResult
+from arledger import sealed, taskspec
+from arledger.chain.ledger import Ledger, SealParams, TaskParams, TxResult
 from arledger.chain.units import parse_amount
 from arledger.errors import ConfigError
+from arledger.harness import load_harness
+from arledger.protocol import artifacts
+from arledger.protocol.shard import heldout_split
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -49,6 +55,11 @@ class TaskTerms:
     reveal_window: int = 3600
     challenge_window: int = 600
     voting_window: int = 300
+    # sealed evaluation (with TaskRequest.heldout): one shard per round, opened after it
+    rounds: int = 3
+    round_length: int = 86400
+    open_grace: int = 3600  # seconds after a round closes within which its shard must be opened
+    sponsor_bond: int = 10**18  # held against missed openings, apart from the pool
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TaskTerms":
@@ -58,7 +69,8 @@ class TaskTerms:
             raise ConfigError(f"terms: unknown field(s) {', '.join(sorted(unknown))}")
         out = {}
         for k, v in d.items():
-            if k in ("quorum", "reveal_window", "challenge_window", "voting_window"):
+            if k in ("quorum", "reveal_window", "challenge_window", "voting_window", "rounds", "round_length",
+                     "open_grace"):
                 if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                     raise ConfigError(f"terms.{k}: must be a positive integer, got {v!r}")
                 out[k] = v
@@ -69,9 +81,12 @@ class TaskTerms:
 
 @dataclass(frozen=True)
 class TaskRequest(taskspec.SpecRequest):
-    """A task to create: what its spec is built from (``taskspec.SpecRequest``) and its terms."""
+    """A task to create: what its spec is built from (``taskspec.SpecRequest``) and its terms;
+    ``heldout``: the sponsor's private data, which makes the task sealed (``arledger.sealed``)."""
 
     terms: TaskTerms = TaskTerms()
+    heldout: Path | None = None
+    sealed_dir: Path | None = None  # where the shards are kept [default: $ARLEDGER_HOME/sealed]
 
 
 def experiment_dir_of(ref: str) -> Path:
@@ -100,7 +115,9 @@ def load_request(path: Path) -> TaskRequest:
     base = Path(path).parent
     exp = experiment_dir_of(str(base / ref) if (base / ref).is_dir() else ref)
     terms = TaskTerms.from_dict(d.pop("terms", {}) or {})
-    allowed = {f.name for f in fields(TaskRequest)} - {"experiment_dir", "terms", "harness_dir"}
+    if d.get("heldout"):
+        d["heldout"] = base / d["heldout"]
+    allowed = {f.name for f in fields(TaskRequest)} - {"experiment_dir", "terms", "harness_dir", "sealed_dir"}
     unknown = set(d) - allowed
     if unknown:
         raise ConfigError(f"{path}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -108,8 +125,11 @@ def load_request(path: Path) -> TaskRequest:
 
 
 def create_task(ledger: Ledger, store: Any, req: TaskRequest) -> tuple[int, taskspec.TaskSpec, str, TxResult]:
-    """Pin the data set, the baseline code and the TaskSpec; create the task. Returns (id, spec, spec CID, tx)."""
+    """Pin the data set, the baseline code and the TaskSpec; with ``req.heldout``, cut and keep the
+    sealed shards (nothing of them leaves this machine); create the task. Returns (id, spec, spec
+    CID, tx). Everything that can fail off chain fails before the one transaction."""
     spec = taskspec.build_taskspec(req, store)
+    sealed_set = seal_heldout(spec, store, req.heldout, req.terms.rounds, req.sealed_dir) if req.heldout else None
     spec_cid = taskspec.publish(store, spec)
     t = req.terms
     params = TaskParams(spec_digest=spec.digest(), reward_per_improvement=t.reward, verifier_fee=t.verifier_fee,
@@ -117,8 +137,35 @@ def create_task(ledger: Ledger, store: Any, req: TaskRequest) -> tuple[int, task
                         challenge_bond=t.challenge_bond, quorum=t.quorum, reveal_window=t.reveal_window,
                         challenge_window=t.challenge_window, voting_window=t.voting_window,
                         min_improvement=spec.min_improvement_micro, baseline_loss=spec.baseline_loss_micro)
-    tx = ledger.create_task(params, value=t.pool)
+    if sealed_set is None:
+        tx = ledger.create_task(params, value=t.pool)
+    else:
+        seal = SealParams(shard_root=sealed_set.root, rounds=t.rounds, round_length=t.round_length,
+                          open_grace=t.open_grace, sponsor_bond=t.sponsor_bond)
+        tx = ledger.create_sealed_task(params, seal, value=t.pool + t.sponsor_bond)
     return int(tx.event("TaskCreated")["taskId"]), spec, spec_cid, tx
+
+
+def seal_heldout(spec: taskspec.TaskSpec, store: Any, heldout: Path, rounds: int,
+                 home: Path | None = None) -> sealed.SealedSet:
+    """The sponsor's sealed set for ``spec``: ``heldout`` cut into ``rounds`` shards in the format of
+    the task's held-out split, each loaded and batched by the task's harness (the sponsor's own
+    code, pinned in the spec) before anything goes on chain."""
+    split = heldout_split(spec.datasets, spec.train_splits)
+    with tempfile.TemporaryDirectory(prefix="arledger-seal-") as tmp:
+        h = load_harness(artifacts.fetch_dir(store, spec.harness_cid, Path(tmp) / "harness"))
+
+        def check(data: bytes) -> None:
+            path = Path(tmp) / "shard"
+            path.write_bytes(data)
+            loaded = h.module.load({split: path})
+            h.module.eval_batch(loaded)
+            if h.causal:
+                filler = h.module.filler(loaded)
+                if len(filler) <= h.module.eval_batch(loaded)[0].shape[1]:
+                    raise ValueError("too short: no held-out text is left for the causality check")
+
+        return sealed.create_set(h, split, heldout, rounds, check, home)
 
 
 def with_overrides(req: TaskRequest, **over: Any) -> TaskRequest:

@@ -1,15 +1,20 @@
 """The local end-to-end demo (`artrain demo`, the README's main command).
 
 On one machine, with no node or key configured: a fresh anvil with the ledger, the
-embedded artifact store, a sponsor who creates a task from the charlm template, an
+embedded artifact store, a sponsor who creates a sealed task from the charlm template
+(its private text drawn from a fresh secret, one shard, docs/sealed-evaluation.md), an
 honest trainer who improves on the baseline, a cheater whose last segment is forged
-(its end state comes from a run with more steps), and three verifiers. The cheater
-is challenged and slashed, the honest claim is accepted, the best pointer moves,
-everyone withdraws, and it ends with a summary table and a chart of the best loss.
+(its end state comes from a run with more steps), a memoriser whose ``train.py``
+carries the public held-out text and looks the next character up in it, and three
+verifiers. The round closes, the sponsor opens the shard, each trainer reveals its loss
+on it: the memoriser's public number was a breakthrough, its number on the shard is
+worse than the honest one and moves nothing; the forger is challenged and slashed; the
+honest claim is accepted and the best pointer moves; everyone withdraws, and it ends
+with a summary table and a chart of the best loss.
 
 Everything is real: the contract runs on anvil, artifacts are content-addressed,
 verifiers replay sampled segments in the bubblewrap sandbox. Only time is fast-
-forwarded (``evm_increaseTime``) past the challenge and voting windows.
+forwarded (``evm_increaseTime``) past the round and the challenge and voting windows.
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ import matplotlib
 import matplotlib.pyplot as plt
 from eth_account import Account
 
-from arledger import outdir, queries, tasks
-from arledger.attacks import forged_jump
+from arledger import manifest as mf, outdir, queries, sealed, tasks
+from arledger.attacks import forged_jump, memorising_charlm
 from arledger.devnet import LocalChain
 from arledger.micro import fmt
 from arledger.protocol import run_experiment, RunOptions
@@ -50,6 +55,7 @@ class DemoConfig:
     quorum: int = 2
     challenge_window: int = 600
     voting_window: int = 300
+    round_length: int = 3600  # the task's one sealed round: every claim is committed in it
     force: bool = False  # empty an --out that is not empty and was not made by the demo
 
 
@@ -89,7 +95,7 @@ class Demo:
         outdir.claim(self.out, "artrain demo", force=self.cfg.force, empty=True,
                      legacy=(("summary.json", "anvil.log", "store", "runs"),))
         (self.out / "runs").mkdir(parents=True)
-        self.say("[1/7] devnet: starting anvil and deploying TrainingLedger")
+        self.say("[1/8] devnet: starting anvil and deploying TrainingLedger")
         # The chain's state is saved in --out, so `artrain dashboard --demo DIR` can show it afterwards.
         with LocalChain.start(log_file=self.out / "anvil.log", state_file=self.out / "chain-state.json") as chain:
             return self._story(chain, t0)
@@ -100,7 +106,8 @@ class Demo:
         (self.out / "deployment.json").write_bytes(chain.deployment().to_json())
         store = self.store = EmbeddedStore(self.out / "store")
         actors = [Actor("sponsor", "creates the task", 0), Actor("alice", "honest trainer", 1),
-                  Actor("mallory", "cheater (forged last segment)", 2), Actor("v1", "verifier", 3),
+                  Actor("mallory", "cheater (forged last segment)", 2),
+                  Actor("eve", "memoriser (public text in code)", 6), Actor("v1", "verifier", 3),
                   Actor("v2", "verifier", 4), Actor("v3", "verifier", 5)]
         for a in actors:
             a.ledger = deployer.with_account(Account.from_key(keys[a.index]))
@@ -108,44 +115,63 @@ class Demo:
         by = {a.name: a for a in actors}
         self.say(f"      ledger {deployer.address} on {chain.rpc_url}; artifacts in {store.root}")
 
-        self.say(f"[2/7] sponsor: building the {cfg.template} data set and TaskSpec, creating the task")
-        req = tasks.TaskRequest(experiment_dir=tasks.experiment_dir_of(cfg.template), steps=cfg.steps,
+        self.say(f"[2/8] sponsor: building the {cfg.template} data set and TaskSpec, drawing private text for "
+                 "the sealed shard, creating the task")
+        template = tasks.experiment_dir_of(cfg.template)
+        private = sealed.sample_private(template, 1, self.out / "sponsor" / "private.txt")
+        self.sealed_dir = self.out / "sponsor" / "sealed"  # the sponsor's secret: never in the store before its round
+        req = tasks.TaskRequest(experiment_dir=template, steps=cfg.steps,
                                 segment_steps=cfg.segment_steps, threads=cfg.threads, min_improvement=0.01,
                                 terms=tasks.TaskTerms(quorum=cfg.quorum, challenge_window=cfg.challenge_window,
-                                                      voting_window=cfg.voting_window))
+                                                      voting_window=cfg.voting_window, rounds=1,
+                                                      round_length=cfg.round_length, open_grace=cfg.round_length),
+                                heldout=Path(private["out"]), sealed_dir=self.sealed_dir)
         task_id, spec, spec_cid, _ = tasks.create_task(by["sponsor"].ledger, store, req)
         self.say(f"      task {task_id}: {spec.evaluation['metric']} ({spec.evaluation['units']}), "
                  f"baseline {fmt(spec.baseline_loss_micro, 4)}, budget {spec.steps} steps in "
-                 f"{spec.segments} segments, reward 1 ETH, quorum {cfg.quorum}")
+                 f"{spec.segments} segments, reward 1 ETH, quorum {cfg.quorum}; sealed: one round of "
+                 f"{cfg.round_length}s, judged on {private['bytes']} characters nobody else has")
 
-        self.say("[3/7] verifiers v1, v2, v3 register with 1 ETH stake each")
+        self.say("[3/8] verifiers v1, v2, v3 register with 1 ETH stake each")
         for name in ("v1", "v2", "v3"):
             by[name].ledger.register_verifier(ETH)
 
-        alice_run = self._train("alice", seed=1, lr_factor=2.0,
-                                hypothesis="twice the template's learning rate: the budget is too short for 3e-3")
-        s = submit_run(by["alice"].ledger, store, alice_run, task_id)
-        self.say(f"      alice: claim {s.claim_id} revealed, {spec.evaluation['metric']} "
-                 f"{fmt(s.claimed_loss, 4)} (commit {s.gas['commit']} gas, reveal {s.gas['reveal']} gas)")
+        runs = {"alice": self._train("alice", seed=1, lr_factor=2.0,
+                                     hypothesis="twice the template's learning rate: the budget is too short for 3e-3")}
         last = spec.segments - 1
-        mallory_run = self._train("mallory", seed=2, train_segment=forged_jump([last], cfg.forge_extra),
-                                  note=f"segment {last} secretly trained {cfg.forge_extra}x the steps")
-        s = submit_run(by["mallory"].ledger, store, mallory_run, task_id)
-        self.say(f"      mallory: claim {s.claim_id} revealed, {spec.evaluation['metric']} "
-                 f"{fmt(s.claimed_loss, 4)}, thanks to the forged segment {last}")
+        runs["mallory"] = self._train("mallory", seed=2, train_segment=forged_jump([last], cfg.forge_extra),
+                                      note=f"segment {last} secretly trained {cfg.forge_extra}x the steps")
+        public = self._public_text(spec, store)
+        eve_code = memorising_charlm(template, [public], self.out / "code" / "eve")
+        runs["eve"] = self._train("eve", seed=3, code=eve_code,
+                                  note=f"train.py carries the public held-out text ({len(public)} characters)")
+        for who in ("alice", "mallory", "eve"):
+            s = submit_run(by[who].ledger, store, runs[who], task_id)
+            self.say(f"      {who}: claim {s.claim_id} revealed in round 0 with its code and weights, no loss yet; "
+                     f"its own estimate on the public split {fmt(self._public_loss(runs[who]), 4)}")
 
-        self.say("[5/7] verifiers: sampling segments from the chain seed, replaying them in the sandbox")
+        self.say("[5/8] round 0 closes; the sponsor opens its shard; each trainer reveals its loss on it")
+        chain.advance(cfg.round_length)
+        opened = sealed.open_round(by["sponsor"].ledger, store, task_id, 0, self.sealed_dir)
+        self.say(f"      sponsor: shard {opened['shard_cid']} opened ({opened['bytes']} bytes, proof checked on chain)")
+        for who in ("alice", "mallory", "eve"):
+            s = submit_run(by[who].ledger, store, runs[who], task_id).sealed
+            self.say(f"      {who}: {spec.evaluation['metric']} on the shard {s['claimed_loss']:.4f} (public "
+                     f"{fmt(self._public_loss(runs[who]), 4)}), the baseline on it {s['incumbent_loss']:.4f}")
+
+        self.say("[6/8] verifiers: evaluating on the shard, sampling segments from the chain seed, replaying them "
+                 "in the sandbox")
         nodes = self._nodes(by, store)
         decisions = self._until_quiet(nodes)
 
-        self.say(f"[6/7] time passes: voting window ({cfg.voting_window}s), then challenge window "
+        self.say(f"[7/8] time passes: voting window ({cfg.voting_window}s), then challenge window "
                  f"({cfg.challenge_window}s); disputes resolve, claims finalize, fees settle")
         chain.advance(cfg.voting_window + 1)
         decisions += self._until_quiet(nodes)
         chain.advance(cfg.challenge_window + 1)
         decisions += self._until_quiet(nodes)
 
-        self.say("[7/7] everyone withdraws what the ledger owes them")
+        self.say("[8/8] everyone withdraws what the ledger owes them")
         for a in actors:
             owed = a.ledger.balance_of(a.address)
             if owed:
@@ -155,14 +181,14 @@ class Demo:
         for n in nodes:
             n.checker.close()
             n.state.close()
-        return self._summary(task_id, by, store, decisions, t0)
+        return self._summary(task_id, by, store, decisions, t0, runs)
 
     # -- pieces --------------------------------------------------------------------------
 
     def _train(self, who: str, seed: int, train_segment=None, note: str = "", lr_factor: float | None = None,
-               hypothesis: str | None = None) -> Path:
+               hypothesis: str | None = None, code: Path | None = None) -> Path:
         cfg = self.cfg
-        code = tasks.experiment_dir_of(cfg.template)
+        code = code or tasks.experiment_dir_of(cfg.template)
         if lr_factor:  # a change of the recipe: the dashboard shows it as the claim's diff
             mine = self.out / "code" / who
             shutil.copytree(code, mine, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
@@ -170,7 +196,7 @@ class Demo:
             spec["config"]["lr"] = round(spec["config"]["lr"] * lr_factor, 8)
             (mine / "experiment.json").write_text(json.dumps(spec, indent=2) + "\n")
             code = mine
-        self.say(f"[4/7] {who}: training {cfg.template} for {cfg.steps} steps (seed {seed})"
+        self.say(f"[4/8] {who}: training {cfg.template} for {cfg.steps} steps (seed {seed})"
                  + (f" — {note}" if note else ""))
         out = self.out / "runs" / who
         last_seg = [-1]
@@ -187,6 +213,16 @@ class Demo:
                                   sandbox=train_segment is None),  # mallory's forger is this process's code
                        on_progress=progress, store=self.store, **kwargs)
         return out
+
+    @staticmethod
+    def _public_text(spec, store) -> bytes:
+        """The task's public held-out split, as anyone fetches it by the CID in the TaskSpec."""
+        held = [k for k in spec.datasets if k not in spec.train_splits]
+        return bytes(store.cat(spec.datasets[held[0]]))
+
+    @staticmethod
+    def _public_loss(run: Path) -> int:
+        return mf.load(run / "manifest.json").evaluation.value_micro
 
     def _nodes(self, by: dict, store) -> list:
         nodes = []
@@ -228,13 +264,15 @@ class Demo:
 
     # -- the ending ----------------------------------------------------------------------
 
-    def _summary(self, task_id, by, store, decisions, t0) -> DemoResult:
+    def _summary(self, task_id, by, store, decisions, t0, runs) -> DemoResult:
         ledger = by["sponsor"].ledger
         claims = queries.history(ledger, task_id)
         best = queries.best_model(ledger, store, task_id)
         names = {a.address.lower(): a.name for a in by.values()}
         for c in claims:
             c["trainer_name"] = names.get(c.get("trainer", "").lower(), "?")
+            if c["trainer_name"] in runs:  # the trainer's own number on the public split, beside the shard's
+                c["public_loss"] = self._public_loss(runs[c["trainer_name"]]) / 1e6
         actors = [{"name": a.name, "role": a.role, "address": a.address, "withdrawn_eth": a.withdrawn / ETH}
                   for a in by.values()]
         chart = self._chart(claims, best, self.out / "best-loss.png")
@@ -289,9 +327,11 @@ def chart_figure(claims: list[dict], best: dict):
 
 
 def format_summary(r: DemoResult) -> list[str]:
-    lines = ["", "claims:", f"  {'id':>3}  {'trainer':8} {'claimed loss':>12}  {'state':9} {'improved':8} reward"]
+    lines = ["", "claims (loss on the sealed shard; the trainer's own number on the public split beside it):",
+             f"  {'id':>3}  {'trainer':8} {'shard loss':>10} {'public':>8}  {'state':9} {'improved':8} reward"]
     for c in r.claims:
-        lines.append(f"  {c['claim_id']:>3}  {c['trainer_name']:8} {c['claimed_loss']:>12.4f}  {c['state']:9} "
+        public = f"{c['public_loss']:>8.4f}" if c.get("public_loss") is not None else f"{'-':>8}"
+        lines.append(f"  {c['claim_id']:>3}  {c['trainer_name']:8} {c['claimed_loss']:>10.4f} {public}  {c['state']:9} "
                      f"{str(bool(c['improved'])):8} {c['reward'] / ETH:.2f} ETH")
     lines += ["", "money out of the ledger:"]
     for a in r.actors:

@@ -62,6 +62,25 @@ async function measure() {
   await record("report", ledger.connect(trainer).report(1, f1.codeCid, f1.manifestDigest, 1_900_000n, "lr 3e-4: diverged"));
   await record("unregisterVerifier", ledger.connect(v3).unregisterVerifier());
   await record("withdraw", ledger.connect(trainer).withdraw());
+
+  // A sealed task (docs/sealed-evaluation.md): one round, its shard opened, a claim scored head
+  // to head (two losses), confirmed and finalized; the bond released after the last round.
+  const c3 = vectors.cases.find((c) => c.numLeaves === 3);
+  const seal = { shardRoot: c3.root, rounds: 3, roundLength: 4 * 3600, openGrace: 3600, sponsorBond: E("0.5") };
+  await record("createSealedTask", ledger.connect(sponsor).createSealedTask(defaultParams({ quorum: 1 }), seal, { value: E("2") }));
+  const f3 = claimFields({ taskId: 2, claimedLoss: 0n, round: 0, merkleRoot: c5.root, salt: ethers.ZeroHash.replace(/0$/, "3") });
+  await ledger.connect(trainer).commit(commitmentOf(trainer.address, f3));
+  await record("reveal (sealed)", ledger.connect(trainer).reveal(f3, { value: E("0.1") }));
+  await increaseTime(4 * 3600);
+  const cid = "0x01551220" + "cd".repeat(32);
+  await record("openShard", ledger.connect(sponsor).openShard(2, 0, c3.stateHashes[0], cid, c3.proofs[0]));
+  const id = await ledger.totalClaims();
+  await record("score", ledger.connect(trainer).score(id, 1_500_000n, 0, 1_900_000n));
+  await ledger.connect(v1).confirm(id, [0], 1_500_000n);
+  await increaseTime(2 * 3600 + 1);
+  await record("finalize (sealed)", ledger.finalize(id));
+  await increaseTime(3 * 4 * 3600);
+  await record("releaseBond", ledger.releaseBond(2));
   return gas;
 }
 

@@ -7,7 +7,7 @@ const { ethers, network } = require("hardhat");
 const E = ethers.parseEther;
 
 /** Enums as the contract numbers them. */
-const ClaimState = { None: 0, Open: 1, Disputed: 2, Finalizable: 3, Accepted: 4, Rejected: 5, Expired: 6 };
+const ClaimState = { None: 0, Open: 1, Disputed: 2, Finalizable: 3, Accepted: 4, Rejected: 5, Expired: 6, Sealed: 7 };
 const Kind = { Segment: 0, Artifact: 1, FinalEvaluation: 2 };
 const DisputeState = { None: 0, Voting: 1, Resolvable: 2, Upheld: 3, Dismissed: 4, Inconclusive: 5 };
 
@@ -86,13 +86,14 @@ function claimFields(overrides = {}) {
     numSegments: 4,
     claimedLoss: 1_500_000n,
     salt: ethers.hexlify(ethers.randomBytes(32)),
+    round: 0,
     ...overrides,
   };
 }
 
 // ClaimFields, in the struct's order (ITrainingLedger.sol); the commitment is keccak256(abi.encode(trainer, f)).
 const CLAIM_FIELDS = "tuple(uint32 taskId, uint32 parentId, bytes codeCid, bytes32 manifestDigest, bytes32 merkleRoot, " +
-  "uint16 numSegments, uint64 claimedLoss, bytes32 salt)";
+  "uint16 numSegments, uint64 claimedLoss, bytes32 salt, uint16 round)";
 
 function commitmentOf(trainer, f) {
   return ethers.keccak256(ethers.AbiCoder.defaultAbiCoder().encode(["address", CLAIM_FIELDS], [trainer, f]));

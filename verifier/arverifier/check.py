@@ -19,7 +19,9 @@ The order is cheapest first, and the first failure decides:
    final weights evaluated (the claim's model predicts on held-out inputs in a
    sandboxed process that has the training split only, the harness validates and
    scores the outputs in another) with the causality check on inputs spliced after
-   cuts drawn from this verifier's own seed (``check_seed``);
+   cuts drawn from this verifier's own seed (``check_seed``); on a sealed task, on the
+   claim's round's shard instead of the public split, and the incumbent's stated loss on
+   that shard measured too (a wrong one: ``FinalEvaluation`` segment 1);
 7. the sampled segments (``arverifier.sampling``: growth measured here, spread around
    what earlier confirmations listed), replayed in the sandbox from checkpoint i with
    every step's FLOPs counted and the request's CPU time measured by the kernel: a
@@ -41,8 +43,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from arledger import checkpoint, manifest as mf, merkle, taskspec
-from arledger.errors import ArledgerError, ArtifactMismatch as _ArtifactMismatch, ManifestError
+from arledger import checkpoint, manifest as mf, merkle, sealed, taskspec
+from arledger.errors import ArledgerError, ArtifactMismatch as _ArtifactMismatch, ManifestError, SealedError
 from arledger.execution import kernels
 from arledger.execution.executors import Executor
 from arledger.execution.sandbox import Sandbox
@@ -84,6 +86,20 @@ class ClaimInfo:
     claimed_loss: int  # micro-units
     seed: bytes
     covered: tuple[int, ...] = ()  # segments earlier confirmations listed (sampling spreads around them)
+    sealed: "SealedInfo | None" = None  # a sealed task's claim, once scored (None: an open task)
+
+
+@dataclass(frozen=True)
+class SealedInfo:
+    """What the chain says of a scored claim of a sealed task: its round's opened shard and the
+    incumbent it was scored against (0: the baseline) with the loss the trainer stated for it."""
+
+    round: int
+    shard_cid: str
+    shard_digest: bytes
+    incumbent_id: int
+    incumbent_loss: int
+    incumbent_manifest_digest: bytes | None
 
 
 @dataclass
@@ -201,7 +217,7 @@ class ClaimChecker:
             out.append(f"merkle_root: manifest has {m.merkle_root}, claim has 0x{info.merkle_root.hex()}")
         if m.segments != info.num_segments:
             out.append(f"segments: manifest has {m.segments}, claim has {info.num_segments}")
-        if m.evaluation.value_micro != info.claimed_loss:
+        if info.sealed is None and m.evaluation.value_micro != info.claimed_loss:  # sealed: scored on the shard
             out.append(f"loss: manifest reports {_loss(m.evaluation.value_micro)}, claim says {_loss(info.claimed_loss)}")
         return out + taskspec.problems_with(m, spec)
 
@@ -337,16 +353,17 @@ class ClaimChecker:
             raise challenge(start, Challenge("Artifact", 0))
         start_s = time.perf_counter() - t
         t = time.perf_counter()
+        judge = self.shard_judge(info, spec, work) if info.sealed else None
         try:  # the harness's evaluation, causality included (two harness requests, one predict)
             weights = src.weights()
-            a = assess(r, weights, self.check_seed(info), probe=False)
+            a = (assess(r, weights, self.check_seed(info), probe=False) if judge is None
+                 else _Assessed(judge.evaluate(src, weights, m.seed, self.check_seed(info))))
         except _ArtifactMismatch as exc:
             raise challenge(str(exc), Challenge("Artifact", exc.index))
         except StoreError as exc:
             raise challenge(f"final weights unavailable: {exc}", Challenge("Artifact", _boundary_of(exc, m)))
         except ReplayError as exc:
             raise challenge(f"final evaluation failed: {exc}", Challenge("FinalEvaluation", 0, observed=NO_VALID_LOSS))
-        assess_s = time.perf_counter() - t
         ev = a.evaluation
         if not ev.ok:
             raise challenge(f"final evaluation: {ev.problem}", Challenge("FinalEvaluation", 0, observed=NO_VALID_LOSS))
@@ -354,7 +371,11 @@ class ClaimChecker:
         if not _losses_agree(measured, info.claimed_loss, spec):
             raise challenge(f"final evaluation gives {_loss(measured)}, claim says {_loss(info.claimed_loss)}",
                             Challenge("FinalEvaluation", 0, observed=loss_to_bytes32(measured)))
-        eval_s = assess_s
+        if judge is not None:
+            wrong = self.incumbent_problem(info, spec, judge)
+            if wrong:
+                raise challenge(wrong[0], Challenge("FinalEvaluation", 1, observed=loss_to_bytes32(wrong[1])))
+        eval_s = time.perf_counter() - t
 
         sample = sample_segments(cid, self.verifier, info.seed, m.segments, norms, policy, covered=info.covered,
                                  cosines=cosines)
@@ -391,6 +412,28 @@ class ClaimChecker:
                        seconds={"fetch": round(fetch_s, 3), "start": round(start_s, 3),
                                 "replay": round(replay_s, 3), "eval": round(eval_s, 3)},
                        causality=ev.causality)
+
+    # -- a sealed claim --------------------------------------------------------------
+
+    def shard_judge(self, info: ClaimInfo, spec: taskspec.TaskSpec, work: Path) -> sealed.ShardJudge:
+        """Evaluation on the claim's round's shard (fetched by its CID, checked against the digest
+        the contract proved), through this checker's sandboxed executors."""
+        s = info.sealed
+        shard = sealed.fetch_checked(self.store, s.shard_cid, s.shard_digest, work / f"shard-{s.round:04d}.bin")
+        return sealed.ShardJudge(spec, shard, self.executor(spec, "claim"), self.executor(spec, "harness"),
+                                 self.store, work / "sealed")
+
+    def incumbent_problem(self, info: ClaimInfo, spec: taskspec.TaskSpec,
+                          judge: sealed.ShardJudge) -> tuple[str, int] | None:
+        """(why, measured) when the incumbent's loss on the shard is not what the trainer stated."""
+        s = info.sealed
+        m = mf.fetch(self.store, s.incumbent_manifest_digest) if s.incumbent_id else None
+        measured = judge.incumbent_loss(m)  # sealed.NO_VALID_LOSS where its outputs are refused
+        if _losses_agree(measured, s.incumbent_loss, spec):
+            return None
+        who = f"claim {s.incumbent_id}" if s.incumbent_id else "the baseline"
+        return (f"the incumbent ({who}) scores {_loss(measured)} on the shard, the claim says "
+                f"{_loss(s.incumbent_loss)}"), measured
 
     # -- a dispute -------------------------------------------------------------------
 
@@ -442,7 +485,17 @@ class ClaimChecker:
                     return "abstain", "environment differs"
                 return ("dismiss", f"segment {segment} reproduces") if res.ok else (
                     "uphold", f"segment {segment}: {res.status}")
-            ev = evaluate_final(r, self.check_seed(info))  # the voter's own cuts, not the challenger's
+            if info.sealed is not None:
+                try:
+                    judge = self.shard_judge(info, spec, work)
+                except (StoreError, SealedError) as exc:  # the sponsor's shard, not the trainer's artifact
+                    return "abstain", f"the round's shard is unavailable here: {exc}"
+                if segment == 1:
+                    wrong = self.incumbent_problem(info, spec, judge)
+                    return ("uphold", wrong[0]) if wrong else ("dismiss", "the incumbent's loss on the shard matches")
+                ev = judge.evaluate(src, src.weights(), m.seed, self.check_seed(info))
+            else:
+                ev = evaluate_final(r, self.check_seed(info))  # the voter's own cuts, not the challenger's
             if not ev.ok:
                 return "uphold", f"final evaluation: {ev.problem}"
             measured = to_micro(ev.metrics[spec.experiment["metric"]])
@@ -455,6 +508,13 @@ class ClaimChecker:
             return "uphold", f"artifact unavailable: {exc}"
         except ReplayError as exc:
             return "uphold", f"replay failed: {exc}"
+
+
+@dataclass(frozen=True)
+class _Assessed:
+    """An evaluation on a shard, in the shape ``assess`` answers (no probe)."""
+
+    evaluation: Any
 
 
 def policy_of(spec: taskspec.TaskSpec) -> SamplingPolicy:
@@ -490,4 +550,4 @@ def _boundary_of(exc: StoreError, m: mf.Manifest) -> int:
     return 0
 
 
-__all__ = ["ClaimChecker", "ClaimInfo", "Challenge", "Verdict", "ArledgerError"]
+__all__ = ["ClaimChecker", "ClaimInfo", "Challenge", "SealedInfo", "Verdict", "ArledgerError"]

@@ -29,13 +29,13 @@ from arledger.chain.ledger import Evidence
 from arledger.chain.units import loss_fields
 from arledger.errors import ArledgerError, ContractRevert
 from arstore.errors import StoreError
-from arverifier.check import ClaimChecker, ClaimInfo, Verdict
+from arverifier.check import ClaimChecker, ClaimInfo, SealedInfo, Verdict
 from arverifier.state import WatcherState
 
 log = logging.getLogger("arverify")
 
 # Claim states as the contract's ClaimState enum names them.
-OPEN, DISPUTED, FINALIZABLE = "Open", "Disputed", "Finalizable"
+OPEN, DISPUTED, FINALIZABLE, SEALED = "Open", "Disputed", "Finalizable", "Sealed"
 
 
 @dataclass
@@ -176,8 +176,9 @@ class VerifierNode:
         if self.ledger.has_confirmed(cid, self.me):
             self.state.update_claim(cid, status="done", action="confirm")
             return False
-        if state == DISPUTED:
-            # Stay pending: a dismissed dispute reopens the claim, and it needs verifying then.
+        if state in (DISPUTED, SEALED):
+            # Stay pending: a dismissed dispute reopens the claim, and a sealed claim opens once its
+            # loss on the round's shard is revealed; it needs verifying then.
             return False
         if state not in (OPEN,):
             self.state.update_claim(cid, status="done", action=f"skipped:{state}")
@@ -322,7 +323,19 @@ def claim_info(ledger: Any, claim_id: int) -> ClaimInfo:
     return ClaimInfo(claim_id=claim_id, task_id=c.task_id, trainer=c.trainer, parent_id=c.parent_id,
                      code_cid=ev.code_cid, manifest_digest=ev.manifest_digest, merkle_root=c.merkle_root,
                      num_segments=c.num_segments, claimed_loss=c.claimed_loss, seed=c.seed,
-                     covered=ledger.confirmed_segments(claim_id))
+                     covered=ledger.confirmed_segments(claim_id), sealed=sealed_info(ledger, c.task_id, claim_id))
+
+
+def sealed_info(ledger: Any, task_id: int, claim_id: int) -> SealedInfo | None:
+    """A scored sealed claim's round, shard and incumbent (None: an open task, or not scored yet)."""
+    if not ledger.seal(task_id).sealed:
+        return None
+    cs = ledger.claim_seal(claim_id)
+    shard = ledger.shard(task_id, cs.round)
+    if not cs.scored or shard is None:
+        return None
+    digest = ledger.claim_revealed_event(cs.incumbent_id).manifest_digest if cs.incumbent_id else None
+    return SealedInfo(cs.round, shard.cid, shard.digest, cs.incumbent_id, cs.incumbent_loss, digest)
 
 
 class _LedgerSource:

@@ -64,6 +64,70 @@ class TaskParams:
 
 
 @dataclass(frozen=True)
+class SealParams:
+    """What makes a task sealed (``createSealedTask``; arledger.sealed builds it)."""
+
+    shard_root: bytes
+    rounds: int
+    round_length: int
+    open_grace: int
+    sponsor_bond: int
+
+
+@dataclass(frozen=True)
+class SealView:
+    """A task's sealed schedule (``seal``); ``rounds == 0``: an open task."""
+
+    task_id: int
+    shard_root: bytes
+    start: int
+    round_length: int
+    open_grace: int
+    rounds: int
+    bond: int
+
+    @property
+    def sealed(self) -> bool:
+        return self.rounds > 0
+
+    def round_at(self, timestamp: int) -> int | None:
+        """The round a commit at ``timestamp`` falls in (None: before the start or after the last)."""
+        if timestamp < self.start:
+            return None
+        r = (timestamp - self.start) // self.round_length
+        return r if r < self.rounds else None
+
+    def round_end(self, round_: int) -> int:
+        return self.start + (round_ + 1) * self.round_length
+
+    def open_deadline(self, round_: int) -> int:
+        return self.round_end(round_) + self.open_grace
+
+
+@dataclass(frozen=True)
+class ClaimSeal:
+    """What a claim of a sealed task adds (``claimSeal``)."""
+
+    claim_id: int
+    round: int
+    scored: bool
+    incumbent_id: int
+    incumbent_loss: int
+    compensation: int
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """An opened shard: its digest (sha256 of its bytes), CID and opening time."""
+
+    task_id: int
+    round: int
+    digest: bytes
+    cid: str
+    opened_at: int
+
+
+@dataclass(frozen=True)
 class Task:
     task_id: int
     sponsor: str
@@ -210,6 +274,7 @@ class ClaimFields:
     num_segments: int
     claimed_loss: int
     salt: bytes
+    round: int = 0  # a sealed task's round (arledger.sealed); 0 on an open task
 
     def __post_init__(self):
         object.__setattr__(self, "code_cid", bytes(self.code_cid))
@@ -379,6 +444,39 @@ class Ledger:
 
     def create_task(self, params: TaskParams, value: int = 0) -> TxResult:
         return self._transact("createTask", self.views.struct_arg("createTask", params), value=value)
+
+    def create_sealed_task(self, params: TaskParams, seal: SealParams, value: int = 0) -> TxResult:
+        return self._transact("createSealedTask", self.views.struct_arg("createSealedTask", params, 0),
+                              self.views.struct_arg("createSealedTask", seal, 1), value=value)
+
+    def seal(self, task_id: int) -> SealView:
+        return self.views.into(SealView, "seal", self._call("seal", task_id), task_id=task_id)
+
+    def open_shard(self, task_id: int, round_: int, digest: bytes, cid: bytes, proof: Sequence[bytes]) -> TxResult:
+        return self._transact("openShard", task_id, round_, _b32(digest, "shard digest"), bytes(cid),
+                              [_b32(p, "proof") for p in proof])
+
+    def shard(self, task_id: int, round_: int) -> ShardInfo | None:
+        """Round ``round_``'s opened shard (None while it is sealed), its CID from ShardOpened."""
+        got = self.views.decode("shard", self._call("shard", task_id, round_))
+        digest, opened_at = got["digest"], got["opened_at"]
+        if not opened_at:
+            return None
+        evs = self.events(self.deploy_block, self.block_number(), ["ShardOpened"],
+                          topics=[self._event_topic("ShardOpened"), _hex(int(task_id).to_bytes(32, "big")),
+                                  _hex(int(round_).to_bytes(32, "big"))])
+        if not evs:
+            raise ConfigError(f"task {task_id} round {round_}: opened on chain but no ShardOpened event found")
+        return ShardInfo(task_id, round_, bytes(digest), cid_from_bytes(evs[-1].args["shardCid"]), int(opened_at))
+
+    def score(self, claim_id: int, claimed_loss: int, incumbent_id: int, incumbent_loss: int) -> TxResult:
+        return self._transact("score", claim_id, int(claimed_loss), int(incumbent_id), int(incumbent_loss))
+
+    def claim_seal(self, claim_id: int) -> ClaimSeal:
+        return self.views.into(ClaimSeal, "claimSeal", self._call("claimSeal", claim_id), claim_id=claim_id)
+
+    def release_bond(self, task_id: int) -> TxResult:
+        return self._transact("releaseBond", task_id)
 
     def fund_task(self, task_id: int, value: int) -> TxResult:
         return self._transact("fundTask", task_id, value=value)

@@ -56,19 +56,24 @@ class ViewDecoder:
                               "the contract and arledger.chain disagree: rebuild both")
         return cls(**named, **extra)
 
-    def struct_components(self, fn_name: str) -> list[dict]:
-        """The ABI components (name, type) of ``fn_name``'s single struct input, in order."""
+    def struct_components(self, fn_name: str, position: int | None = None) -> list[dict]:
+        """The ABI components (name, type) of ``fn_name``'s struct input, in order: its single
+        input, or the one at ``position`` of several."""
         inputs = next((e["inputs"] for e in self.artifact.entries("function") if e["name"] == fn_name), None)
         if inputs is None:
             raise ConfigError(f"{self.artifact.path or self.artifact.contract_name}: the ABI has no function {fn_name!r}")
-        if len(inputs) != 1 or inputs[0]["type"] != "tuple":
+        if position is None and len(inputs) != 1:
             raise ConfigError(f"{fn_name}: takes {len(inputs)} inputs, not one struct")
-        return list(inputs[0]["components"])
+        entry = inputs[position or 0] if (position or 0) < len(inputs) else {"type": "missing"}
+        if entry["type"] != "tuple":
+            raise ConfigError(f"{fn_name}: input {position or 0} is not a struct")
+        return list(entry["components"])
 
-    def struct_arg(self, fn_name: str, view: Any) -> dict:
-        """A dataclass as the struct argument of ``fn_name`` (its single tuple input), keyed by
-        the ABI's camelCase names: web3 encodes it by name, so field order never matters."""
-        components = {snake(c["name"]): c["name"] for c in self.struct_components(fn_name)}
+    def struct_arg(self, fn_name: str, view: Any, position: int | None = None) -> dict:
+        """A dataclass as a struct argument of ``fn_name`` (its single tuple input, or the one at
+        ``position``), keyed by the ABI's camelCase names: web3 encodes it by name, so field order
+        never matters."""
+        components = {snake(c["name"]): c["name"] for c in self.struct_components(fn_name, position)}
         have = {f.name for f in fields(view)}
         if set(components) != have:
             raise ConfigError(f"{fn_name}: the ABI's struct fields "

@@ -29,7 +29,7 @@ from starlette.templating import Jinja2Templates
 
 from arledger.dashboard.content import Content
 from arledger.dashboard.follow import IndexFollower
-from arledger.dashboard.index import outcome_of
+from arledger.dashboard.index import outcome_of, PENDING
 from arledger.micro import fmt
 
 HERE = Path(__file__).parent
@@ -171,14 +171,16 @@ def _task_summary(idx, content: Content, task_id: int) -> dict:
             "baseline_loss": t.baseline_loss, "best_claim_id": best["claim_id"] if best else 0,
             "best_loss": best["loss"] if best else t.baseline_loss, "claims": len(row.claim_ids),
             "reports": len(row.reports),
-            "pending": sum(idx.claims[c].state in ("Open", "Disputed") for c in row.claim_ids)}
+            "pending": sum(idx.claims[c].state in PENDING for c in row.claim_ids),
+            "sealed": row.sealed, "rounds": row.rounds()}
 
 
 def _claim_row(c) -> dict:
     return {"claim_id": c.claim_id, "task_id": c.task_id, "state": c.state, "outcome": outcome_of(c),
             "trainer": c.trainer, "parent_id": c.parent_id, "claimed_loss": c.claimed_loss, "stake": c.stake,
             "confirmations": len(c.confirmations), "disputes": len(c.dispute_ids), "reward": c.reward,
-            "improved": c.improved, "block": c.block, "segments": c.segments}
+            "improved": c.improved, "block": c.block, "segments": c.segments, "round": c.round,
+            "incumbent_id": c.incumbent_id, "incumbent_loss": c.incumbent_loss}
 
 
 def _eth(wei: int | None) -> str:

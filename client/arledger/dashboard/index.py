@@ -19,7 +19,7 @@ from typing import Any
 
 from arstore import cid_from_bytes, digest_to_cid
 
-PENDING = ("Open", "Disputed")
+PENDING = ("Open", "Disputed", "Sealed")
 
 
 @dataclass
@@ -31,6 +31,17 @@ class TaskRow:
     best_history: list[dict] = field(default_factory=list)  # BestClaimChanged, in order
     claim_ids: list[int] = field(default_factory=list)
     reports: list[dict] = field(default_factory=list)
+    sealed: dict | None = None  # a sealed task's schedule (SealedTaskCreated); None: an open task
+    shards: dict[int, dict] = field(default_factory=dict)  # round -> the opened shard (ShardOpened)
+
+    def rounds(self) -> list[dict]:
+        """Every round of a sealed task: its end, its opening deadline and its shard once opened."""
+        if not self.sealed:
+            return []
+        s = self.sealed
+        return [{"round": r, "ends_at": s["start"] + (r + 1) * s["round_length"],
+                 "open_deadline": s["start"] + (r + 1) * s["round_length"] + s["open_grace"],
+                 "shard": self.shards.get(r)} for r in range(s["rounds"])]
 
 
 @dataclass
@@ -55,6 +66,9 @@ class ClaimRow:
     confirmations: list[dict] = field(default_factory=list)
     dispute_ids: list[str] = field(default_factory=list)
     settlements: list[dict] = field(default_factory=list)
+    round: int | None = None  # sealed tasks, once scored (ClaimScored)
+    incumbent_id: int | None = None
+    incumbent_loss: int | None = None
 
 
 @dataclass
@@ -102,6 +116,27 @@ class LedgerIndex:
     def _on_TaskCreated(self, a, ev) -> None:
         self.tasks[a["taskId"]] = TaskRow(a["taskId"], a["sponsor"], ev.block_number, funded=a["pool"])
 
+    def _on_SealedTaskCreated(self, a, ev) -> None:
+        t = self.tasks.get(a["taskId"])
+        if t is not None:
+            seal = a["seal"]
+            t.sealed = {"rounds": seal["rounds"], "round_length": seal["roundLength"], "open_grace": seal["openGrace"],
+                        "bond": seal["sponsorBond"], "start": a["start"]}
+
+    def _on_ShardOpened(self, a, ev) -> None:
+        t = self.tasks.get(a["taskId"])
+        if t is not None:
+            t.shards[a["round"]] = {"cid": cid_from_bytes(a["shardCid"]), "digest": "0x" + bytes(a["shardDigest"]).hex(),
+                                    "block": ev.block_number, "tx": ev.tx_hash}
+
+    def _on_ClaimScored(self, a, ev) -> None:
+        c = self.claims.get(a["claimId"])
+        if c is not None:
+            c.round, c.incumbent_id, c.incumbent_loss = a["round"], a["incumbentId"], a["incumbentLoss"]
+            c.claimed_loss, c.challenge_deadline = a["claimedLoss"], a["challengeDeadline"]
+            if c.state == "Sealed":
+                c.state = "Open"
+
     def _on_TaskFunded(self, a, ev) -> None:
         if a["taskId"] in self.tasks:
             self.tasks[a["taskId"]].funded += a["amount"]
@@ -113,6 +148,8 @@ class LedgerIndex:
         self.claims[c.claim_id] = c
         if c.task_id in self.tasks:
             self.tasks[c.task_id].claim_ids.append(c.claim_id)
+            if self.tasks[c.task_id].sealed:  # no loss until its round's shard is open
+                c.state = "Sealed"
 
     def _on_ClaimConfirmed(self, a, ev) -> None:
         c = self.claims.get(a["claimId"])
@@ -219,7 +256,7 @@ class LedgerIndex:
         for b in t.best_history:
             steps.append({"x": b["block"], "y": b["loss"]})
         points = [{"x": c.block, "y": c.claimed_loss, "outcome": outcome_of(c), "claim_id": c.claim_id}
-                  for c in self.claims_of(task_id)]
+                  for c in self.claims_of(task_id) if c.state != "Sealed"]  # a sealed claim has no loss yet
         points += [{"x": r["block"], "y": r["loss"], "outcome": "report", "claim_id": None} for r in t.reports]
         last = max([p["x"] for p in points] + [s["x"] for s in steps] + [self.last_block])
         steps.append({"x": last, "y": steps[-1]["y"]})

@@ -89,6 +89,13 @@ def fetch_datasets(cids: dict[str, str], store: Any, dest: Path) -> dict[str, Pa
     return paths
 
 
+def fetch_dir(store: Any, cid: str, dest: Path) -> Path:
+    """A directory by CID at ``dest`` (fetched once: the store checks what it writes)."""
+    if not dest.exists():
+        store.get_dir(cid, dest)
+    return dest
+
+
 def fetch_bytes_to(store: Any, cid: str, dest: Path) -> Path:
     if not dest.exists():
         store.get_file(cid, dest)

@@ -122,10 +122,7 @@ class ArtifactSource:
     def _dir(self, name: str, cid: str) -> Path:
         if self.run_dir and (self.run_dir / name).is_dir() and art.dir_cid(self.run_dir / name) == cid:
             return self.run_dir / name
-        dest = self.workdir / name
-        if not dest.exists():
-            self.store.get_dir(cid, dest)
-        return dest
+        return art.fetch_dir(self.store, cid, self.workdir / name)
 
     def code_dir(self) -> Path:
         return self._dir("code", self.m.code_cid)

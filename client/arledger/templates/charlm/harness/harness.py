@@ -9,11 +9,21 @@ characters; targets never leave this process.
 Corpus: CPython's bundled pydoc topics (``pydoc_data.topics``), joined in sorted-key
 order, non-ASCII replaced by ``?``; the last 10% is validation. The source is listed
 in ``SOURCES`` so that verifiers hide it from claim code (it would rebuild ``val``).
+
+Sealed evaluation (docs/sealed-evaluation.md): ``val`` is public (CPython ships it), so a
+sealed task judges claims on shards of the sponsor's private text instead, cut into
+SHARD_CHARS-character pieces (the default cut: equal byte ranges). ``sample_private``
+makes such text for a sponsor who has none: characters drawn from an order-ORDER
+character model of the ``train`` split with the sponsor's secret as the random seed. It
+has the corpus's statistics (what a model learns from ``train`` carries over) but did
+not exist before the sponsor drew it, so no public byte contains it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import random
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +40,8 @@ EVAL_CHARS = 16384  # 256 windows of 64 scored characters each
 EVAL_STRIDE = 2 * BLOCK  # a window every 128 characters: 64 unseen characters between windows
 PROBE_CHARS = 2048  # per split, for the verifier's suspicion probe (32 windows of 64)
 VAL_FRACTION_DENOM = 10
+SHARD_CHARS = 40000  # a sealed shard: the 256 scored windows (32832 chars) and the causality filler
+ORDER = 5  # context length of sample_private's character model
 
 
 def build_data() -> dict[str, bytes]:
@@ -84,3 +96,24 @@ def probe_batches(data):
 def filler(data):
     """Held-out text that ``eval_batch`` does not use: the causality check's replacement inputs."""
     return data["val"][(EVAL_CHARS // BLOCK) * EVAL_STRIDE + 1 :]
+
+
+def sample_private(secret: bytes, rounds: int) -> bytes:
+    """``rounds`` shards' worth of fresh text from the sponsor's ``secret`` (see the module doc)."""
+    train = build_data()["train"].decode("ascii")
+    follow: dict[str, list[str]] = {}
+    for i in range(len(train) - ORDER):
+        follow.setdefault(train[i : i + ORDER], []).append(train[i + ORDER])
+    rng = random.Random(int.from_bytes(hashlib.sha256(b"charlm-private/" + secret).digest(), "big"))
+    out, need = [], rounds * SHARD_CHARS
+    ctx = ""
+    while len(out) < need:
+        nxt = follow.get(ctx)
+        if not nxt:  # a fresh start: a random place in the corpus gives the context, not the text
+            start = rng.randrange(len(train) - ORDER)
+            ctx = train[start : start + ORDER]
+            continue
+        c = rng.choice(nxt)
+        out.append(c)
+        ctx = ctx[1:] + c
+    return "".join(out).encode("ascii")

@@ -5,9 +5,18 @@ classifier on the ``train`` split; this file owns the held-out ``val`` split and
 metric. The model's outputs are 10 logits per validation image; labels never leave
 this process. Rule: the 1797 images in scikit-learn's order, the last 20% held out,
 each split a canonical safetensors file (``x`` uint8 [n, 64] in 0..16, ``y`` uint8 [n]).
+
+Sealed evaluation (docs/sealed-evaluation.md): ``val`` ships with scikit-learn, so a sealed
+task judges claims on shards of the sponsor's private images instead, in the same format
+(``cut_shards`` splits one such file into rounds). ``sample_private`` makes such images for
+a sponsor who has none: ``train`` images, a quarter of them moved by one pixel, their
+strokes scaled by 0.85 to 1.15 and noised by one level, with the sponsor's secret as the random seed: labelled digits with the task's
+statistics that no public file contains (a memorised ``val`` label matches none of them).
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import torch
 import torch.nn.functional as F
@@ -60,3 +69,39 @@ def metrics(outputs, targets):
 def probe_batches(data):
     (xt, yt), (xv, yv) = data["train"], data["val"]
     return {"train": (xt[:PROBE_EXAMPLES], yt[:PROBE_EXAMPLES]), "val": (xv[:PROBE_EXAMPLES], yv[:PROBE_EXAMPLES])}
+
+
+def _split_file(x, y) -> bytes:
+    from safetensors.torch import save
+
+    return save({"x": x.contiguous(), "y": y.contiguous()}, {"format": "arledger-digits/1"})
+
+
+def cut_shards(raw: bytes, rounds: int) -> list[bytes]:
+    """One file of the held-out format per round, the examples in equal consecutive parts."""
+    from safetensors.torch import load as _load
+
+    t = _load(raw)
+    n = len(t["y"]) // rounds
+    return [_split_file(t["x"][i * n : (i + 1) * n], t["y"][i * n : (i + 1) * n]) for i in range(rounds)]
+
+
+def sample_private(secret: bytes, rounds: int) -> bytes:
+    """Fresh labelled images from the sponsor's ``secret``: train images, some shifted, all scaled
+    and noised; ``rounds`` x 360 of them (see the module doc)."""
+    from safetensors.torch import load as _load
+
+    g = torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(b"digits-private/" + secret).digest()[:8], "big"))
+    t = _load(build_data()["train"])
+    n = rounds * 360
+    pick = torch.randint(0, len(t["y"]), (n,), generator=g)
+    img = t["x"][pick].view(n, 8, 8).float()
+    shift = torch.randint(0, 4, (n,), generator=g) == 0  # a quarter move by one pixel
+    dy, dx = torch.randint(-1, 2, (n,), generator=g), torch.randint(-1, 2, (n,), generator=g)
+    out = img.clone()
+    for k in torch.nonzero(shift).flatten().tolist():
+        out[k] = torch.roll(img[k], (int(dy[k]), int(dx[k])), (0, 1))
+    scale = 0.85 + 0.3 * torch.rand(n, 1, 1, generator=g)
+    noise = torch.randint(-1, 2, (n, 8, 8), generator=g).float()
+    x = (out * scale + noise).clamp(0, 16).round().to(torch.uint8).view(n, 64)
+    return _split_file(x, t["y"][pick].to(torch.uint8))
