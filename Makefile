@@ -54,7 +54,7 @@ agents: setup
 
 # Two workers (the machine's two cores), a test module at a time on one of them, so a module's
 # fixtures are built once; the one demo run is shared by the workers (tests/fixtures/demo.py).
-PYTEST := $(PY) -m pytest -q --durations=15 -n 2 --dist loadfile
+PYTEST := $(PY) -m pytest -q --durations=15 -n 2 --dist loadfile --no-loadscope-reorder
 
 test: setup
 	npx hardhat test

@@ -6,6 +6,7 @@ own re-exec, must run the kernel set the tasks it builds pin.
 """
 
 import os
+from pathlib import Path
 
 from arledger.execution.kernels import DEFAULT_PIN, env_for
 
@@ -19,3 +20,16 @@ pytest_plugins = [
     "tests.fixtures.ipfs",
     "tests.fixtures.demo",
 ]
+
+# The longest test files first (measured: `make test` prints the slowest), so that the two
+# workers of `make test` (xdist, one file per worker at a time, --no-loadscope-reorder) never
+# end with one long file running alone: longest first is the classic way to keep both busy.
+# The two files that share the demo are apart, so neither waits on the other's demo lock.
+SLOW_FIRST = ["test_readme.py", "test_e2e_cheats.py", "test_sandbox_hermetic.py", "test_dashboard_browser.py",
+              "test_e2e_sealed.py", "test_verify_bench.py", "test_demo.py", "test_agent.py", "test_e2e_flow.py",
+              "test_templates.py"]
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))  # stable: the rest keep order

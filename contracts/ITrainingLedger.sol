@@ -90,7 +90,9 @@ interface ITrainingLedger {
         uint16 rounds; // how many rounds (and shards); round r is [start + r*len, start + (r+1)*len)
         uint32 roundLength; // seconds
         uint32 openGrace; // seconds after a round closes within which its shard must be opened
-        uint96 sponsorBond; // part of msg.value held against missed openings (not the pool)
+        uint96 sponsorBond; // part of msg.value held against missed openings (not the pool): an equal
+        // share per round (>= minTrainerStake each), back to the sponsor when the round's shard opens,
+        // else split among the round's claims
     }
 
     /// @notice A sealed task's schedule and bond as returned by `seal` (rounds = 0: not sealed).
@@ -100,7 +102,17 @@ interface ITrainingLedger {
         uint32 roundLength;
         uint32 openGrace;
         uint16 rounds;
-        uint96 bond; // unreserved sponsor bond
+        uint96 bond; // what is left of the sponsor's bond
+        uint96 bondPerRound;
+    }
+
+    /// @notice One round of a sealed task as returned by `sealedRound`.
+    struct RoundView {
+        bytes32 digest; // the opened shard's sha256 (0 while sealed)
+        uint40 openedAt; // 0 while sealed
+        uint32 claims; // revealed in the round
+        uint32 paid; // of those, finalized after a missed opening
+        bool released; // its bond share went back to the sponsor
     }
 
     /// @notice What a claim of a sealed task adds (`claimSeal`).
@@ -109,7 +121,6 @@ interface ITrainingLedger {
         bool scored; // its losses on the round's shard are revealed
         uint32 incumbentId; // the best claim when it was scored (0 = the task's baseline weights)
         uint64 incumbentLoss; // the incumbent's loss on the same shard, as the trainer revealed it
-        uint96 compensation; // bond reserved for it while its shard is unopened
     }
 
     /// @notice A task as returned by `task`.
@@ -217,7 +228,7 @@ interface ITrainingLedger {
     error LedgerNothingToWithdraw(address account);
     error LedgerTransferFailed(address account, uint256 amount);
     error LedgerNoteTooLong(uint256 length, uint256 max);
-    /// @notice The task has no sealed evaluation (`openShard`, `releaseBond`).
+    /// @notice The task has no sealed evaluation (`openShard`, `releaseRound`).
     error LedgerNotSealed(uint32 taskId);
     /// @notice A sealed claim names another round than the one its commit fell in.
     error LedgerWrongRound(uint32 taskId, uint16 named, uint16 committedIn);
@@ -234,12 +245,14 @@ interface ITrainingLedger {
     error LedgerInvalidShardProof(uint32 taskId, uint16 round);
     /// @notice Only the claim's trainer reveals its losses.
     error LedgerNotTrainer(uint32 claimId, address account);
-    /// @notice The best claim changed since the trainer evaluated its incumbent.
-    error LedgerIncumbentChanged(uint32 claimId, uint32 named, uint32 best);
+    /// @notice The named incumbent is the claim itself or a claim of another task.
+    error LedgerInvalidIncumbent(uint32 claimId, uint32 incumbentId);
     /// @notice The losses came after the claim's loss window.
     error LedgerScoreWindowClosed(uint32 claimId, uint256 deadline);
-    /// @notice The bond is released only after the last round's opening deadline.
+    /// @notice A round's bond share is released only after its opening deadline...
     error LedgerBondLocked(uint32 taskId, uint256 until);
+    /// @notice ...and only when the round was missed with no claims (else it was paid already).
+    error LedgerNothingToRelease(uint32 taskId, uint16 round);
 
     // ----------------------------------------------------------------- events
 
@@ -353,13 +366,15 @@ interface ITrainingLedger {
         bytes32[] calldata proof) external;
 
     /// @notice Reveal a sealed claim's loss and its incumbent's on its round's shard, once the shard
-    /// is open and within revealWindow of the opening (trainer only). `incumbentId` must be the
-    /// task's best claim now (0: the baseline's weights). Starts the challenge window.
+    /// is open and within revealWindow of the opening (trainer only). `incumbentId`: the best claim
+    /// when the trainer evaluated (0: the baseline's weights); a claim of this task, not itself.
+    /// `incumbentLoss` = type(uint64).max: the incumbent has no valid outputs on the shard (a win
+    /// over it moves the pointer but earns no reward). Starts the challenge window.
     function score(uint32 claimId, uint64 claimedLoss, uint32 incumbentId, uint64 incumbentLoss) external;
 
-    /// @notice Credit the unreserved sponsor bond to the sponsor, after the last round's opening
-    /// deadline.
-    function releaseBond(uint32 taskId) external returns (uint256 amount);
+    /// @notice Credit a round's bond share to the sponsor when the round was missed with no claims
+    /// (after its opening deadline). An opened round's share goes back at `openShard`.
+    function releaseRound(uint32 taskId, uint16 round) external returns (uint256 amount);
 
     /// @notice Add msg.value (> 0) to a task's reward pool. Anyone may fund.
     function fundTask(uint32 taskId) external payable;
@@ -494,8 +509,8 @@ interface ITrainingLedger {
     /// @notice A task's sealed schedule (rounds = 0 for an open task).
     function seal(uint32 taskId) external view returns (SealView memory);
 
-    /// @notice Round `round`'s opened shard: its digest and opening time (0, 0 while sealed).
-    function shard(uint32 taskId, uint16 round) external view returns (bytes32 digest, uint40 openedAt);
+    /// @notice Round `round` of a sealed task: its opened shard (digest, time), claims, bond share.
+    function sealedRound(uint32 taskId, uint16 round) external view returns (RoundView memory);
 
     function claimSeal(uint32 claimId) external view returns (ClaimSealView memory);
 

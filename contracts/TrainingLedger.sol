@@ -15,7 +15,7 @@ import {ITrainingLedger} from "./ITrainingLedger.sol";
 /// INVARIANT (solvency): address(this).balance == sum(_balances) + sum(verifier stakes)
 ///   + sum(stakes of Open/Disputed claims) + sum(bonds of Voting disputes) + sum(task pools)
 ///   + unsettled confirmer fees of Accepted claims + unsettled majority-voter shares
-///   + sum(sponsor bonds) + sum(compensation reserved by Sealed claims).
+///   + sum(sponsor bonds not yet returned or paid out).
 ///   Every write below moves value between exactly these buckets; none is created or lost.
 /// INVARIANT (no double pay): a claim's stake leaves it exactly once (finalize or
 ///   resolveDispute makes it terminal first); a confirmer is paid once (settledMask bit); a
@@ -110,12 +110,19 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         uint32 roundLength;
         uint32 openGrace;
         uint16 rounds;
-        uint96 bond; // unreserved: what compensation is reserved from, and what releaseBond pays
+        uint96 bond; // what is left of the sponsor's bond: the shares of rounds not yet settled
+        // slot 2
+        uint96 bondPerRound; // each round's share: back to the sponsor when it opens, else to its claims
     }
 
-    struct Shard {
+    /// @dev One round of a sealed task: its shard once opened, and its claims for the bond's share.
+    struct Round {
         bytes32 digest; // 0 while sealed
+        // slot 1
         uint40 openedAt;
+        uint32 claims; // revealed in the round (reveals end with the round: final when it is missed)
+        uint32 paid; // of those, finalized after a missed opening
+        bool released; // its bond share went back to the sponsor (opened, or missed with no claims)
     }
 
     /// @dev What a claim of a sealed task adds to its Claim, one slot.
@@ -124,7 +131,6 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         bool scored;
         uint32 incumbentId;
         uint64 incumbentLoss;
-        uint96 compensation; // reserved from the bond until the shard opens or is missed
     }
 
     struct Verifier {
@@ -145,7 +151,7 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
     mapping(address => Verifier) private _verifiers;
     mapping(address => uint256) private _balances;
     mapping(uint32 taskId => Seal) private _seals;
-    mapping(uint32 taskId => mapping(uint16 round => Shard)) private _shards;
+    mapping(uint32 taskId => mapping(uint16 round => Round)) private _rounds;
     mapping(uint32 claimId => SealedClaim) private _sealedClaims;
 
     // ================================================================= tasks
@@ -166,7 +172,11 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         if (sp.roundLength == 0) revert LedgerInvalidTaskParam("roundLength");
         if (sp.openGrace == 0) revert LedgerInvalidTaskParam("openGrace");
         if (msg.value < sp.sponsorBond) revert LedgerStakeTooLow(msg.sender, msg.value, sp.sponsorBond);
-        taskId = _createTask(p, _toAmount(msg.value - sp.sponsorBond));
+        // INVARIANT: a missed round pays its claims at least one minimum stake between them.
+        uint96 bondPerRound = sp.sponsorBond / sp.rounds;
+        if (bondPerRound < p.minTrainerStake) revert LedgerInvalidTaskParam("sponsorBond");
+        uint96 bond = bondPerRound * sp.rounds; // the division's dust seeds the pool
+        taskId = _createTask(p, _toAmount(msg.value - bond));
         _tasks[taskId].isSealed = true;
         uint40 start = uint40(block.timestamp);
         _seals[taskId] = Seal({
@@ -175,7 +185,8 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
             roundLength: sp.roundLength,
             openGrace: sp.openGrace,
             rounds: sp.rounds,
-            bond: sp.sponsorBond
+            bond: bond,
+            bondPerRound: bondPerRound
         });
         emit SealedTaskCreated(taskId, sp, start);
     }
@@ -278,7 +289,10 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         uint24 count = t.claimCount;
         if (count == type(uint24).max) revert LedgerInvalidField("claimCount");
         t.claimCount = count + 1;
-        if (isSealed) _reserveCompensation(taskId, claimId, f.round, t.minTrainerStake);
+        if (isSealed) {
+            _sealedClaims[claimId].round = f.round;
+            _rounds[taskId][f.round].claims += 1;
+        }
 
         emit ClaimRevealed(
             claimId,
@@ -307,19 +321,20 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         uint32 taskId = c.taskId;
         SealedClaim storage sc = _sealedClaims[claimId];
         uint16 round = sc.round;
-        uint40 openedAt = _shards[taskId][round].openedAt;
+        uint40 openedAt = _rounds[taskId][round].openedAt;
         if (openedAt == 0) revert LedgerShardNotOpen(taskId, round);
         Task storage t = _tasks[taskId];
         uint256 deadline = uint256(openedAt) + t.revealWindow;
         if (block.timestamp > deadline) revert LedgerScoreWindowClosed(claimId, deadline);
-        // INVARIANT: the incumbent is fixed here, and finalize moves the pointer only if it is
-        // still the best then: every improvement is a win on one shard against the best. The
-        // trainer names it, so a best that changed while it evaluated is refused, not misstated.
-        if (incumbentId != t.bestClaimId) revert LedgerIncumbentChanged(claimId, incumbentId, t.bestClaimId);
+        // The incumbent the trainer evaluated: the best when it looked (0: the baseline). A best that
+        // changed meanwhile is taken as named, never a reason to refuse (that would be a race anyone
+        // could start with a finalize): finalize compares only on one shard, whatever it names.
+        if (incumbentId == claimId || (incumbentId != 0 && _claims[incumbentId].taskId != taskId)) {
+            revert LedgerInvalidIncumbent(claimId, incumbentId);
+        }
         sc.scored = true;
         sc.incumbentId = incumbentId;
         sc.incumbentLoss = incumbentLoss;
-        _returnCompensation(taskId, sc);
         uint40 challengeDeadline = uint40(block.timestamp) + t.challengeWindow;
         c.claimedLoss = claimedLoss;
         c.challengeDeadline = challengeDeadline;
@@ -341,24 +356,34 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         uint256 end = _roundEnd(s, round);
         if (block.timestamp < end) revert LedgerRoundNotClosed(taskId, round, end);
         if (block.timestamp > end + s.openGrace) revert LedgerShardLate(taskId, round, end + s.openGrace);
-        Shard storage sh = _shards[taskId][round];
-        if (sh.openedAt != 0) revert LedgerShardOpened(taskId, round);
+        Round storage r = _rounds[taskId][round];
+        if (r.openedAt != 0) revert LedgerShardOpened(taskId, round);
         // INVARIANT: only the shard committed at task creation for this round can open it.
         if (shardDigest == bytes32(0) || !MerkleProof.verifyCalldata(proof, s.shardRoot, _leaf(round, shardDigest))) {
             revert LedgerInvalidShardProof(taskId, round);
         }
-        sh.digest = shardDigest;
-        sh.openedAt = uint40(block.timestamp);
+        r.digest = shardDigest;
+        r.openedAt = uint40(block.timestamp);
         emit ShardOpened(taskId, round, shardDigest, shardCid);
+        _releaseShare(taskId, s, r); // the sponsor did its part for this round: its share goes back
     }
 
     /// @inheritdoc ITrainingLedger
-    function releaseBond(uint32 taskId) external returns (uint256 amount) {
+    function releaseRound(uint32 taskId, uint16 round) external returns (uint256 amount) {
         Seal storage s = _sealOf(taskId);
-        uint256 until = _roundEnd(s, s.rounds - 1) + s.openGrace;
+        if (round >= s.rounds) revert LedgerInvalidField("round");
+        uint256 until = _roundEnd(s, round) + s.openGrace;
         if (block.timestamp <= until) revert LedgerBondLocked(taskId, until);
-        amount = s.bond;
-        s.bond = 0;
+        Round storage r = _rounds[taskId][round];
+        // A missed round with claims pays its share to them (finalize); an opened one paid it back.
+        if (r.released || r.claims != 0) revert LedgerNothingToRelease(taskId, round);
+        amount = _releaseShare(taskId, s, r);
+    }
+
+    function _releaseShare(uint32 taskId, Seal storage s, Round storage r) private returns (uint256 amount) {
+        amount = s.bondPerRound;
+        r.released = true;
+        s.bond -= uint96(amount);
         address sponsor = _tasks[taskId].sponsor;
         _balances[sponsor] += amount;
         emit SponsorBondReleased(taskId, sponsor, amount);
@@ -544,6 +569,7 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         uint64 claimedLoss = c.claimedLoss;
         uint64 bestLoss = t.bestLoss;
         bool improved;
+        bool noRival; // beaten a loss that was none (an incumbent with no valid outputs): no reward
         if (t.isSealed) {
             // INVARIANT: head to head on one shard. Against the incumbent it was scored with while
             // that is still the best; else against a best scored on the same round's shard (the
@@ -552,6 +578,7 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
             uint32 best = t.bestClaimId;
             if (sc.incumbentId == best) {
                 improved = uint256(claimedLoss) + t.minImprovement <= sc.incumbentLoss;
+                noRival = sc.incumbentLoss == type(uint64).max;
             } else {
                 improved = _sealedClaims[best].round == sc.round && uint256(claimedLoss) + t.minImprovement <= bestLoss;
             }
@@ -565,7 +592,7 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
             uint256 fromPool = fees <= pool ? fees : pool;
             fromStake = fees - fromPool;
             pool -= fromPool;
-            reward = t.rewardPerImprovement;
+            reward = noRival ? 0 : t.rewardPerImprovement;
             if (reward > pool) reward = pool;
             t.pool = uint96(pool - reward);
             uint32 previousClaimId = t.bestClaimId;
@@ -843,14 +870,15 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
             roundLength: s.roundLength,
             openGrace: s.openGrace,
             rounds: s.rounds,
-            bond: s.bond
+            bond: s.bond,
+            bondPerRound: s.bondPerRound
         });
     }
 
     /// @inheritdoc ITrainingLedger
-    function shard(uint32 taskId, uint16 round) external view returns (bytes32 digest, uint40 openedAt) {
-        Shard storage sh = _shards[taskId][round];
-        return (sh.digest, sh.openedAt);
+    function sealedRound(uint32 taskId, uint16 round) external view returns (RoundView memory) {
+        Round storage r = _rounds[taskId][round];
+        return RoundView({digest: r.digest, openedAt: r.openedAt, claims: r.claims, paid: r.paid, released: r.released});
     }
 
     /// @inheritdoc ITrainingLedger
@@ -861,8 +889,7 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
             round: sc.round,
             scored: sc.scored,
             incumbentId: sc.incumbentId,
-            incumbentLoss: sc.incumbentLoss,
-            compensation: sc.compensation
+            incumbentLoss: sc.incumbentLoss
         });
     }
 
@@ -914,7 +941,7 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
     function _unscoredDeadline(uint32 claimId, Claim storage c) private view returns (uint256) {
         uint32 taskId = c.taskId;
         uint16 round = _sealedClaims[claimId].round;
-        uint40 openedAt = _shards[taskId][round].openedAt;
+        uint40 openedAt = _rounds[taskId][round].openedAt;
         if (openedAt != 0) return uint256(openedAt) + _tasks[taskId].revealWindow;
         Seal storage s = _seals[taskId];
         return _roundEnd(s, round) + s.openGrace;
@@ -945,47 +972,30 @@ contract TrainingLedger is ITrainingLedger, ReentrancyGuard {
         if (f.claimedLoss != 0) revert LedgerInvalidField("claimedLoss");
     }
 
-    /// @dev INVARIANT: a Sealed claim holds min(bond, minTrainerStake) of the sponsor's bond: what
-    /// it is paid if its shard is never opened. The reservation goes back when the shard opens.
-    function _reserveCompensation(uint32 taskId, uint32 claimId, uint16 round, uint96 perClaim) private {
-        Seal storage s = _seals[taskId];
-        uint96 bond = s.bond;
-        uint96 reserved = bond < perClaim ? bond : perClaim;
-        s.bond = bond - reserved;
-        _sealedClaims[claimId] = SealedClaim({
-            round: round,
-            scored: false,
-            incumbentId: 0,
-            incumbentLoss: 0,
-            compensation: reserved
-        });
-    }
-
-    function _returnCompensation(uint32 taskId, SealedClaim storage sc) private {
-        uint96 reserved = sc.compensation;
-        if (reserved == 0) return;
-        sc.compensation = 0;
-        _seals[taskId].bond += reserved;
-    }
-
     /// @dev A Sealed claim past its deadline. Shard open, loss never revealed: the stake goes to
     /// the pool (revealing only the claims that did well on the shard would be a free option).
-    /// Shard never opened: the stake goes back with the reserved compensation. Both Expired.
+    /// Shard never opened: the stake goes back with an equal part of the round's bond share (the
+    /// last to finalize takes the division's dust). Both Expired.
+    /// INVARIANT: a missed round's share is paid out exactly once, in `claims` parts.
     function _finalizeUnscored(uint32 claimId, Claim storage c, Task storage t) private {
         uint32 taskId = c.taskId;
-        SealedClaim storage sc = _sealedClaims[claimId];
+        Round storage r = _rounds[taskId][_sealedClaims[claimId].round];
         uint256 stake = c.stake;
         c.status = ClaimState.Expired;
-        if (_shards[taskId][sc.round].openedAt != 0) {
-            _returnCompensation(taskId, sc);
+        if (r.openedAt != 0) {
             t.pool = _toAmount(uint256(t.pool) + stake);
             emit ClaimFinalized(claimId, taskId, ClaimState.Expired, false, 0, 0);
-        } else {
-            uint256 compensation = sc.compensation;
-            sc.compensation = 0;
-            _balances[c.trainer] += stake + compensation;
-            emit ClaimFinalized(claimId, taskId, ClaimState.Expired, false, compensation, stake + compensation);
+            return;
         }
+        Seal storage s = _seals[taskId];
+        uint32 claims = r.claims;
+        uint32 paid = r.paid + 1;
+        uint96 part = s.bondPerRound / claims;
+        uint96 compensation = paid == claims ? s.bondPerRound - part * (claims - 1) : part;
+        r.paid = paid;
+        s.bond -= compensation;
+        _balances[c.trainer] += stake + compensation;
+        emit ClaimFinalized(claimId, taskId, ClaimState.Expired, false, compensation, stake + compensation);
     }
 
     function _disputeState(Dispute storage d) private view returns (DisputeState s) {

@@ -9,8 +9,18 @@ import dataclasses
 import pytest
 
 from arledger.chain.artifact import ContractArtifact, load_artifact
-from arledger.chain.ledger import Claim, ClaimSeal, CommitmentInfo, Dispute, SealView, Task, TaskParams, VerifierInfo
-from arledger.chain.views import ViewDecoder, snake
+from arledger.chain.ledger import (
+    Claim,
+    ClaimSeal,
+    CommitmentInfo,
+    Dispute,
+    RoundInfo,
+    SealView,
+    Task,
+    TaskParams,
+    VerifierInfo,
+)
+from arledger.chain.views import snake, ViewDecoder
 from arledger.errors import ConfigError
 
 # Every view of the contract that returns a struct (or several named values), with the
@@ -23,8 +33,9 @@ VIEWS = {
     "commitmentInfo": (CommitmentInfo, {}),
     "seal": (SealView, {"task_id": 3}),
     "claimSeal": (ClaimSeal, {"claim_id": 4}),
+    "sealedRound": (RoundInfo, {"task_id": 3, "round": 1}),
 }
-PLAIN_NAMED = {"bestClaim", "shard"}  # two named values, read as a dict
+PLAIN_NAMED = {"bestClaim"}  # two named values, read as a dict
 
 
 def _struct_outputs(artifact: ContractArtifact) -> dict[str, list[dict]]:

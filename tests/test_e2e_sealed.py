@@ -8,8 +8,8 @@ One digits task with three sealed rounds, its private data drawn by ``artrain ta
 - round 1: a memorising claim that carries every public byte of the task (train and val
   splits, round 0's opened shard) in its code: its number on the public split is near zero,
   on round 1's shard it is no better than the honest incumbent, and the pointer stays;
-- round 2: the sponsor never opens the shard: the claim's stake comes back with
-  compensation from the sponsor's bond.
+- round 2: the sponsor never opens the shard: the claim's stake comes back with the
+  round's share of the sponsor's bond.
 
 Refused along the way: a shard opened before its round closes, a shard with a wrong digest
 (a bad proof), a commit naming an older round, a shard file corrupted on the sponsor's disk.
@@ -133,19 +133,19 @@ def test_a_claim_carrying_every_public_byte_gains_nothing_on_the_sealed_shard(wo
     # the same weights as the incumbent, with the incumbent's loss on the shard overstated: a fake win
     own = scored["incumbent_loss_micro"]
     world.chain.as_(9).score(liar["claim_id"], own, honest_id, own + 100_000)
-    first = world.watch()
+    first = world.watch(3, 4)  # the quorum for the memoriser, a challenge and an upholding vote for the liar
     decisions = {c: [r["decision"] for recs in first.values() for r in recs if r.get("claim") == c]
                  for c in (sub["claim_id"], liar["claim_id"])}
     assert decisions[sub["claim_id"]].count("confirm") == 2
     challenged = world.events("ClaimChallenged", claimId=liar["claim_id"])
     assert [(c["kind"], c["segment"], int.from_bytes(c["observed"], "big")) for c in challenged] == [(2, 1, own)]
-    world.close_windows()
+    world.close_windows(3, 4)
     fin = world.events("ClaimFinalized", claimId=sub["claim_id"])
     assert fin[-1]["improved"] is False and world.ledger.best_claim(task)[0] == honest_id
     assert world.ledger.claim_state(liar["claim_id"]) == "Rejected"
 
 
-def test_a_missed_opening_refunds_the_stake_with_compensation(world, task, round0):
+def test_a_missed_opening_refunds_the_stake_with_the_rounds_bond_share(world, task, round0):
     _to(world, task, 2 * ROUND + 10)
     sub = world.submit(world.runs["honest"], trainer=6)
     assert sub["sealed"]["round"] == 2
@@ -160,6 +160,9 @@ def test_a_missed_opening_refunds_the_stake_with_compensation(world, task, round
     before = world.owed(6)
     world.watch(3)  # housekeeping: the claim is finalizable, anyone finalizes it
     assert world.ledger.claim_state(sub["claim_id"]) == "Expired"
-    assert world.owed(6) - before == STAKE + min(STAKE, BOND)  # the stake and one minimum stake of compensation
+    assert world.owed(6) - before == STAKE + BOND // 3  # the stake and round 2's whole bond share (its one claim)
     one_line_error(world.artrain("task", "reveal", task, "--round", 2, "--store", world.store_spec,
                                  "--dev-account", 0, ok=False), "round 2", "deadline")
+    # a sponsor's watch has nothing left to open: every round is opened or missed, so it ends
+    assert world.artrain("task", "reveal", task, "--watch", "--poll", "0.1", "--store", world.store_spec,
+                         "--dev-account", 0, "--json") == []

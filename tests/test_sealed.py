@@ -84,9 +84,10 @@ def test_a_chain_checks_the_sets_proofs(chain, tmp_path):
         chain.ledger.open_shard(task_id, 0, s.digests[1], b"\x01\x55\x12\x20" + s.digests[1], s.proof(1))
     chain.ledger.open_shard(task_id, 0, s.digests[0], b"\x01\x55\x12\x20" + s.digests[0], s.proof(0))
     assert chain.ledger.shard(task_id, 0).digest == s.digests[0] and chain.ledger.shard(task_id, 1) is None
+    assert chain.ledger.sealed_round(task_id, 0).released and chain.ledger.balance_of(chain.address(0)) == E // 3
     open_task = chain.create_task()
     with pytest.raises(LedgerNotSealed):
-        chain.ledger.release_bond(open_task)
+        chain.ledger.release_round(open_task, 0)
     with pytest.raises(SealedError, match="not sealed"):
         sealed.open_round(chain.ledger, None, open_task, 0)
 

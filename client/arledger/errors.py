@@ -17,6 +17,7 @@ The tree (a test keeps this list, the classes and their raisers in step)::
     ├── SandboxUnavailable        no sandbox backend can run here (arledger.execution.sandbox)
     ├── SubmitError               a run that cannot be submitted to this task
     ├── SealedError               a sealed set, shard or round missing, wrong or not open (arledger.sealed)
+    │   └── IncumbentUnavailable  the incumbent's artifacts cannot be fetched or do not verify
     ├── ProposalError             an agent's proposer returned nothing usable (arledger.agent):
     │                             a timeout, a malformed or oversized reply, nothing left
     ├── SourceMismatch            a deployed ledger whose code is not this source
@@ -103,6 +104,11 @@ class SubmitError(ArledgerError):
 
 class SealedError(ArledgerError):
     """A sealed evaluation set, shard or round is missing, wrong, or not open yet (arledger.sealed)."""
+
+
+class IncumbentUnavailable(SealedError):
+    """The incumbent's artifacts cannot be fetched or do not match their hashes: a fact about a
+    store, no party's fault (the trainer retries, a verifier abstains)."""
 
 
 class ProposalError(ArledgerError):

@@ -37,7 +37,7 @@ from arledger import manifest as mf, merkle
 from arledger.chain.deployment import arledger_home
 from arledger.chain.ledger import SealView, ShardInfo
 from arledger.checkpoint import atomic_write
-from arledger.errors import SealedError
+from arledger.errors import ArtifactMismatch, IncumbentUnavailable, ManifestError, ReplayError, SealedError
 from arledger.execution.executors import Executor
 from arledger.harness import Harness, load_harness
 from arledger.micro import to_micro
@@ -47,12 +47,14 @@ from arledger.protocol.replay import ArtifactSource, EvalResult, Replay, RunFile
 from arledger.protocol.shard import baseline_weights, evaluate_on_shard, heldout_split
 from arledger.runner.experiment import read_spec
 from arstore import cid_to_bytes
+from arstore.errors import StoreError
 
 SEALED_DIR = "sealed"
 SET_FILE = "seal.json"
 MAX_SHARD_BYTES = 64 * 1024 * 1024
-# An incumbent whose outputs the harness refuses on a shard has no loss there: the largest value
-# the contract takes (uint64 max), which every valid claim beats; trainer and verifiers agree on it.
+# An incumbent whose model fails on a shard (its outputs refused, not causal, or its request
+# failed) has no loss there: the largest value the contract takes (uint64 max), which every
+# valid claim beats for the pointer but not for a reward; every party measures the same.
 NO_VALID_LOSS = 2**64 - 1
 
 
@@ -236,20 +238,30 @@ def open_round(ledger: Any, store: Any, task_id: int, round_: int, home: Path | 
 
 def open_due(ledger: Any, store: Any, task_id: int, round_: int | None = None,
              home: Path | None = None) -> list[dict[str, Any]]:
-    """Open round ``round_``, or (None) every round whose shard is due now and still sealed."""
+    """Open round ``round_``, or (None) every round whose shard is due now and still sealed; and
+    take back the bond share of every round that was missed with no claims (nothing stuck)."""
     if round_ is not None:
         return [open_round(ledger, store, task_id, round_, home)]
     _, status = rounds(ledger, task_id)
     now = ledger.block_timestamp()
-    return [open_round(ledger, store, task_id, s.round, home) for s in status
-            if s.to_dict(now)["state"] == "due"]
+    out = [open_round(ledger, store, task_id, s.round, home) for s in status if s.to_dict(now)["state"] == "due"]
+    for s in status:
+        if s.to_dict(now)["state"] == "missed":
+            r = ledger.sealed_round(task_id, s.round)
+            if not r.claims and not r.released:
+                tx = ledger.release_round(task_id, s.round)
+                out.append({"task_id": task_id, "round": s.round, "released": tx.event("SponsorBondReleased")["amount"],
+                            "tx": tx.tx_hash, "gas": tx.gas_used})
+    return out
 
 
 def all_settled(ledger: Any, task_id: int) -> bool:
-    """Whether every round's shard is open or past its opening deadline (a watch has no more to do)."""
+    """Whether every round's shard is open, or past its opening deadline with its bond share settled
+    (a watch has no more to do)."""
     _, status = rounds(ledger, task_id)
     now = ledger.block_timestamp()
-    return all(s.shard is not None or now > s.open_deadline for s in status)
+    return all(s.shard is not None or (now > s.open_deadline and (lambda r: r.claims or r.released)(
+        ledger.sealed_round(task_id, s.round))) for s in status)
 
 
 def sample_private(experiment_dir: Path, rounds_: int, out: Path) -> dict[str, Any]:
@@ -326,16 +338,24 @@ class ShardJudge:
         src = ArtifactSource(m, self.workdir / f"claim-{m.merkle_root[2:14]}", run_dir=run_dir, store=self.store)
         return self.evaluate(src, src.weights(), m.seed, check_seed)
 
-    def incumbent_loss(self, m: mf.Manifest | None) -> int:
-        """The incumbent's loss on the shard in micro-units (``NO_VALID_LOSS`` if it has none there)."""
-        ev = self.incumbent(m)
+    def incumbent_loss(self, m: mf.Manifest | None, check_seed: bytes) -> int:
+        """The incumbent's loss on the shard in micro-units, the causality check included (its code
+        is someone else's, and it may have changed its ways since it was accepted):
+        ``NO_VALID_LOSS`` when its model fails there. Its artifacts missing or inconsistent is
+        ``IncumbentUnavailable``: a fact about a store, which no party may be blamed for."""
+        try:
+            ev = self.incumbent(m, check_seed)
+        except (StoreError, ManifestError, ArtifactMismatch) as exc:
+            raise IncumbentUnavailable(f"the incumbent's artifacts: {exc}") from None
+        except ReplayError:  # its model failed to run: deterministic, every party sees it
+            return NO_VALID_LOSS
         return self.loss(ev) if ev.ok else NO_VALID_LOSS
 
-    def incumbent(self, m: mf.Manifest | None) -> EvalResult:
+    def incumbent(self, m: mf.Manifest | None, check_seed: bytes | None = None) -> EvalResult:
         """The incumbent on the shard: the best claim's final weights (``m``, its manifest), or (None)
         the baseline's, rebuilt from the spec's baseline code at its seed."""
         if m is not None:
-            return self.claim(m)
+            return self.claim(m, check_seed=check_seed)
         work = self.workdir / "baseline"
         spec = self.spec
         files = RunFiles(work, artifacts.fetch_dir(self.store, spec.baseline_code_cid, work / "code"),
@@ -344,7 +364,8 @@ class ShardJudge:
                                                   work / "data"), {})
         r = Replay(None, files, self.executor, self.harness_executor, int(spec.environment["threads"]), BASELINE_SEED,
                    limits=spec.sandbox_limits())
-        return self.evaluate(files, baseline_weights(r, work / "baseline.safetensors"), BASELINE_SEED)
+        return self.evaluate(files, baseline_weights(r, work / "baseline.safetensors"), BASELINE_SEED, check_seed)
+
 
 
 def incumbent_manifest(ledger: Any, store: Any, incumbent_id: int) -> mf.Manifest | None:

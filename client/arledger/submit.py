@@ -35,7 +35,7 @@ from arledger import manifest as mf, sealed, taskspec
 from arledger.chain.ledger import ClaimFields
 from arledger.chain.units import loss_fields
 from arledger.checkpoint import atomic_write
-from arledger.errors import ChainError, ContractRevert, SealedError, SubmitError
+from arledger.errors import ChainError, ContractRevert, IncumbentUnavailable, SealedError, SubmitError
 from arledger.execution import isolation, kernels
 from arledger.micro import fmt
 from arledger.protocol.artifacts import ckpt_path
@@ -266,7 +266,11 @@ def score_sealed(ledger: Any, store: Any, req: ScoreRequest, poll: float = 2.0) 
         raise SubmitError(f"claim {claim_id}: the run's weights cannot be scored on the shard ({exc}); the claim "
                           "cannot improve on anything, and its stake goes to the pool if no loss is revealed") from None
     incumbent_id = ledger.best_claim(task_id)[0]
-    incumbent = judge.incumbent_loss(sealed.incumbent_manifest(ledger, store, incumbent_id))
+    try:  # the causality check with a seed of this trainer's own: any honest model passes any seed
+        incumbent = judge.incumbent_loss(sealed.incumbent_manifest(ledger, store, incumbent_id), os.urandom(32))
+    except IncumbentUnavailable as exc:
+        raise SubmitError(f"claim {claim_id}: {exc}; run the same command again before the loss window closes "
+                          f"(chain time {shard.opened_at + ledger.task(task_id).reveal_window})") from None
     req.progress("score")
     try:
         tx = ledger.score(claim_id, own, incumbent_id, incumbent)

@@ -14,7 +14,8 @@ const {
 const shards = vectors.cases.find((c) => c.numLeaves === 3); // three rounds: digests, root, proofs
 const ROUND = 4 * HOUR;
 const GRACE = HOUR;
-const BOND = E("0.25");
+const BOND = E("0.3"); // 0.1 per round: the task's minimum trainer stake
+const PER_ROUND = E("0.1");
 const CID = "0x01551220" + "cd".repeat(32);
 
 function sealParams(overrides = {}) {
@@ -54,7 +55,10 @@ describe("Sealed tasks: rounds and shards", function () {
     const { ledger, sponsor } = await setup();
     expect((await ledger.task(1)).pool).to.equal(E("3") - BOND);
     const s = await ledger.seal(1);
-    expect([s.shardRoot, s.rounds, s.roundLength, s.bond]).to.deep.equal([shards.root, 3n, BigInt(ROUND), BOND]);
+    expect([s.shardRoot, s.rounds, s.roundLength, s.bond, s.bondPerRound]).to.deep.equal([shards.root, 3n, BigInt(ROUND), BOND, PER_ROUND]);
+    // a round's share must cover one minimum stake
+    await expect(ledger.connect(sponsor).createSealedTask(defaultParams(), sealParams({ sponsorBond: E("0.29") }), { value: E("1") }))
+      .to.be.revertedWithCustomError(ledger, "LedgerInvalidTaskParam").withArgs("sponsorBond");
     for (const [field, bad] of [["shardRoot", ethers.ZeroHash], ["rounds", 0], ["roundLength", 0], ["openGrace", 0]]) {
       await expect(ledger.connect(sponsor).createSealedTask(defaultParams(), sealParams({ [field]: bad }), { value: E("1") }))
         .to.be.revertedWithCustomError(ledger, "LedgerInvalidTaskParam").withArgs(field);
@@ -64,15 +68,15 @@ describe("Sealed tasks: rounds and shards", function () {
     expect((await ledger.seal(1)).rounds).to.equal(3n);
   });
 
-  it("a sealed reveal states no loss, reserves compensation, and cannot be confirmed yet", async function () {
+  it("a sealed reveal states no loss, counts in its round, and cannot be confirmed yet", async function () {
     const { ledger, trainer, v1 } = await setup();
     await expect(sealedClaim(ledger, trainer, { claimedLoss: 1_000_000n }))
       .to.be.revertedWithCustomError(ledger, "LedgerInvalidField").withArgs("claimedLoss");
     const id = await sealedClaim(ledger, trainer);
     expect(await ledger.claimState(id)).to.equal(ClaimState.Sealed);
     const cs = await ledger.claimSeal(id);
-    expect([cs.round, cs.scored, cs.compensation]).to.deep.equal([0n, false, E("0.1")]);
-    expect((await ledger.seal(1)).bond).to.equal(BOND - E("0.1"));
+    expect([cs.round, cs.scored]).to.deep.equal([0n, false]);
+    expect((await ledger.sealedRound(1, 0)).claims).to.equal(1n);
     await expect(ledger.connect(v1).confirm(id, [0], 1n)).to.be.revertedWithCustomError(ledger, "LedgerWrongClaimState");
   });
 
@@ -101,8 +105,10 @@ describe("Sealed tasks: rounds and shards", function () {
       .to.be.revertedWithCustomError(ledger, "LedgerInvalidShardProof").withArgs(1, 0);
     await expect(ledger.connect(sponsor).openShard(1, 0, shards.stateHashes[0], CID, shards.proofs[1]))
       .to.be.revertedWithCustomError(ledger, "LedgerInvalidShardProof");
-    await expect(open(ledger, 0, other)).to.emit(ledger, "ShardOpened").withArgs(1, 0, shards.stateHashes[0], CID);
-    expect((await ledger.shard(1, 0)).digest).to.equal(shards.stateHashes[0]);
+    await expect(open(ledger, 0, other)).to.emit(ledger, "ShardOpened").withArgs(1, 0, shards.stateHashes[0], CID)
+      .and.to.emit(ledger, "SponsorBondReleased").withArgs(1, sponsor.address, PER_ROUND); // the round's share goes back
+    expect((await ledger.sealedRound(1, 0)).digest).to.equal(shards.stateHashes[0]);
+    expect(await ledger.balanceOf(sponsor.address)).to.equal(PER_ROUND);
     await expect(open(ledger, 0, sponsor)).to.be.revertedWithCustomError(ledger, "LedgerShardOpened");
     await at(start, 2 * ROUND + GRACE + 1);
     await expect(open(ledger, 1, sponsor)).to.be.revertedWithCustomError(ledger, "LedgerShardLate");
@@ -128,11 +134,10 @@ describe("Sealed tasks: losses after the shard, head to head", function () {
     const c = await sealedClaim(ledger, v1, { salt: ethers.ZeroHash.replace(/0$/, "c") });
     await at(start, ROUND);
     await open(ledger, 0, sponsor);
-    // the bond's reservations come back when the losses are revealed
     await expect(ledger.connect(trainer).score(a, 1_500_000n, 0, 1_900_000n)).to.emit(ledger, "ClaimScored");
     await ledger.connect(other).score(b, 1_400_000n, 0, 1_900_000n);
     await ledger.connect(v1).score(c, 1_450_000n, 0, 1_900_000n);
-    expect((await ledger.seal(1)).bond).to.equal(BOND);
+    expect((await ledger.seal(1)).bond).to.equal(BOND - PER_ROUND);
     expect(await ledger.claimState(a)).to.equal(ClaimState.Open);
     const cs = await ledger.claimSeal(b);
     expect([cs.scored, cs.incumbentId, cs.incumbentLoss]).to.deep.equal([true, 0n, 1_900_000n]);
@@ -170,22 +175,41 @@ describe("Sealed tasks: losses after the shard, head to head", function () {
     expect((await ledger.bestClaim(2)).claimId).to.equal(r1);
   });
 
-  it("refuses losses stated against an incumbent that is no longer the best", async function () {
+  it("takes the incumbent as named (no race with a finalize), but only a claim of the task", async function () {
     const { ledger, sponsor, trainer, other, v1 } = await setup();
     await ledger.connect(sponsor).createSealedTask(defaultParams({ quorum: 1, revealWindow: 5 * HOUR }), sealParams(), { value: E("1") });
     const start2 = (await ledger.seal(2)).start;
     const a = await sealedClaim(ledger, trainer, { taskId: 2 });
     const c = await sealedClaim(ledger, other, { taskId: 2 });
+    const elsewhere = await sealedClaim(ledger, v1); // task 1
     await at(start2, ROUND);
     await ledger.connect(sponsor).openShard(2, 0, shards.stateHashes[0], CID, shards.proofs[0]);
     await ledger.connect(trainer).score(a, 1_500_000n, 0, 1_900_000n);
     await ledger.connect(v1).confirm(a, [0], 1_500_000n);
     await increaseTime(2 * HOUR + 1);
-    await ledger.finalize(a);
+    await ledger.finalize(a); // the best changes while c's trainer evaluates against the baseline
+    for (const bad of [c, elsewhere]) {
+      await expect(ledger.connect(other).score(c, 1_400_000n, bad, 1_500_000n))
+        .to.be.revertedWithCustomError(ledger, "LedgerInvalidIncumbent").withArgs(c, bad);
+    }
     await expect(ledger.connect(other).score(c, 1_400_000n, 0, 1_900_000n))
-      .to.be.revertedWithCustomError(ledger, "LedgerIncumbentChanged").withArgs(c, 0, a);
-    await expect(ledger.connect(other).score(c, 1_400_000n, a, 1_500_000n))
-      .to.emit(ledger, "ClaimScored").withArgs(c, 2, 0, 1_400_000n, a, 1_500_000n, (v) => v > 0n);
+      .to.emit(ledger, "ClaimScored").withArgs(c, 2, 0, 1_400_000n, 0, 1_900_000n, (v) => v > 0n);
+    await ledger.connect(v1).confirm(c, [0], 1_400_000n);
+    await increaseTime(2 * HOUR + 1);
+    // its incumbent is stale, but the best (a) is of the same round: compared on the same shard
+    await expect(ledger.finalize(c)).to.emit(ledger, "BestClaimChanged").withArgs(2, c, 1_400_000n, a, 1_500_000n);
+  });
+
+  it("a win over an incumbent with no valid outputs on the shard moves the pointer without a reward", async function () {
+    const { ledger, sponsor, trainer, v1, start } = await setup();
+    const id = await sealedClaim(ledger, trainer);
+    await at(start, ROUND);
+    await open(ledger, 0, sponsor);
+    await ledger.connect(trainer).score(id, 6_000_000n, 0, 2n ** 64n - 1n);
+    await ledger.connect(v1).confirm(id, [0], 6_000_000n);
+    await increaseTime(2 * HOUR + 1);
+    await expect(ledger.finalize(id)).to.emit(ledger, "ClaimFinalized").withArgs(id, 1, ClaimState.Accepted, true, 0, E("0.1")); // fees from the pool, no reward
+    expect((await ledger.bestClaim(1)).claimId).to.equal(id);
   });
 
   it("a claim within epsilon of its incumbent on the shard is not an improvement", async function () {
@@ -234,7 +258,7 @@ describe("Sealed tasks: losses after the shard, head to head", function () {
 });
 
 describe("Sealed tasks: nothing stuck", function () {
-  it("a sponsor who misses an opening refunds the round's stakes with compensation; the rest of the bond is released", async function () {
+  it("a sponsor who misses an opening refunds the round's stakes with its bond share; empty rounds go back", async function () {
     const { ledger, sponsor, trainer, other, start } = await setup();
     const a = await sealedClaim(ledger, trainer);
     const b = await sealedClaim(ledger, other, { salt: ethers.ZeroHash.replace(/0$/, "c") });
@@ -244,19 +268,24 @@ describe("Sealed tasks: nothing stuck", function () {
     await at(start, ROUND + GRACE + 1);
     expect(await ledger.claimState(a)).to.equal(ClaimState.Finalizable);
     await expect(open(ledger, 0, sponsor)).to.be.revertedWithCustomError(ledger, "LedgerShardLate");
-    await expect(ledger.finalize(a)).to.emit(ledger, "ClaimFinalized").withArgs(a, 1, ClaimState.Expired, false, E("0.1"), E("0.2"));
+    // the round's share, in equal parts: claims the sponsor made itself cannot take the others' part
+    await expect(ledger.finalize(a)).to.emit(ledger, "ClaimFinalized").withArgs(a, 1, ClaimState.Expired, false, E("0.05"), E("0.15"));
     await ledger.finalize(b);
-    expect(await ledger.balanceOf(trainer.address)).to.equal(E("0.2"));
-    expect(await ledger.balanceOf(other.address)).to.equal(E("0.2"));
-    await expect(ledger.releaseBond(1)).to.be.revertedWithCustomError(ledger, "LedgerBondLocked");
+    expect(await ledger.balanceOf(trainer.address)).to.equal(E("0.15"));
+    expect(await ledger.balanceOf(other.address)).to.equal(E("0.15"));
+    await expect(ledger.releaseRound(1, 0)).to.be.revertedWithCustomError(ledger, "LedgerNothingToRelease");
+    await expect(ledger.releaseRound(1, 1)).to.be.revertedWithCustomError(ledger, "LedgerBondLocked");
     await at(start, 3 * ROUND + GRACE + 1);
-    await expect(ledger.releaseBond(1)).to.emit(ledger, "SponsorBondReleased").withArgs(1, sponsor.address, BOND - E("0.2"));
-    // solvency: what the contract holds is exactly balances + pool + verifier stakes
+    for (const r of [1, 2]) {
+      await expect(ledger.releaseRound(1, r)).to.emit(ledger, "SponsorBondReleased").withArgs(1, sponsor.address, PER_ROUND);
+    }
+    await expect(ledger.releaseRound(1, 2)).to.be.revertedWithCustomError(ledger, "LedgerNothingToRelease");
+    // solvency: what the contract holds is exactly balances + pool + verifier stakes, the bond spent
+    expect((await ledger.seal(1)).bond).to.equal(0n);
     const pool = (await ledger.task(1)).pool;
     const owed = (await ledger.balanceOf(trainer.address)) + (await ledger.balanceOf(other.address))
       + (await ledger.balanceOf(sponsor.address));
     expect(held).to.equal(pool + owed + E("2"));
-    expect(await ledger.releaseBond(1).then(() => ledger.balanceOf(sponsor.address))).to.equal(BOND - E("0.2"));
   });
 
   it("a loss never revealed after the shard opened forfeits the stake to the pool", async function () {
@@ -269,6 +298,6 @@ describe("Sealed tasks: nothing stuck", function () {
     await expect(ledger.connect(trainer).score(id, 1_500_000n, 0, 1_900_000n)).to.be.revertedWithCustomError(ledger, "LedgerScoreWindowClosed");
     await expect(ledger.finalize(id)).to.emit(ledger, "ClaimFinalized").withArgs(id, 1, ClaimState.Expired, false, 0, 0);
     expect((await ledger.task(1)).pool).to.equal(pool + E("0.1"));
-    expect((await ledger.seal(1)).bond).to.equal(BOND);
+    expect((await ledger.seal(1)).bond).to.equal(BOND - PER_ROUND); // round 0's share went back at opening
   });
 });

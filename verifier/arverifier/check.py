@@ -44,7 +44,13 @@ from pathlib import Path
 from typing import Any
 
 from arledger import checkpoint, manifest as mf, merkle, sealed, taskspec
-from arledger.errors import ArledgerError, ArtifactMismatch as _ArtifactMismatch, ManifestError, SealedError
+from arledger.errors import (
+    ArledgerError,
+    ArtifactMismatch as _ArtifactMismatch,
+    IncumbentUnavailable,
+    ManifestError,
+    SealedError,
+)
 from arledger.execution import kernels
 from arledger.execution.executors import Executor
 from arledger.execution.sandbox import Sandbox
@@ -372,7 +378,10 @@ class ClaimChecker:
             raise challenge(f"final evaluation gives {_loss(measured)}, claim says {_loss(info.claimed_loss)}",
                             Challenge("FinalEvaluation", 0, observed=loss_to_bytes32(measured)))
         if judge is not None:
-            wrong = self.incumbent_problem(info, spec, judge)
+            try:
+                wrong = self.incumbent_problem(info, spec, judge)
+            except IncumbentUnavailable as exc:  # a store's fault, not the trainer's: no accusation
+                return Verdict(cid, "abstain", f"{exc}")
             if wrong:
                 raise challenge(wrong[0], Challenge("FinalEvaluation", 1, observed=loss_to_bytes32(wrong[1])))
         eval_s = time.perf_counter() - t
@@ -427,8 +436,12 @@ class ClaimChecker:
                           judge: sealed.ShardJudge) -> tuple[str, int] | None:
         """(why, measured) when the incumbent's loss on the shard is not what the trainer stated."""
         s = info.sealed
-        m = mf.fetch(self.store, s.incumbent_manifest_digest) if s.incumbent_id else None
-        measured = judge.incumbent_loss(m)  # sealed.NO_VALID_LOSS where its outputs are refused
+        try:
+            m = mf.fetch(self.store, s.incumbent_manifest_digest) if s.incumbent_id else None
+        except (StoreError, ManifestError) as exc:
+            raise IncumbentUnavailable(f"the incumbent's manifest: {exc}") from None
+        # this verifier's own causality cuts; sealed.NO_VALID_LOSS where its model fails on the shard
+        measured = judge.incumbent_loss(m, hashlib.sha256(b"incumbent/" + self.check_seed(info)).digest())
         if _losses_agree(measured, s.incumbent_loss, spec):
             return None
         who = f"claim {s.incumbent_id}" if s.incumbent_id else "the baseline"
@@ -491,7 +504,10 @@ class ClaimChecker:
                 except (StoreError, SealedError) as exc:  # the sponsor's shard, not the trainer's artifact
                     return "abstain", f"the round's shard is unavailable here: {exc}"
                 if segment == 1:
-                    wrong = self.incumbent_problem(info, spec, judge)
+                    try:
+                        wrong = self.incumbent_problem(info, spec, judge)
+                    except IncumbentUnavailable as exc:  # never uphold against the trainer for a store
+                        return "abstain", str(exc)
                     return ("uphold", wrong[0]) if wrong else ("dismiss", "the incumbent's loss on the shard matches")
                 ev = judge.evaluate(src, src.weights(), m.seed, self.check_seed(info))
             else:

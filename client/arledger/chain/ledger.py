@@ -85,6 +85,7 @@ class SealView:
     open_grace: int
     rounds: int
     bond: int
+    bond_per_round: int
 
     @property
     def sealed(self) -> bool:
@@ -113,7 +114,19 @@ class ClaimSeal:
     scored: bool
     incumbent_id: int
     incumbent_loss: int
-    compensation: int
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    """One round of a sealed task (``sealedRound``): its shard once opened, its claims, its bond share."""
+
+    task_id: int
+    round: int
+    digest: bytes
+    opened_at: int
+    claims: int
+    paid: int
+    released: bool
 
 
 @dataclass(frozen=True)
@@ -456,10 +469,14 @@ class Ledger:
         return self._transact("openShard", task_id, round_, _b32(digest, "shard digest"), bytes(cid),
                               [_b32(p, "proof") for p in proof])
 
+    def sealed_round(self, task_id: int, round_: int) -> RoundInfo:
+        return self.views.into(RoundInfo, "sealedRound", self._call("sealedRound", task_id, round_),
+                               task_id=task_id, round=round_)
+
     def shard(self, task_id: int, round_: int) -> ShardInfo | None:
         """Round ``round_``'s opened shard (None while it is sealed), its CID from ShardOpened."""
-        got = self.views.decode("shard", self._call("shard", task_id, round_))
-        digest, opened_at = got["digest"], got["opened_at"]
+        r = self.sealed_round(task_id, round_)
+        digest, opened_at = r.digest, r.opened_at
         if not opened_at:
             return None
         evs = self.events(self.deploy_block, self.block_number(), ["ShardOpened"],
@@ -475,8 +492,8 @@ class Ledger:
     def claim_seal(self, claim_id: int) -> ClaimSeal:
         return self.views.into(ClaimSeal, "claimSeal", self._call("claimSeal", claim_id), claim_id=claim_id)
 
-    def release_bond(self, task_id: int) -> TxResult:
-        return self._transact("releaseBond", task_id)
+    def release_round(self, task_id: int, round_: int) -> TxResult:
+        return self._transact("releaseRound", task_id, round_)
 
     def fund_task(self, task_id: int, value: int) -> TxResult:
         return self._transact("fundTask", task_id, value=value)

@@ -208,10 +208,11 @@ def task_noise(experiment, seeds, heldout, rounds, steps, segment_steps, out, st
     exp = tasks.experiment_dir_of(experiment)
     kernels.ensure(kernels.DEFAULT_PIN, reexec=True)  # every seed's bits under the pin tasks use
     say_isolation()
-    shards = noise.shard_files(exp, heldout, rounds, out / "shards") if heldout else ()
     say = (lambda m: None) if as_json else (lambda m: click.echo(m, err=True))
-    n = noise.measure(noise.NoiseRequest(exp, out, tuple(seed_list), steps, segment_steps, shards),
-                      open_store(store_spec), say)
+    with tempfile.TemporaryDirectory(prefix="arledger-noise-") as tmp:  # private (0700), gone after: shards are secret
+        shards = noise.shard_files(exp, heldout, rounds, Path(tmp) / "shards") if heldout else ()
+        n = noise.measure(noise.NoiseRequest(exp, out, tuple(seed_list), steps, segment_steps, shards),
+                          open_store(store_spec), say)
     emit(n.to_dict(), as_json, lambda d: [
         f"{d['metric']} over {len(d['seeds'])} seeds: public split sigma {d['public_sigma']:.6f}"
         + (f"; on one shard sigma {d['seed_sigma']:.6f}, across shards sigma {d['shard_sigma'] or 0:.6f}"

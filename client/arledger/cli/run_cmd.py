@@ -96,7 +96,8 @@ def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, ha
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))
     else:
-        click.echo(f"{m.evaluation.metric} = {m.evaluation.value:.6f}  ({m.segments} segments, root {m.merkle_root[:18]}...)")
+        click.echo(f"{m.evaluation.metric} = {m.evaluation.value:.6f} on the public held-out split: your own estimate "
+                   f"(a sealed task judges on its private shards)  ({m.segments} segments, root {m.merkle_root[:18]}...)")
         click.echo(f"manifest {result.manifest_path}  cid {result.manifest_cid}")
         w = m.work
         click.echo(f"work: {w.get('params')} params, {w.get('code_bytes')} code bytes, build() "

@@ -99,21 +99,26 @@ def filler(data):
 
 
 def sample_private(secret: bytes, rounds: int) -> bytes:
-    """``rounds`` shards' worth of fresh text from the sponsor's ``secret`` (see the module doc)."""
+    """``rounds`` shards' worth of fresh text from the sponsor's ``secret`` (see the module doc).
+    Each round's text comes from its own stream, seeded by sha256(secret, round): an opened shard
+    tells nothing of the next one."""
     train = build_data()["train"].decode("ascii")
     follow: dict[str, list[str]] = {}
     for i in range(len(train) - ORDER):
         follow.setdefault(train[i : i + ORDER], []).append(train[i + ORDER])
-    rng = random.Random(int.from_bytes(hashlib.sha256(b"charlm-private/" + secret).digest(), "big"))
-    out, need = [], rounds * SHARD_CHARS
-    ctx = ""
-    while len(out) < need:
-        nxt = follow.get(ctx)
-        if not nxt:  # a fresh start: a random place in the corpus gives the context, not the text
-            start = rng.randrange(len(train) - ORDER)
-            ctx = train[start : start + ORDER]
-            continue
-        c = rng.choice(nxt)
-        out.append(c)
-        ctx = ctx[1:] + c
+    out = []
+    for r in range(rounds):
+        seed = hashlib.sha256(b"charlm-private/" + secret + r.to_bytes(4, "big")).digest()
+        rng = random.Random(int.from_bytes(seed, "big"))  # all 256 bits seed the generator
+        text, ctx = [], ""
+        while len(text) < SHARD_CHARS:
+            nxt = follow.get(ctx)
+            if not nxt:  # a fresh start: a random place in the corpus gives the context, not the text
+                start = rng.randrange(len(train) - ORDER)
+                ctx = train[start : start + ORDER]
+                continue
+            c = rng.choice(nxt)
+            text.append(c)
+            ctx = ctx[1:] + c
+        out.append("".join(text))
     return "".join(out).encode("ascii")

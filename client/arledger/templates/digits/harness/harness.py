@@ -17,6 +17,7 @@ statistics that no public file contains (a memorised ``val`` label matches none 
 from __future__ import annotations
 
 import hashlib
+import random
 
 import torch
 import torch.nn.functional as F
@@ -88,20 +89,21 @@ def cut_shards(raw: bytes, rounds: int) -> list[bytes]:
 
 def sample_private(secret: bytes, rounds: int) -> bytes:
     """Fresh labelled images from the sponsor's ``secret``: train images, some shifted, all scaled
-    and noised; ``rounds`` x 360 of them (see the module doc)."""
+    and noised; 360 per round, each round from its own stream seeded by sha256(secret, round), all
+    256 bits of it (an opened shard tells nothing of the next one; see the module doc)."""
     from safetensors.torch import load as _load
 
-    g = torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(b"digits-private/" + secret).digest()[:8], "big"))
     t = _load(build_data()["train"])
-    n = rounds * 360
-    pick = torch.randint(0, len(t["y"]), (n,), generator=g)
-    img = t["x"][pick].view(n, 8, 8).float()
-    shift = torch.randint(0, 4, (n,), generator=g) == 0  # a quarter move by one pixel
-    dy, dx = torch.randint(-1, 2, (n,), generator=g), torch.randint(-1, 2, (n,), generator=g)
-    out = img.clone()
-    for k in torch.nonzero(shift).flatten().tolist():
-        out[k] = torch.roll(img[k], (int(dy[k]), int(dx[k])), (0, 1))
-    scale = 0.85 + 0.3 * torch.rand(n, 1, 1, generator=g)
-    noise = torch.randint(-1, 2, (n, 8, 8), generator=g).float()
-    x = (out * scale + noise).clamp(0, 16).round().to(torch.uint8).view(n, 64)
-    return _split_file(x, t["y"][pick].to(torch.uint8))
+    xs, ys = [], []
+    for r in range(rounds):
+        rng = random.Random(int.from_bytes(hashlib.sha256(b"digits-private/" + secret + r.to_bytes(4, "big")).digest(),
+                                           "big"))
+        for _ in range(360):
+            k = rng.randrange(len(t["y"]))
+            img = t["x"][k].view(8, 8).float()
+            if rng.randrange(4) == 0:  # a quarter move by one pixel
+                img = torch.roll(img, (rng.randint(-1, 1), rng.randint(-1, 1)), (0, 1))
+            noise = torch.tensor([rng.randint(-1, 1) for _ in range(64)], dtype=torch.float32).view(8, 8)
+            xs.append((img * (0.85 + 0.3 * rng.random()) + noise).clamp(0, 16).round().to(torch.uint8).view(64))
+            ys.append(int(t["y"][k]))
+    return _split_file(torch.stack(xs), torch.tensor(ys, dtype=torch.uint8))
