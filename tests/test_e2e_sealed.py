@@ -18,11 +18,14 @@ Refused along the way: a shard opened before its round closes, a shard with a wr
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
 
 from arledger import manifest as mf
+from arledger.agent.loop import Agent, AgentConfig
+from arledger.agent.search import SearchProposer
 from arledger.attacks import memorising_digits
 from arledger.chain.errors import LedgerInvalidShardProof, LedgerWrongRound
 from arledger.chain.ledger import ClaimFields
@@ -123,10 +126,19 @@ def test_a_claim_carrying_every_public_byte_gains_nothing_on_the_sealed_shard(wo
     world.chain.mine()
     with pytest.raises(LedgerWrongRound):
         late.reveal(fields, value=STAKE)
+    # the memoriser is an agent's claim (its iteration on disk): it goes on while the claim waits
+    agent = Agent(world.chain.as_(2), open_store(world.store_spec),
+                  AgentConfig(task, world.tmp / "agent", SearchProposer(), reservations=world.tmp / "reservations"))
+    it = world.tmp / "agent" / "iterations" / "0001"
+    it.mkdir(parents=True)
+    (it / "state.json").write_text(json.dumps({"stage": "done", "outcome": "claim", "claim_id": sub["claim_id"],
+                                               "run_dir": sub["run_dir"], "parent_id": honest_id,
+                                               "sealed_stage": "waiting"}))
+    assert agent.score_waiting() == []  # its round's shard is not open yet
     _to(world, task, 2 * ROUND)
     world.artrain("task", "reveal", task, "--store", world.store_spec, "--dev-account", 0, "--json")
-    scored = world.artrain("submit", sub["run_dir"], "--task", task, "--store", world.store_spec,
-                           "--dev-account", 2, "--json")["sealed"]
+    [scored] = agent.score_waiting()  # what each of its iterations does first
+    assert scored["claim_id"] == sub["claim_id"] and agent.score_waiting() == []
     assert scored["incumbent_id"] == honest_id
     # no better than the honest incumbent on data no public byte contains
     assert scored["claimed_loss_micro"] + world.ledger.task(task).min_improvement > scored["incumbent_loss_micro"]

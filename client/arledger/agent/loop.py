@@ -132,7 +132,7 @@ class Agent:
     def iterate(self) -> IterationResult:
         """Finish the unfinished iteration on disk, or run a new one (first scoring any sealed
         claim of an earlier iteration whose round's shard has opened since)."""
-        self._score_waiting()
+        self.score_waiting()
         n, state = self._open_iteration()
         t0 = time.perf_counter()
         result = self._continue(n, state)
@@ -281,11 +281,12 @@ class Agent:
         self._save(n, state)
         self.on_stage(n, "published")
 
-    def _score_waiting(self) -> None:
+    def score_waiting(self) -> list[dict]:
         """A sealed task's claims wait for their round's shard while the agent goes on training:
         each iteration first reveals the losses of those whose shard is open now (``submit_run``
-        resumes: the chain says what is done)."""
+        resumes: the chain says what is done). Returns what changed, one dict per claim."""
         root = self.dir / "iterations"
+        changed = []
         for path in sorted(root.glob("[0-9][0-9][0-9][0-9]/state.json")) if root.is_dir() else []:
             state = json.loads(path.read_text())
             if state.get("sealed_stage") != "waiting":
@@ -293,12 +294,15 @@ class Agent:
             n = int(path.parent.name)
             s = submit_run(self.ledger, self.store, Path(state["run_dir"]), self.cfg.task_id,
                            parent_id=state["parent_id"], stake=self.cfg.stake, warn=self.say)
-            if s.sealed["stage"] != "waiting":
-                state["sealed_stage"] = s.sealed["stage"]
-                self._save(n, state)
-                self.say(f"claim {s.claim_id} (iteration {n}): {s.sealed['stage']} on round {s.sealed['round']}'s shard"
-                         + (f", {self.spec.evaluation['metric']} {fmt(s.sealed['claimed_loss_micro'])} against "
-                            f"{fmt(s.sealed['incumbent_loss_micro'])}" if s.sealed["stage"] == "scored" else ""))
+            if s.sealed["stage"] == "waiting":
+                continue
+            state["sealed_stage"] = s.sealed["stage"]
+            self._save(n, state)
+            changed.append({"iteration": n, "claim_id": s.claim_id, **s.sealed})
+            self.say(f"claim {s.claim_id} (iteration {n}): {s.sealed['stage']} on round {s.sealed['round']}'s shard"
+                     + (f", {self.spec.evaluation['metric']} {fmt(s.sealed['claimed_loss_micro'])} against "
+                        f"{fmt(s.sealed['incumbent_loss_micro'])}" if s.sealed["stage"] == "scored" else ""))
+        return changed
 
     def _reported(self, state: dict) -> bool:
         """Did a report of this run reach the chain before the crash? (asked, never assumed)"""
