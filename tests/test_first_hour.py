@@ -192,18 +192,46 @@ def test_warnings_before_staking_a_claim_that_cannot_improve(world, task, run):
 # -- the watcher talks ----------------------------------------------------------------------
 
 
-def test_watch_once_json_always_prints_a_result(world, task):
+def test_watch_refuses_at_start_what_it_could_not_do(world, task):
+    """An account that is not a registered verifier, a store that does not answer: one line at
+    start, exit 1, nothing written (it used to replay every claim and then be refused)."""
+    data_dir = world.tmp / "v9-unregistered"
+    one_line_error(world.arverify("watch", "--once", "--confirmations", 0, "--store", world.store_spec,
+                                  "--dev-account", 9, "--data-dir", data_dir, ok=False),
+                   "not a registered verifier", "arverify register")
+    assert not data_dir.exists()
+    world.arverify("register", "--stake", "1eth", "--dev-account", 5, "--json")
+    one_line_error(world.arverify("watch", "--once", "--store", "http://127.0.0.1:9", "--dev-account", 5,
+                                  "--data-dir", data_dir, ok=False), "127.0.0.1:9")
+    assert not data_dir.exists()
+
+
+def test_a_verifier_below_a_tasks_minimum_stake_skips_its_claims_without_a_replay(world, task):
+    assert world.ledger.task(task).claim_count > 0  # the claims earlier tests left pending
+    world.arverify("register", "--stake", "0.1eth", "--dev-account", 6, "--json")  # the task asks 0.5
     out = world.arverify("watch", "--once", "--confirmations", 0, "--store", world.store_spec,
-                         "--dev-account", 5, "--data-dir", world.tmp / "v5-quiet", "--json")
+                         "--dev-account", 6, "--data-dir", world.tmp / "v6-poor", "--json")
+    skips = [r for r in out if r.get("kind") == "skip"]
+    assert skips and all("below task" in r["reason"] for r in skips), out
+    assert out[-1]["kind"] == "result" and out[-1]["decisions"] == 0 and out[-1]["transactions"] == 0
+
+
+def test_watch_once_json_always_prints_a_result(world, task):
+    world.arverify("register", "--stake", "1eth", "--dev-account", 5, "--json")
+    out = world.arverify("watch", "--once", "--confirmations", 0, "--store", world.store_spec,
+                         "--dev-account", 5, "--data-dir", world.tmp / "v5-quiet", "--json",
+                         "--from-block", world.ledger.block_number() + 1)  # nothing old to verify
     out = out if isinstance(out, list) else [out]
     kinds = [r.get("kind") for r in out]
     assert kinds[0] == "start" and kinds[-1] == "result"
     start, result = out[0], out[-1]
     assert start["ledger"] == world.ledger.address and start["confirmations"] == 0 and "sandbox" in start
+    assert start["store"] == world.store_spec  # the store it really uses, not "default"
     assert result["head"] >= result["safe_block"] and "pending_claims" in result
 
 
 def test_an_idle_watcher_prints_a_start_line_and_a_heartbeat(world, task):
+    world.arverify("register", "--stake", "1eth", "--dev-account", 4, "--json")
     env = {**os.environ, "ARLEDGER_HOME": str(world.home)}
     cmd = [str(Path(sys.executable).parent / "arverify"), "watch", "--store", world.store_spec, "--dev-account", "4",
            "--data-dir", str(world.tmp / "v4-idle"), "--heartbeat", "0.5", "--poll-interval", "0.2",

@@ -23,7 +23,9 @@ from arledger.cli.common import (
     store_option,
 )
 from arledger.cli.ledger_cmds import withdraw_owed
+from arledger.errors import ConfigError
 from arledger.execution.sandbox import available_backend
+from arstore import bytes_cid
 from arverifier.check import ClaimChecker
 from arverifier.node import claim_info, NodeConfig, VerifierNode
 from arverifier.state import WatcherState
@@ -185,8 +187,10 @@ def watch(once, confirmations, poll_interval, from_block, data_dir, no_finalize,
       arverify watch --keystore v.json --rpc-url https://rpc.example --store http://127.0.0.1:5001
     """
     ctx = context_from(chain)
+    store = open_store(store_spec)
+    _ready_to_watch(ctx, store)  # before anything is written: a verifier that cannot act says so at once
     data_dir = _data_dir(data_dir, ctx.address)
-    store, checker = _checker(ctx.address, store_spec, data_dir, sandbox)
+    checker = ClaimChecker(store, ctx.address, workdir=data_dir / "work", sandbox_backend=sandbox)
     state = WatcherState(data_dir / "state.sqlite")
     state.bind(chain_id=str(ctx.ledger.chain_id), ledger=ctx.ledger.address, verifier=ctx.address)
     on_record = (lambda rec: click.echo(json.dumps(rec, sort_keys=True))) if as_json else None
@@ -198,7 +202,7 @@ def watch(once, confirmations, poll_interval, from_block, data_dir, no_finalize,
                                    start_block=ctx.ledger.deploy_block if from_block is None else from_block,
                                    finalize=not no_finalize), emit=on_record)
     start = {"kind": "start", "verifier": ctx.address, "ledger": ctx.ledger.address, "chain_id": ctx.ledger.chain_id,
-             "rpc_url": ctx.rpc_url, "head": ctx.ledger.block_number(), "store": store_spec or "default",
+             "rpc_url": ctx.rpc_url, "head": ctx.ledger.block_number(), "store": store.url,
              "sandbox": _sandbox_label(sandbox), "confirmations": confirmations, "data_dir": str(data_dir),
              "once": once}
     if as_json:
@@ -207,10 +211,12 @@ def watch(once, confirmations, poll_interval, from_block, data_dir, no_finalize,
         click.echo(f"arverify watch: verifier {start['verifier']} on ledger {start['ledger']} (chain {start['chain_id']}, "
                    f"{start['rpc_url']}, head {start['head']}); store {start['store']}, sandbox {start['sandbox']}, "
                    f"acting {confirmations} block(s) below the head; state in {data_dir}", err=True)
+    failures: list[str] = []
     try:
         last = node.run(once=once, poll_interval=poll_interval, heartbeat=heartbeat)
         if once:
             result = last.summary()
+            failures = last.failures
             if as_json:
                 on_record(result)
             else:
@@ -222,3 +228,17 @@ def watch(once, confirmations, poll_interval, from_block, data_dir, no_finalize,
     finally:
         checker.close()
         state.close()
+    if failures:  # what it could not do is an exit status, not only a log line
+        raise click.ClickException(f"{len(failures)} claim(s) or dispute(s) could not be handled in this pass: "
+                                   + "; ".join(failures[:3]))
+
+
+def _ready_to_watch(ctx, store) -> None:
+    """What `watch` cannot work without, checked at start: a registered verifier with stake (else
+    it would replay every claim and then be refused its confirmations) and a store that answers
+    (the node answered already: the context read the chain)."""
+    v = ctx.ledger.verifier_info(ctx.address)
+    if not v.registered or not v.stake:
+        raise ConfigError(f"{ctx.address} is not a registered verifier on ledger {ctx.ledger.address}; "
+                          "register first: arverify register --stake 1eth")
+    store.has(str(bytes_cid(b"arverify watch: does the store answer?")))  # StoreUnavailable names the store

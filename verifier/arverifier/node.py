@@ -57,6 +57,7 @@ class StepReport:
     safe: int = 0  # the deepest block acted on (head - confirmation depth)
     pending_claims: int = 0  # claims still to verify or act on after this step
     pending_disputes: int = 0
+    failures: list[str] = field(default_factory=list)  # what this step could not do (retried next step)
 
     @property
     def idle(self) -> bool:
@@ -165,6 +166,7 @@ class VerifierNode:
             attempts = row["attempts"] + 1
             status = "failed" if attempts >= self.config.max_attempts else row["status"]
             self.state.update_claim(cid, attempts=attempts, status=status)
+            report.failures.append(f"claim {cid}: {exc}")
             log.warning("claim %s: %s (attempt %d/%d)", cid, exc, attempts, self.config.max_attempts)
 
     def _claim_needs_me(self, cid: int, row) -> bool:
@@ -183,8 +185,17 @@ class VerifierNode:
         if state not in (OPEN,):
             self.state.update_claim(cid, status="done", action=f"skipped:{state}")
             return False
-        if c.confirmations >= self.ledger.task(c.task_id).quorum:
+        task = self.ledger.task(c.task_id)
+        if c.confirmations >= task.quorum:
             self.state.update_claim(cid, status="done", action="quorum-reached")
+            return False
+        stake = self.ledger.verifier_info(self.me).stake
+        if stake < task.min_verifier_stake:  # it could not confirm: said now, not after a replay
+            self.state.update_claim(cid, status="done", action="stake-below-task-minimum")
+            reason = (f"this verifier's stake {stake} wei is below task {c.task_id}'s minimum "
+                      f"{task.min_verifier_stake} wei: not verified (arverify register --stake adds to it)")
+            log.warning("claim %d: %s", cid, reason)
+            self.emit({"kind": "skip", "claim": cid, "reason": reason})
             return False
         return True
 
@@ -266,6 +277,7 @@ class VerifierNode:
             attempts = row["attempts"] + 1
             self.state.update_dispute(did, attempts=attempts,
                                       status="failed" if attempts >= self.config.max_attempts else row["status"])
+            report.failures.append(f"dispute {did}: {exc}")
             log.warning("dispute %s: %s (attempt %d/%d)", did, exc, attempts, self.config.max_attempts)
 
     def _may_vote(self, d) -> bool:
