@@ -13,7 +13,7 @@ Three figures, each against its target (docs/verification.md discusses them):
   checkpoint 0 from the seed, the final evaluation: the harness makes the held-out
   inputs, the claim's model predicts on them and on the inputs spliced after this
   verifier's own cuts, the harness scores and checks causality; then the sampled
-  replays with every step's FLOPs counted, every step in the sandbox) over the claim's
+  replays, the first step's FLOPs counted and each timed by the kernel, in the sandbox) over the claim's
   training time (the manifest's ``train_ms``). Target <= 0.25. The breakdown (fetch /
   start / eval / replay / rest, and the replays' process start-up vs work) comes with it.
 - ``detection``: for each attack in ``arledger.attacks`` a few forged runs (different

@@ -5,12 +5,15 @@ bwrap-sandboxed zygote pool (the verifier's executor), the task's budget as
 ``build_taskspec`` measures it. Asserted, each attack with an honest control:
 
 - the FLOP counter gives torch FlopCounterMode's numbers;
-- an honest segment replays within budget, and counts exactly steps x its step's FLOPs;
-- four updates per counted step replay bit-exactly but over the FLOP budget;
-- extra updates hidden from the counter (dispatch modes switched off) count as honest,
-  and the kernel-measured CPU backstop catches them;
+- the task's baseline is timed on this machine, kept, and timed again on another one;
+- an honest segment replays within the time budget and counts its first step's FLOPs;
+- six updates per counted step replay bit-exactly but over the FLOP line;
+- one extra update per step hidden from the counter (dispatch modes switched off), in the
+  step, in a thread or in a detached grandchild, counts as honest and is over the time
+  budget: the kernel counts the request's whole process tree;
 - build() that trains before step 0 rebuilds to the claimed checkpoint 0 but over the
-  start-up budget; a checkpoint 0 that is not the seed's does not rebuild at all;
+  start-up FLOPs, or, hidden from the counter, over its time; a checkpoint 0 that is not
+  the seed's does not rebuild at all;
 - the run's own work report (manifest.work) is checked against the task before gas.
 """
 
@@ -25,9 +28,9 @@ import torch
 
 from arledger import attacks, taskspec
 from arledger.execution.sandbox import Sandbox
-from arledger.protocol import run_experiment, RunOptions
+from arledger.protocol import run_experiment, RunOptions, timebase
 from arledger.protocol.replay import rebuild_start, replay, replay_segment, ReplayOptions
-from arledger.runner.budget import Budget, flop_counter
+from arledger.runner.budget import Budget, flop_counter, Measured, TimeBase
 from arledger.templates import template_dir
 from arstore import EmbeddedStore
 
@@ -52,7 +55,7 @@ def test_flop_counter_agrees_with_flopcountermode():
 
 
 def test_a_counter_in_the_process_is_claim_codes_to_escape():
-    """Why the CPU backstop exists: code in the counted process can switch the counter off."""
+    """Why time is the rule: code in the counted process can switch the counter off."""
     from torch.utils._python_dispatch import _disable_current_modes
 
     a = torch.randn(64, 64)
@@ -65,19 +68,27 @@ def test_a_counter_in_the_process_is_claim_codes_to_escape():
 
 
 def test_budget_problems_name_the_count_and_the_limit():
-    b = Budget(steps=50, segment_steps=25, flops_per_step=100, startup_flops=10, cpu_seconds_per_segment=5.0,
+    b = Budget(steps=50, segment_steps=25, flops_per_step=100, startup_flops=10, time_ratio=1.5,
                max_params=1000, max_code_bytes=2000)
-    assert b.segment_flops == 2500
-    assert b.segment_problem(2500, 4.9) == ""
-    assert "counted 2501 FLOPs, the task allows 2500" in b.segment_problem(2501, 1.0)
-    assert "reported no FLOP count (None)" in b.segment_problem(None, 1.0)
-    assert "reported no FLOP count (True)" in b.segment_problem(True, 1.0)
-    assert "used 5.1 s of CPU, the task's backstop is 5.0 s" in b.segment_problem(10, 5.1)
-    assert "build() counted 11 FLOPs" in b.startup_problem(11, 0.1)
+    base = TimeBase(segment_s=2.0, start_s=0.2)
+    assert b.segment_problem(Measured(100, 1, 3.0), base) == ""
+    assert "1 counted step(s) counted 101 FLOPs, the task allows 100" in b.segment_problem(Measured(101, 1, 1.0), base)
+    assert b.segment_problem(Measured(250, 3, 1.0), base) == "", "three counted steps: three steps' FLOPs"
+    assert "reported no FLOP count (None)" in b.segment_problem(Measured(None, 1, 1.0), base)
+    assert "reported no FLOP count (True)" in b.segment_problem(Measured(True, 1, 1.0), base)
+    over = b.segment_problem(Measured(10, 1, 3.1), base)
+    assert "the segment used 1.55x the baseline's CPU time on this machine (3.10 s, the baseline 2.00 s); " \
+           "the task allows 1.5x" in over, over
+    assert "build() counted 11 FLOPs" in b.startup_problem(Measured(11, 0, 0.1), base)
+    assert "build() used 2.00x" in b.startup_problem(Measured(0, 0, 0.4), base)
+    assert b.segment_problem(Measured(10, 1, 99.0), None) == "", "no time base here: time is not judged"
+    assert "1.5x the CPU time of the task's baseline on your machine" in b.rule()
     assert b.static_problems(1000, 2000) == []
     assert [p.split(":")[0] for p in b.static_problems(1001, 2001)] == ["budget.max_params", "budget.max_code_bytes"]
     legacy = Budget.from_dict({"steps": 50, "segment_steps": 25})  # an older spec: steps only
-    assert legacy.segment_problem(None, None) == "" and legacy.to_dict() == {"steps": 50, "segment_steps": 25}
+    assert legacy.segment_problem(Measured(None), None) == "" and legacy.to_dict() == {"steps": 50, "segment_steps": 25}
+    backstop = Budget(steps=50, segment_steps=25, cpu_seconds_per_segment=5.0)  # an older spec's seconds
+    assert "used 5.1 s of CPU, the task's backstop is 5.0 s" in backstop.segment_problem(Measured(None, 1, 5.1), None)
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +120,15 @@ def _run(exp: Path, out: Path, store, force: bool = False):
     return run_experiment(RunOptions(exp, out, STEPS, K, 1, 1, force=force, sandbox=False), store=store)
 
 
-def _replay(res, pool, budget, work: Path):
+def _replay(res, pool, budget, work: Path, base=None):
     return replay(res.manifest, ReplayOptions(run_dir=res.manifest_path.parent, workdir=work, executor=pool,
-                  harness_executor=pool, budget=budget))
+                  harness_executor=pool, budget=budget, time_base=base))
+
+
+@pytest.fixture(scope="module")
+def base(spec, store, pool, tmp_path_factory):
+    """The task's baseline timed on this machine, in the verifier's pool (protocol.timebase)."""
+    return timebase.local_time_base(timebase.TimeBaseRequest(spec, store, pool, tmp_path_factory.mktemp("home")))
 
 
 @pytest.fixture(scope="module")
@@ -119,57 +136,110 @@ def honest(tmp_path_factory, store):
     return _run(template_dir("charlm"), tmp_path_factory.mktemp("budget-runs") / "honest", store)
 
 
-def test_the_task_budget_is_measured_on_the_baseline(spec, honest):
+def test_the_task_budget_is_measured_on_the_baseline(spec, honest, base):
     b = spec.work_budget
     step = honest.manifest.work["step_flops_max"]
-    assert b.flops_per_step == -(-3 * step // 2), "1.5x the baseline's step"
+    assert b.time_ratio == 1.5, "time: 1.5x the baseline's on each party's machine"
+    assert b.flops_per_step == -(-9 * step // 2), "the FLOP line: 3 x 1.5 x the baseline's step, far above time"
     assert b.startup_flops == b.flops_per_step, "charlm's build() counts no FLOPs: one step's worth"
     assert b.max_params == 4 * honest.manifest.work["params"]
-    assert b.cpu_seconds_per_segment > 4.0
+    assert "cpu_seconds_per_segment" not in spec.budget, "no seconds: a ratio on each machine"
+    assert 0 < base.start_s < base.segment_s, base
     w = honest.manifest.work
     assert w["counted_steps"] == STEPS // K and w["startup_flops"] == 0 and w["code_bytes"] > 1000
     assert taskspec.manifest_budget_problems(honest.manifest, spec) == []
 
 
-def test_honest_segment_counts_its_steps_and_stays_in_budget(honest, spec, pool, tmp_path):
-    res = replay_segment(_replay(honest, pool, spec.work_budget, tmp_path), 1)
+def test_the_time_base_is_kept_per_machine_and_timed_again_on_another(spec, store, pool, base, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    first = timebase.local_time_base(timebase.TimeBaseRequest(spec, store, pool, home))
+    kept = list((home / timebase.DIRNAME).glob("*.json"))
+    assert len(kept) == 1 and timebase.cached(spec, home, pool) == first
+    monkeypatch.setattr(timebase, "machine", lambda executor: "another-machine")
+    assert timebase.cached(spec, home, pool) is None, "carried to another machine: timed again"
+    again = timebase.local_time_base(timebase.TimeBaseRequest(spec, store, pool, home))
+    assert again.machine == "another-machine" and len(list((home / timebase.DIRNAME).glob("*.json"))) == 2
+    assert 0.5 < again.segment_s / first.segment_s < 2, (first, again)
+
+
+def test_honest_segment_counts_its_first_step_and_stays_in_budget(honest, spec, pool, base, tmp_path):
+    res = replay_segment(_replay(honest, pool, spec.work_budget, tmp_path, base), 1)
     assert res.status == "match", res
-    assert res.flops == K * honest.manifest.work["step_flops_max"], "every step counted, each the same"
-    assert res.cpu_s is not None and 0 < res.cpu_s < spec.work_budget.cpu_seconds_per_segment
-    start = rebuild_start(_replay(honest, pool, spec.work_budget, tmp_path / "start"))
+    assert res.flops == honest.manifest.work["step_flops_max"], "the first step counted, the rest at full speed"
+    assert res.cpu_s is not None and 0 < res.cpu_s < spec.work_budget.time_ratio * base.segment_s
+    start = rebuild_start(_replay(honest, pool, spec.work_budget, tmp_path / "start", base))
     assert start.status == "match" and start.flops == 0, start
 
 
-def test_four_updates_per_step_reproduce_but_break_the_flop_budget(tmp_path, store, spec, pool):
-    res = _run(_variant(tmp_path, "x4", attacks.extra_updates_per_step), tmp_path / "x4-run", store)
+def test_a_time_base_kept_from_a_faster_moment_accuses_nobody(honest, spec, store, pool, base, tmp_path):
+    """The kept time base says the machine was 40% faster than it is: the honest replay is over
+    the line on every try, so the baseline is timed again now, and the claim is held to that."""
+    fast = TimeBase(base.segment_s * 0.6, base.start_s * 0.6, base.machine)
+    timing = timebase.TimeBaseRequest(spec, store, pool, tmp_path / "home")
+    control = replay_segment(_replay(honest, pool, spec.work_budget, tmp_path / "c", fast), 0)
+    assert control.status == "over_budget", "without a second look at the baseline, an honest claim is accused"
+    r = replay(honest.manifest, ReplayOptions(run_dir=honest.manifest_path.parent, workdir=tmp_path / "w",
+                                              executor=pool, harness_executor=pool, budget=spec.work_budget,
+                                              time_base=fast, base_now=lambda: timebase.time_now(timing)))
+    assert replay_segment(r, 0).status == "match"
+
+
+def test_far_more_flops_per_step_reproduce_but_break_the_flop_line(tmp_path, store, spec, pool, base):
+    res = _run(_variant(tmp_path, "x6", lambda s: attacks.extra_updates_per_step(s, 6)), tmp_path / "x6-run", store)
     assert res.manifest.work["step_flops_max"] > spec.work_budget.flops_per_step
     problems = taskspec.manifest_budget_problems(res.manifest, spec)
     assert len(problems) == 1 and problems[0].startswith("budget.flops_per_step"), problems
-    r = replay_segment(_replay(res, pool, spec.work_budget, tmp_path / "w"), 0)
+    r = replay_segment(_replay(res, pool, spec.work_budget, tmp_path / "w", base), 0)
     assert r.status == "over_budget" and r.produced_hash == r.expected_hash, r
-    assert "compute budget: the segment counted" in r.detail
+    assert "compute budget: 1 counted step(s) counted" in r.detail
 
 
-def test_updates_hidden_from_the_counter_meet_the_cpu_backstop(tmp_path, store, spec, pool, honest):
-    res = _run(_variant(tmp_path, "hidden", lambda s: attacks.hidden_from_the_counter(s, 24)),
-               tmp_path / "hidden-run", store)
+@pytest.mark.parametrize("where", ["inline", "thread", "process"])
+def test_updates_hidden_from_the_counter_are_over_the_time_budget_wherever_they_run(
+        where, tmp_path, store, spec, pool, base):
+    """One hidden update per step (2x the honest work, 1.33x what the budget allows), in the step,
+    in a thread, or in a detached grandchild in a session of its own: the kernel counts it all."""
+    res = _run(_variant(tmp_path, where, lambda s: attacks.hidden_updates(s, 1.0, where)),
+               tmp_path / f"{where}-run", store)
     assert taskspec.manifest_budget_problems(res.manifest, spec) == [], "the run's own count looks honest"
-    # a backstop of 3x the honest replay's CPU (the task's is calibrated the same way, with a floor)
-    honest_cpu = replay_segment(_replay(honest, pool, spec.work_budget, tmp_path / "h"), 0).cpu_s
-    tight = dataclasses.replace(spec.work_budget, cpu_seconds_per_segment=round(3 * honest_cpu + 0.5, 1))
-    control = replay_segment(_replay(honest, pool, tight, tmp_path / "c"), 0)
-    assert control.status == "match", control
-    r = replay_segment(_replay(res, pool, tight, tmp_path / "w"), 0)
-    assert r.flops == control.flops, "the counter saw an honest step"
-    assert r.status == "over_budget" and "s of CPU" in r.detail, r
+    r = replay_segment(_replay(res, pool, spec.work_budget, tmp_path / "w", base), 0)
+    assert r.produced_hash == r.expected_hash, "its replay reproduces its bits"
+    assert r.status == "over_budget" and "the baseline's CPU time on this machine" in r.detail, r
 
 
-def test_training_inside_build_is_over_the_startup_budget(tmp_path, store, spec, pool):
+def test_a_claim_that_skips_its_hidden_work_on_some_tries_gains_nothing_from_a_second_look(
+        tmp_path, store, spec, pool, base):
+    """A replay over the line is timed again and the lowest time counts; a claim that does its
+    hidden work only on some requests (a coin per request) would get a fast try counted if any
+    try counted. Only tries that reproduce the bits count: every replay is over budget (the
+    first try did the work) or a mismatch (it skipped it), never a match."""
+    def coin(src: str) -> str:
+        src = attacks.hidden_updates(src, 2.0, "inline")
+        # the cheater's own training (in this process) always does the work; a replay flips a coin
+        skip = "_SKIP = 'PYTEST_CURRENT_TEST' not in _os.environ and _os.urandom(1)[0] < 128"
+        return src.replace("_CREDIT = [0.0]", f"import os as _os\n{skip}\n_CREDIT = [0.0]"
+                           ).replace("_CREDIT[0] += 2.0", "_CREDIT[0] += 0.0 if _SKIP else 2.0")
+
+    exp = _variant(tmp_path, "coin", coin)
+    res = _run(exp, tmp_path / "coin-run", store)
+    r = _replay(res, pool, spec.work_budget, tmp_path / "w", base)
+    statuses = [replay_segment(r, 0).status for _ in range(6)]
+    assert "match" not in statuses and set(statuses) <= {"over_budget", "mismatch"}, statuses
+
+
+def test_training_inside_build_is_over_the_startup_budget(tmp_path, store, spec, pool, base):
     res = _run(_variant(tmp_path, "build", lambda s: attacks.train_inside_build(s, 20)), tmp_path / "b-run", store)
     assert res.manifest.work["startup_flops"] > spec.work_budget.startup_flops
-    start = rebuild_start(_replay(res, pool, spec.work_budget, tmp_path / "w"))
+    start = rebuild_start(_replay(res, pool, spec.work_budget, tmp_path / "w", base))
     assert start.status == "over_budget" and start.produced_hash == start.expected_hash, start
     assert "build() counted" in start.detail
+
+
+def test_training_inside_build_hidden_from_the_counter_is_over_its_time(tmp_path, store, spec, pool, base):
+    res = _run(_variant(tmp_path, "hbuild", lambda s: attacks.hidden_in_build(s, 5)), tmp_path / "hb-run", store)
+    assert res.manifest.work["startup_flops"] == 0, "the counter saw nothing"
+    start = rebuild_start(_replay(res, pool, spec.work_budget, tmp_path / "w", base))
+    assert start.status == "over_budget" and "build() used" in start.detail, start
 
 
 def test_a_start_that_is_not_the_seeds_does_not_rebuild(tmp_path, store, spec, pool, honest):
@@ -213,13 +283,37 @@ def test_no_claim_computed_number_reaches_the_sample(honest, spec, store, tmp_pa
     from arledger import manifest as mf
 
     cid = str(store.add_bytes(mf.dumps(m)))
-    checker = Recording(store, "0x" + "cd" * 20, workdir=tmp_path / "work")
+    checker = Recording(store, "0x" + "cd" * 20, workdir=tmp_path / "work", home=tmp_path / "home")
     try:
         v = checker.check(_claim_info(m, cid, 3, b"\x05" * 32), spec)
     finally:
         checker.close()
     assert v.decision == "confirm", v.reason
-    claim_side = [s for s in seen if s[0] == "claim"]
+    baseline_side = [s for s in seen if s[1].startswith("timebase-")]  # the task's own code, timed here
+    assert len(baseline_side) == 2 * 5, seen
+    claim_side = [s for s in seen if s[0] == "claim" and s not in baseline_side]
     assert {s[2] for s in claim_side} == {"build", "predict", "segment"}, seen
     assert all(s[3] == "weights" for s in claim_side if s[2] == "predict"), "no prediction on a checkpoint"
     assert len([s for s in claim_side if s[2] == "segment"]) == 2 and v.segments == [0, 1]
+
+
+def test_a_baseline_that_cannot_be_timed_here_makes_the_verifier_abstain(honest, spec, store, tmp_path):
+    """The time rule is relative to the task's baseline timed on this machine; where its code
+    cannot be fetched, the verifier judges nothing (no trainer is accused for the task's gap)."""
+    from arledger import manifest as mf
+    from arverifier.check import ClaimChecker
+    from bench.runs import TASK_ID, TRAINER
+    from bench.verify_bench import _claim_info
+
+    m = dataclasses.replace(honest.manifest, task_id=TASK_ID, trainer=TRAINER)
+    cid = str(store.add_bytes(mf.dumps(m)))
+    missing = str(EmbeddedStore(tmp_path / "elsewhere").add_bytes(b"a baseline this store never saw"))
+    gap = dataclasses.replace(spec, baseline_code_cid=missing)
+    checker = ClaimChecker(store, "0x" + "ce" * 20, workdir=tmp_path / "work", home=tmp_path / "home")
+    try:
+        v = checker.check(_claim_info(m, cid, 3, b"\x05" * 32), gap)
+        vote = checker.judge(_claim_info(m, cid, 3, b"\x05" * 32), gap, "Segment", 0)
+    finally:
+        checker.close()
+    assert v.decision == "abstain" and "could not be timed on this machine" in v.reason, v
+    assert vote[0] == "abstain" and "could not be timed" in vote[1], vote

@@ -58,7 +58,8 @@ def test_task_show_json_and_unknown_task(world, task):
     b = out["spec"]["budget"]
     assert (b["steps"], b["segment_steps"]) == (20, 10) and out["quorum"] == 2
     # the work budget measured on the baseline (docs/budget.md): digits counts FLOPs, build() none
-    assert b["flops_per_step"] == b["startup_flops"] > 0 and b["max_params"] > 0 and b["cpu_seconds_per_segment"] > 4
+    assert b["flops_per_step"] == b["startup_flops"] > 0 and b["max_params"] > 0 and b["time_ratio"] == 1.5
+    assert "1.5x the CPU time of the task's baseline on your machine" in out["time_rule"]
     one_line_error(world.artrain("task", "show", 999, "--store", world.store_spec, ok=False), "999")
     one_line_error(world.artrain("best", "--task", 999, "--store", world.store_spec, ok=False), "999")
 

@@ -205,17 +205,67 @@ def pretrained_start(src: str, path: str = "pretrained.pt") -> str:
     return _edit(src, _CHARLM_BUILD, load)
 
 
-def hidden_from_the_counter(src: str, updates: int = 8) -> str:
-    """``train_step`` makes ``updates`` extra updates with torch's dispatch modes switched off, so a
-    FLOP counter in the process never sees them: the kernel-measured CPU backstop must."""
+_HIDING = {
+    # where the extra updates run: each is work the FLOP counter never sees, and each is in the
+    # request's process tree, where the kernel counts it (arledger.runner.budget: time)
+    "inline": "        _extra(model, opt, batch)\n",
+    "thread": ("        import threading\n"
+               "        t = threading.Thread(target=_extra, args=(model, opt, batch))\n"
+               "        t.start()\n"
+               "        t.join()\n"),
+    # a grandchild in a session of its own, its parent gone: detached from the measured process
+    "process": ("        import os\n"
+                "        r, w = os.pipe()\n"
+                "        pid = os.fork()\n"
+                "        if pid == 0:\n"
+                "            os.setsid()\n"
+                "            if os.fork() == 0:\n"
+                "                _extra(model, opt, batch)\n"
+                "                os.write(w, b'.')\n"
+                "            os._exit(0)\n"
+                "        os.waitpid(pid, 0)\n"
+                "        os.read(r, 1)\n"
+                "        os.close(r)\n"
+                "        os.close(w)\n"),
+}
+
+
+def hidden_updates(src: str, rate: float, where: str = "inline", hide: bool = True) -> str:
+    """``train_step`` makes ``rate`` extra updates per step on average (0.25: one every fourth
+    step, 2: two per step), with torch's dispatch modes switched off so no counter in the process
+    sees them, ``where`` = ``inline`` (in the step), ``thread`` (a thread of the process) or
+    ``process`` (a detached grandchild: its updates are lost to the run, its time is not). The
+    budget's time line must catch what is over it wherever the work runs. ``hide=False``: the
+    same updates in plain sight, which the time rule allows within its limit (an honest claim)."""
+    if where not in _HIDING:
+        raise ValueError(f"where: {where!r} is not one of {', '.join(_HIDING)}")
     body = _CHARLM_STEP.replace("def train_step(model, opt, batch):", "def _one_update(model, opt, batch):")
+    extra = ("def _extra(model, opt, batch):\n"
+             "    from torch.utils._python_dispatch import _disable_current_modes\n"
+             "    with _disable_current_modes():  # no mode (a counter) sees this\n"
+             "        _one_update(model, opt, batch)\n\n\n") if hide else (
+             "def _extra(model, opt, batch):  # more updates per step, counted like any\n"
+             "    _one_update(model, opt, batch)\n\n\n")
     return _edit(src, _CHARLM_STEP, body + (
-        "\n\n\ndef train_step(model, opt, batch):\n"
-        "    from torch.utils._python_dispatch import _disable_current_modes\n"
-        "    with _disable_current_modes():  # no mode (a counter) sees this\n"
-        f"        for _ in range({updates}):\n"
-        "            _one_update(model, opt, batch)\n"
+        "\n\n\n_CREDIT = [0.0]\n\n\n" + extra +
+        "def train_step(model, opt, batch):\n"
+        f"    _CREDIT[0] += {float(rate)!r}\n"
+        "    while _CREDIT[0] >= 1.0:\n"
+        "        _CREDIT[0] -= 1.0\n"
+        f"{_HIDING[where]}"
         "    return _one_update(model, opt, batch)"))
+
+
+def hidden_in_build(src: str, steps: int) -> str:
+    """``build()`` trains ``steps`` steps before step 0 with the counter switched off: its FLOPs
+    count as honest, only the time line sees them."""
+    head_start = (f"    from torch.utils._python_dispatch import _disable_current_modes\n"
+                  f"    with _disable_current_modes():  # no counter sees the head start\n"
+                  f"        for i in range({steps}):\n"
+                  f"            g = torch.Generator().manual_seed(i)\n"
+                  f"            train_step(model, opt, batch(data, g, i))\n"
+                  f"    return model, opt\n")
+    return _edit(src, _CHARLM_BUILD, head_start)
 
 
 # -- memorisers: honest training, a lookup of public bytes at evaluation ------------------------

@@ -18,6 +18,7 @@ The tree (a test keeps this list, the classes and their raisers in step)::
     ├── SubmitError               a run that cannot be submitted to this task
     ├── SealedError               a sealed set, shard or round missing, wrong or not open (arledger.sealed)
     │   └── IncumbentUnavailable  the incumbent's artifacts cannot be fetched or do not verify
+    ├── TimeBaseUnavailable       the task's baseline cannot be timed on this machine (a verifier abstains)
     ├── ProposalError             an agent's proposer returned nothing usable (arledger.agent):
     │                             a timeout, a malformed or oversized reply, nothing left
     ├── SourceMismatch            a deployed ledger whose code is not this source
@@ -109,6 +110,12 @@ class SealedError(ArledgerError):
 class IncumbentUnavailable(SealedError):
     """The incumbent's artifacts cannot be fetched or do not match their hashes: a fact about a
     store, no party's fault (the trainer retries, a verifier abstains)."""
+
+
+class TimeBaseUnavailable(ArledgerError):
+    """The task's baseline could not be timed on this machine (its code or data unavailable, or
+    it failed here): a fact about the task and this machine, no trainer's fault (a verifier
+    abstains rather than judge time it cannot measure)."""
 
 
 class ProposalError(ArledgerError):

@@ -32,12 +32,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 from arledger import manifest as mf, sealed, taskspec
+from arledger.chain.deployment import arledger_home
 from arledger.chain.ledger import ClaimFields
 from arledger.chain.units import loss_fields
 from arledger.checkpoint import atomic_write
-from arledger.errors import ChainError, ContractRevert, IncumbentUnavailable, SealedError, SubmitError
-from arledger.execution import isolation, kernels
+from arledger.errors import (
+    ChainError,
+    ContractRevert,
+    IncumbentUnavailable,
+    SealedError,
+    SubmitError,
+    TimeBaseUnavailable,
+)
+from arledger.execution import isolation
 from arledger.micro import fmt
+from arledger.protocol import timebase
 from arledger.protocol.artifacts import ckpt_path
 from arstore import bytes_cid, cid_to_bytes, cid_to_digest
 
@@ -128,6 +137,7 @@ def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_i
             parent_id = ledger.best_claim(task_id)[0]
         stake = task.min_trainer_stake if stake is None else int(stake)
         _check_before_commit(ledger, task, task_id, parent_id, stake, trainer)
+        _check_time(m, spec, store, run_dir, task_id, warn)
         if seal.sealed:
             _round_now(ledger, seal, task_id)
         for line in _warnings(ledger, task, task_id, parent_id, m.evaluation.value_micro, seal.sealed):
@@ -255,7 +265,7 @@ def score_sealed(ledger: Any, store: Any, req: ScoreRequest, poll: float = 2.0) 
         return {**out, "stage": "waiting"}
     req.progress(f"evaluating on shard {round_}")
     spec = req.spec
-    iso = isolation.Isolation.of(True, spec.sandbox_limits(), spec.hidden_sources, kernels.env_for(spec.cpu_kernels))
+    iso = isolation.for_task(spec)
     work = req.run_dir / "sealed"
     shard_file = sealed.fetch_shard(ledger, store, task_id, round_, work / f"shard-{round_:04d}.bin")
     judge = sealed.ShardJudge(spec, shard_file, isolation.executor(iso), isolation.executor(iso, "harness"), store,
@@ -363,6 +373,22 @@ def _check_before_commit(ledger: Any, task: Any, task_id: int, parent_id: int, s
     if balance < stake + gas:
         raise SubmitError(f"stake: {trainer} holds {balance} wei, less than the stake {stake} wei plus gas for the "
                           f"commit and reveal (~{gas} wei at the current gas price)")
+
+
+def _check_time(m: mf.Manifest, spec: Any, store: Any, run_dir: Path, task_id: int, warn: Callable) -> None:
+    """The run's own timings against the task's time budget on this machine, before any gas
+    (the task's baseline timed here once, in the task's sandbox: ``protocol.timebase``)."""
+    if spec.work_budget.time_ratio is None or not (m.timings or {}).get("segment_cpu_ms_median"):
+        return  # an older task, or a run trained outside the sandbox (nothing timed)
+    try:
+        base = timebase.local_time_base(timebase.TimeBaseRequest(
+            spec, store, isolation.executor(isolation.for_task(spec)), arledger_home()))
+    except TimeBaseUnavailable as exc:
+        warn(f"the time budget was not checked here: {exc}")
+        return
+    problems = taskspec.time_problems(m, spec, base)
+    if problems:
+        raise SubmitError(f"run {run_dir} is over task {task_id}'s time budget: " + "; ".join(problems))
 
 
 def _warnings(ledger: Any, task: Any, task_id: int, parent_id: int, loss: int, is_sealed: bool = False) -> list[str]:

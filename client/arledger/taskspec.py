@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from arledger import jsondoc
+from arledger.chain.deployment import arledger_home
 from arledger.errors import ArledgerError, ExperimentError, ReplayError, TaskSpecError
 from arledger.execution import isolation, kernels
 from arledger.execution.limits import Limits
 from arledger.harness import load_harness
 from arledger.jsondoc import canonical_bytes  # noqa: F401 - part of this module's API
 from arledger.micro import MICRO, to_micro
-from arledger.protocol import artifacts, baseline
+from arledger.protocol import artifacts, baseline, timebase
 from arledger.runner import determinism
 from arledger.runner.budget import Budget
 from arledger.runner.experiment import read_spec
@@ -215,8 +216,9 @@ def build_taskspec(req: SpecRequest, store: Any) -> TaskSpec:
         hidden = sorted(str(s) for s in getattr(h.module, "SOURCES", ()))
         iso = isolation.Isolation.of(True, lim, hidden, kernels.env_for(pin))
         what = baseline.BaselineRequest(code, hdir, train, held, int(segment_steps), req.threads, h.metric)
+        claim_executor = isolation.executor(iso)
         try:
-            measured = baseline.measure(what, isolation.executor(iso), isolation.executor(iso, "harness"),
+            measured = baseline.measure(what, claim_executor, isolation.executor(iso, "harness"),
                                         with_loss=baseline_loss is None)
         except (ExperimentError, ReplayError) as exc:
             raise TaskSpecError(f"baseline: {exc}") from None
@@ -242,7 +244,10 @@ def build_taskspec(req: SpecRequest, store: Any) -> TaskSpec:
         "min_improvement_micro": max(1, to_micro(req.min_improvement)),
         "baseline_loss_micro": to_micro(baseline_loss),
     }
-    return validate_dict(d)
+    spec = validate_dict(d)
+    # the creator timed the baseline here: a trainer or verifier on this machine need not again
+    timebase.remember(spec, measured.time, arledger_home(), claim_executor)
+    return spec
 
 
 # -- does a run meet the task? -------------------------------------------------------------
@@ -285,6 +290,24 @@ def manifest_budget_problems(manifest: Any, spec: TaskSpec) -> list[str]:
     if b.startup_flops is not None and work.get("startup_flops", 0) > b.startup_flops:
         out.append(f"budget.startup_flops: build() counted {work['startup_flops']} FLOPs, "
                    f"the task allows {b.startup_flops}")
+    return out
+
+
+def time_problems(manifest: Any, spec: TaskSpec, base: Any) -> list[str]:
+    """What the run's own timings (the kernel's account of its sandboxed requests, recorded by
+    ``artrain run``) say against the task's time budget, relative to ``base`` (the task's
+    baseline timed on this machine: ``arledger.protocol.timebase``). A run trained outside the
+    sandbox recorded none: nothing to say. The typical segment is held to the line (verifiers
+    time the ones they replay, and time again one over it)."""
+    b, t = spec.work_budget, dict(getattr(manifest, "timings", {}) or {})
+    if base is None or b.time_ratio is None or not t.get("segment_cpu_ms_median"):
+        return []
+    out = []
+    for key, base_s, what in (("segment_cpu_ms_median", base.segment_s, "a typical segment of the run"),
+                              ("build_cpu_ms", base.start_s, "build()")):
+        problem = b.time_problem(int(t.get(key, 0)) / 1000, base_s, what)
+        if problem:
+            out.append("budget.time_ratio: " + problem.removeprefix("compute budget: "))
     return out
 
 

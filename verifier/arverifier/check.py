@@ -44,17 +44,20 @@ from pathlib import Path
 from typing import Any
 
 from arledger import checkpoint, manifest as mf, merkle, sealed, taskspec
+from arledger.chain.deployment import arledger_home
 from arledger.errors import (
     ArledgerError,
     ArtifactMismatch as _ArtifactMismatch,
     IncumbentUnavailable,
     ManifestError,
     SealedError,
+    TimeBaseUnavailable,
 )
 from arledger.execution import kernels
 from arledger.execution.executors import Executor
 from arledger.execution.sandbox import Sandbox
 from arledger.micro import fmt, to_micro
+from arledger.protocol import timebase
 from arledger.protocol.replay import (
     ArtifactSource,
     assess,
@@ -166,8 +169,12 @@ class ClaimChecker:
     """Checks claims with one store, one sandbox policy and one verifier identity."""
 
     def __init__(self, store: Any, verifier: str, *, workdir: Path | None = None,
-                 sandbox_backend: str = "auto", keep_workdirs: bool = False, use_pool: bool = True):
+                 sandbox_backend: str = "auto", keep_workdirs: bool = False, use_pool: bool = True,
+                 home: Path | None = None):
+        """``home``: where this machine's timings of each task's baseline are kept
+        (``arledger.protocol.timebase``) [default: $ARLEDGER_HOME]."""
         self.store = store
+        self.home = Path(home) if home else arledger_home()
         self.verifier = verifier
         self.workdir = (Path(workdir) if workdir else Path(tempfile.gettempdir()) / "arverify-work").resolve()
         self.sandbox_backend = sandbox_backend
@@ -280,11 +287,22 @@ class ClaimChecker:
             self._executors[key] = box.pool_executor() if self.use_pool else box.executor()
         return self._executors[key]
 
+    def _timing(self, spec: taskspec.TaskSpec) -> timebase.TimeBaseRequest:
+        return timebase.TimeBaseRequest(spec, self.store, self.executor(spec, "claim"), self.home)
+
+    def time_base(self, spec: taskspec.TaskSpec) -> budget.TimeBase | None:
+        """The task's baseline timed on this machine, in this checker's sandbox (None for an older
+        task without a time budget); ``TimeBaseUnavailable`` where it cannot be timed here."""
+        if spec.work_budget.time_ratio is None:
+            return None
+        return timebase.local_time_base(self._timing(spec))
+
     def replay_of(self, m: mf.Manifest, spec: taskspec.TaskSpec, src: ArtifactSource) -> Replay:
         threads = int(m.environment["threads"])
         return Replay(m, src, self.executor(spec, "claim"), self.executor(spec, "harness"), threads, m.seed,
                       spec.mode, spec.threshold, spec.sandbox_limits(), self.environment_of(m, spec),
-                      budget=spec.work_budget)
+                      budget=spec.work_budget, time_base=self.time_base(spec),
+                      base_now=lambda: timebase.time_now(self._timing(spec)))
 
     def close(self) -> None:
         """Stop the executors (their zygotes)."""
@@ -301,6 +319,8 @@ class ClaimChecker:
             verdict = self._check(info, spec, work)
         except _Decided as d:
             verdict = d.verdict
+        except TimeBaseUnavailable as exc:  # the task's baseline, not the claim: judge nothing
+            verdict = Verdict(info.claim_id, "abstain", str(exc))
         finally:
             if not self.keep:
                 shutil.rmtree(work, ignore_errors=True)
@@ -455,6 +475,8 @@ class ClaimChecker:
         work = Path(tempfile.mkdtemp(prefix=f"dispute{info.claim_id}-", dir=self._workroot()))
         try:
             return self._judge(info, spec, kind, segment, work)
+        except TimeBaseUnavailable as exc:  # the task's baseline, not the claim: no vote either way
+            return "abstain", str(exc)
         finally:
             if not self.keep:
                 shutil.rmtree(work, ignore_errors=True)

@@ -27,6 +27,7 @@ from whatthepatch.exceptions import WhatThePatchException
 from arledger.agent.proposal import Code, Proposal, ProposalContext, Refusal
 from arledger.errors import ProposalError
 from arledger.micro import fmt
+from arledger.runner.budget import Budget
 
 BRIEF = Path(__file__).with_name("brief.md")
 MAX_REPLY_BYTES = 256 * 1024  # above any train.py a task allows by default (256 KiB of code)
@@ -103,7 +104,8 @@ def render_brief(brief: str, ctx: ProposalContext) -> str:
         metric=ctx.metric, units=ctx.units, best_loss=fmt(ctx.best_loss_micro),
         epsilon=fmt(ctx.min_improvement_micro), steps=ctx.steps, segment_steps=ctx.segment_steps,
         flops_per_step=b.get("flops_per_step", "unlimited"), startup_flops=b.get("startup_flops", "unlimited"),
-        max_params=b.get("max_params", "unlimited"), max_code_bytes=b.get("max_code_bytes", "unlimited"))
+        max_params=b.get("max_params", "unlimited"), max_code_bytes=b.get("max_code_bytes", "unlimited"),
+        time_rule=Budget.from_dict({**b, "steps": ctx.steps, "segment_steps": ctx.segment_steps}).rule())
 
 
 def prompt(ctx: ProposalContext) -> str:

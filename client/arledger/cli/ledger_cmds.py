@@ -113,14 +113,15 @@ def task_create(spec_file, template, reward, pool, steps, segment_steps, quorum,
             "steps": spec.steps, "segment_steps": spec.segment_steps, "datasets": spec.datasets,
             "baseline_code_cid": spec.baseline_code_cid, "budget": dict(spec.budget),
             "cpu_kernels": spec.cpu_kernels, "sealed": _seal_summary(ctx.ledger, task_id),
+            "time_rule": spec.work_budget.rule(),
             **loss_fields("min_improvement", spec.min_improvement_micro),
             "noise": measured.to_dict() if measured else None}
     emit(data, as_json, lambda d: [f"task {d['task_id']} created (tx {d['tx']}, gas {d['gas']})",
                                     f"spec {d['spec_cid']}  baseline {d['metric']} = {d['baseline_loss']:.4f}",
-                                    f"budget {d['steps']} steps in segments of {d['segment_steps']}; per step "
-                                    f"{d['budget'].get('flops_per_step', '-')} FLOPs, CPU backstop "
-                                    f"{d['budget'].get('cpu_seconds_per_segment', '-')} s per segment; "
-                                    f"kernels {d['cpu_kernels']}"] + _seal_lines(d["sealed"]))
+                                    f"budget {d['steps']} steps in segments of {d['segment_steps']}; at most "
+                                    f"{d['budget'].get('flops_per_step', '-')} FLOPs per counted step; "
+                                    f"kernels {d['cpu_kernels']}",
+                                    f"time: {d['time_rule']}"] + _seal_lines(d["sealed"]))
 
 
 def _measure_noise(req: tasks.TaskRequest, seeds: int, store, as_json: bool) -> noise.Noise:
@@ -287,13 +288,15 @@ def task_show(task_id, store_spec, as_json, **chain):
     spec = taskspec.fetch(open_store(store_spec), t.spec_digest)
     data = {**asdict(t), "spec_digest": "0x" + t.spec_digest.hex(), "spec": json.loads(spec.to_bytes()),
             **loss_fields("best_loss", t.best_loss), **loss_fields("baseline_loss", t.baseline_loss),
-            **loss_fields("min_improvement", t.min_improvement), "sealed": queries.rounds_of(ctx.ledger, task_id)}
+            **loss_fields("min_improvement", t.min_improvement), "sealed": queries.rounds_of(ctx.ledger, task_id),
+            "time_rule": spec.work_budget.rule()}
     emit(data, as_json, lambda d: [
         f"task {task_id}: {spec.name} ({spec.evaluation['metric']}, {spec.evaluation['units']})",
         f"pool {format_amount(t.pool)}  reward {format_amount(t.reward_per_improvement)}  quorum {t.quorum}",
         f"best claim {t.best_claim_id or '-'} loss {d['best_loss']:.6f} (baseline {d['baseline_loss']:.6f}, "
         f"epsilon {d['min_improvement']:.6f})",
-        f"budget {spec.steps} steps / segments of {spec.segment_steps}; claims so far {t.claim_count}"]
+        f"budget {spec.steps} steps / segments of {spec.segment_steps}; claims so far {t.claim_count}",
+        f"time: {d['time_rule']}"]
         + _round_lines(d["sealed"]))
 
 

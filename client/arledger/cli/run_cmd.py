@@ -54,7 +54,9 @@ def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, ha
     train.py runs in the sandbox (no network, none of your files or environment), the
     way verifiers replay it: code from `artrain best --download` cannot reach your key.
     The run counts its work (parameters, code size, build() and per-step FLOPs) into the
-    manifest; `artrain submit` refuses a run over the task's budget before any gas.
+    manifest, and the kernel's CPU time of each request into its timings; `artrain submit`
+    refuses a run over the task's budget (its time relative to the task's baseline timed on
+    this machine) before any gas.
 
     \b
     Examples:
@@ -103,6 +105,11 @@ def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, ha
         click.echo(f"work: {w.get('params')} params, {w.get('code_bytes')} code bytes, build() "
                    f"{fmt_flops(w.get('startup_flops'))} FLOPs, largest counted step {fmt_flops(w.get('step_flops_max'))} "
                    f"FLOPs ({w.get('counted_steps')} steps counted)")
+        t = m.timings
+        if t.get("segment_cpu_ms_median"):
+            click.echo(f"time: a typical segment used {t['segment_cpu_ms_median'] / 1000:.2f} s of CPU (the slowest "
+                       f"{t['segment_cpu_ms_max'] / 1000:.2f} s), build() {t['build_cpu_ms'] / 1000:.2f} s, as the "
+                       "kernel counts them; `artrain submit` holds them to the task's baseline timed on this machine")
 
 
 @click.command("replay")

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from arledger.execution.executors import PoolExecutor
-from arledger.execution.kernels import current_env
+from arledger.execution.kernels import current_env, env_for
 from arledger.execution.limits import Limits
 from arledger.execution.pool import ReplayPool
 from arledger.execution.sandbox import available_backend, Sandbox
@@ -63,6 +63,12 @@ class Isolation:
     def sandbox(self) -> Sandbox:
         env = dict(self.kernel_env) if self.kernel_env is not None else current_env()
         return Sandbox(self.limits, backend=self.backend, hidden_sources=self.hidden_sources, kernel_env=env)
+
+
+def for_task(spec) -> Isolation:
+    """A task's own policy (``spec``: an ``arledger.taskspec.TaskSpec``): its limits, its harness's
+    hidden sources, its kernel pin; the sandbox every party's claim code of that task runs in."""
+    return Isolation.of(True, spec.sandbox_limits(), spec.hidden_sources, env_for(spec.cpu_kernels))
 
 
 def notice(iso: Isolation) -> str:

@@ -273,7 +273,7 @@ def serve_one(msg: dict, guard: str | None) -> dict:
             "signal": signal.Signals(sig).name if sig else None, "detail": detail,
             "child_ms": int((time.perf_counter() - t0) * 1000),
             # the kernel's account of the request's whole (reaped) process tree: the caller's
-            # compute backstop (arledger.runner.budget), never the child's own report
+            # time budget (arledger.runner.budget), never the child's own report
             "cpu_ms": int(round((children_cpu() - cpu0) * 1000))}
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,10 +150,15 @@ class _SandboxedTraining:
         self.startup_flops = 0
         self.step_flops_max = 0
         self.counted_steps = 0
+        # the kernel's account of each request (the requests a verifier's replays are): what
+        # `artrain submit` holds to the task's time budget on this machine before any gas
+        self.cpu = {"build_cpu_ms": 0, "segment_cpu_ms_median": 0, "segment_cpu_ms_max": 0}
+        self._segments_ms: list[int] = []
 
     def start(self) -> bytes:
         with self.executor.run(self.claim.build("build", self.limits)) as done:
             self.startup_flops = budget.counted_flops(done.answer.get("flops")) or 0
+            self.cpu["build_cpu_ms"] = _ms(done.cpu_s or 0.0)
             return done.read("start.safetensors")
 
     def resume(self, data: bytes, source: str) -> None:
@@ -163,6 +169,9 @@ class _SandboxedTraining:
         with self.executor.run(req) as done:
             a = done.answer
             data = done.read("out.safetensors")
+            self._segments_ms.append(_ms(done.cpu_s or 0.0))
+        self.cpu.update(segment_cpu_ms_median=int(statistics.median(self._segments_ms)),
+                        segment_cpu_ms_max=max(self._segments_ms))
         # the answer is the code's word: counts for the run's work report (verifiers count again)
         self.step_flops_max = max(self.step_flops_max, budget.counted_flops(a.get("step_flops_max")) or 0)
         self.counted_steps += budget.counted_flops(a.get("counted_steps")) or 0
@@ -235,7 +244,7 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
         "code_cid": code_cid, "harness_cid": harness_cid, "datasets": dataset_cids, "seed": opts.seed, "steps": steps,
         "segment_steps": k, "threads": opts.threads,
     }
-    timings = {"train_ms": 0, "checkpoint_ms": 0, "pin_ms": 0}
+    timings = {"train_ms": 0, "checkpoint_ms": 0, "pin_ms": 0, **getattr(training, "cpu", {})}
     boundaries, resumed_from = _resume(out, params, training, timings)
     if boundaries:
         say(f"resuming {out} from checkpoint {resumed_from} (step {boundaries[-1].step} of {steps})")
@@ -264,12 +273,14 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
         for stale in (out / "checkpoints").glob("ckpt_*.safetensors"):
             stale.unlink()
         boundary(0, training.start())
+        _note_cpu(timings, training)
     last = None
     for seg in range(len(boundaries) - 1, steps // k):  # segment seg: boundary seg -> seg + 1
         t0 = time.perf_counter()
         hook = (lambda s, loss, seg=seg: on_progress(s, loss, seg, steps)) if on_progress else None
         last = training.segment(seg, k, ckpt_path(out, seg), hook)
         timings["train_ms"] += _ms(time.perf_counter() - t0)
+        _note_cpu(timings, training)
         boundary(seg + 1, last)
     last = last if last is not None else ckpt_path(out, steps // k).read_bytes()
 
@@ -315,6 +326,13 @@ def _work(training, last: bytes, code_dir: Path) -> dict[str, int]:
     A resumed run counted only the segments it trained after the resume."""
     return {"params": budget.param_count(checkpoint.model_params(last)), "code_bytes": budget.code_bytes(code_dir),
             **training.work()}
+
+
+def _note_cpu(timings: dict, training) -> None:
+    """The request times so far, the larger of this process's and what a resumed run kept in
+    progress.json (a median over the segments trained since the resume)."""
+    for key, ms in getattr(training, "cpu", {}).items():
+        timings[key] = max(int(timings.get(key, 0)), int(ms))
 
 
 def _write_progress(out: Path, params: dict, boundaries: list, timings: dict) -> None:

@@ -2,29 +2,25 @@
 
 The task's step budget alone counts calls, not work: a ``train_step`` that makes four
 updates per counted step, or a ``build()`` that trains before step 0, spends the
-same number of steps. So the TaskSpec also states the budget in work
-(``Budget``), and verifiers count it when they replay:
+same number of steps. So the TaskSpec also states the budget in work (``Budget``),
+and verifiers measure it when they replay:
 
+- **time**, the rule: the CPU time the kernel accounts to a whole request (the reaped
+  process tree, every thread and every process it started, detached or not:
+  ``Done.cpu_s``), divided by the CPU time of the task's own baseline doing the same,
+  timed by the same party on its own machine (``TimeBase``,
+  ``arledger.protocol.timebase``). The task states the ratio (``time_ratio``); the
+  ratio, not seconds, is what every party compares, so a slower verifier does not
+  accuse a faster trainer. Claim code cannot report or lower it. Within it anything
+  goes: more updates per step, a bigger model.
 - **FLOPs**, counted by ``flop_counter()`` with the formulas of torch's ``FlopCounterMode``
-  (``torch.utils.flop_counter.flop_registry``: matmuls, convolutions, attention):
-  deterministic, the same on every machine. The counter sees every torch op of every
-  step of a replayed segment, and of ``build()`` when checkpoint 0 is rebuilt. Code
-  that behaves differently while counted cannot help itself: its replay would not
-  reproduce the trainer's checkpoints. The counter runs in the claim's own process,
-  though, so its number is claim code's word: code that tampers with the counter (or
-  computes outside torch) meets the second line,
-- **CPU time**, measured by the kernel for the whole request (the parent's rusage of
-  the reaped process tree: ``Done.cpu_s``), never reported by claim code, against a
-  per-segment backstop calibrated on the reference environment when the task was
-  made (``calibrate_cpu``). It is coarse on purpose (honest machines differ), so it
-  bounds hidden work at about ``CPU_MARGIN`` times the honest cost; the FLOP count is
-  the tight line.
+  (``torch.utils.flop_counter.flop_registry``: matmuls, convolutions, attention) on the
+  first step of a segment and on ``build()``: deterministic, the same on every machine,
+  the run's report (what ``artrain run`` prints), and a cheap first refusal far above the
+  time budget (``FLOPS_CEILING``). The counter runs in the claim's own process, so its
+  number is claim code's word: it never decides alone what the time budget allows.
 - **parameters** (counted by the verifier from checkpoint 0) and **code size**
   (counted from the pinned code directory): static, exact.
-
-The counter's overhead (a Python dispatch per op) is ~1.5x on charlm's steps; the
-trainer counts ``build()`` and the first step of every segment (``artrain run``
-reports it and refuses an over-budget run before any gas), verifiers count all.
 """
 
 from __future__ import annotations
@@ -34,16 +30,41 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_map
-from torch.utils.flop_counter import flop_registry
-
-CPU_MARGIN = 3.0  # backstop: 3x the calibrated honest segment at the FLOP budget
-CPU_FLOOR_S = 4.0  # plus a fixed allowance for a request's start-up (a fresh interpreter: ~3 s)
-FLOPS_HEADROOM = 1.5  # default budget: 1.5x the baseline's per-step FLOPs (a bigger model fits)
+FLOPS_HEADROOM = 1.5  # the default time budget: 1.5x the baseline's time (a model a half bigger fits)
+FLOPS_CEILING = 3.0  # the FLOP line: 3x the time budget's ratio of the baseline's step, far above what time allows
+TIME_TRIES = 3  # a replay over the time line is timed again this many times, each next to the baseline timed now
 CODE_BYTES_DEFAULT = 256 * 1024  # train.py + experiment.json
 PARAMS_HEADROOM = 4  # default: 4x the baseline's parameter count
+
+
+@dataclass(frozen=True)
+class TimeBase:
+    """The task's baseline timed on one machine (``arledger.protocol.baseline.time_base``): the
+    CPU time of a request that trains one segment, and of the start (``build()`` plus one
+    segment-th of a segment: a build may do some work, never a segment's worth), as the kernel
+    accounts them. ``machine``: where it was timed (``arledger.protocol.timebase.machine``)."""
+
+    segment_s: float
+    start_s: float
+    machine: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TimeBase":
+        return cls(float(d["segment_s"]), float(d["start_s"]), str(d.get("machine", "")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What one request of claim code cost: ``flops`` as the worker reported them (claim code's
+    word), the ``counted`` steps the request asked to count (the caller's choice, never the
+    worker's), and ``cpu_s``, the kernel's account of the request (None where not measured)."""
+
+    flops: Any
+    counted: int = 0
+    cpu_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -54,7 +75,8 @@ class Budget:
     segment_steps: int
     flops_per_step: int | None = None  # a segment may count at most segment_steps x this
     startup_flops: int | None = None  # build() (and load_data), counted when checkpoint 0 is rebuilt
-    cpu_seconds_per_segment: float | None = None  # kernel-measured backstop, per replay request
+    cpu_seconds_per_segment: float | None = None  # older specs: an absolute CPU backstop per request
+    time_ratio: float | None = None  # a request may use this x the baseline's CPU time on the same machine
     max_params: int | None = None
     max_code_bytes: int | None = None
 
@@ -65,29 +87,48 @@ class Budget:
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
-    @property
-    def segment_flops(self) -> int | None:
-        return None if self.flops_per_step is None else self.flops_per_step * self.segment_steps
-
     # -- the checks (each returns "" or the problem, naming the number and the limit) ------
 
-    def segment_problem(self, flops: Any, cpu_s: float | None) -> str:
-        """A replayed segment's counted FLOPs (claim's word) and measured CPU (the kernel's)."""
-        return (_flops_problem(self.segment_flops, flops, "the replay",
-                               f"the segment counted {{n:.4g}} FLOPs, the task allows {{limit:.4g}} "
-                               f"({self.segment_steps} steps x {self.flops_per_step or 0:.4g})")
-                or self.cpu_problem(cpu_s, "the segment"))
+    def segment_problem(self, m: Measured, base: TimeBase | None) -> str:
+        """A replayed segment: the steps it counted (claim's word), its time (the kernel's)."""
+        return (_flops_problem(None if self.flops_per_step is None else max(1, m.counted) * self.flops_per_step,
+                               m.flops, "the replay",
+                               f"{max(1, m.counted)} counted step(s) counted {{n:.4g}} FLOPs, the task allows "
+                               f"{{limit:.4g}} ({self.flops_per_step or 0:.4g} per step)")
+                or self.time_problem(m.cpu_s, base and base.segment_s, "the segment"))
 
-    def startup_problem(self, flops: Any, cpu_s: float | None) -> str:
-        return (_flops_problem(self.startup_flops, flops, "the rebuild",
+    def startup_problem(self, m: Measured, base: TimeBase | None) -> str:
+        """The rebuild of checkpoint 0 (``load_data`` + ``build()``)."""
+        return (_flops_problem(self.startup_flops, m.flops, "the rebuild",
                                "build() counted {n:.4g} FLOPs before step 0, the task allows {limit:.4g}")
-                or self.cpu_problem(cpu_s, "build()"))
+                or self.time_problem(m.cpu_s, base and base.start_s, "build()"))
 
-    def cpu_problem(self, cpu_s: float | None, what: str) -> str:
-        if self.cpu_seconds_per_segment is not None and cpu_s is not None and cpu_s > self.cpu_seconds_per_segment:
+    def time_problem(self, cpu_s: float | None, base_s: float | None, what: str) -> str:
+        """``cpu_s`` against ``time_ratio`` x the baseline's ``base_s`` on the same machine (an older
+        spec's absolute backstop where it states no ratio); "" where either was not measured."""
+        if cpu_s is None:
+            return ""
+        if self.time_ratio is not None:
+            if base_s is None or base_s <= 0:
+                return ""
+            if cpu_s > self.time_ratio * base_s:
+                return (f"compute budget: {what} used {cpu_s / base_s:.2f}x the baseline's CPU time on this machine "
+                        f"({cpu_s:.2f} s, the baseline {base_s:.2f} s); the task allows {self.time_ratio:g}x")
+            return ""
+        if self.cpu_seconds_per_segment is not None and cpu_s > self.cpu_seconds_per_segment:
             return (f"compute budget: {what} used {cpu_s:.1f} s of CPU, the task's backstop is "
                     f"{self.cpu_seconds_per_segment:.1f} s")
         return ""
+
+    def rule(self) -> str:
+        """The time budget in words, for ``artrain task show``."""
+        if self.time_ratio is not None:
+            return (f"each segment may use at most {self.time_ratio:g}x the CPU time of the task's baseline "
+                    f"on your machine (build() {self.time_ratio:g}x the baseline's start), as the kernel "
+                    f"counts it: every process and thread the code starts")
+        if self.cpu_seconds_per_segment is not None:
+            return f"each segment may use at most {self.cpu_seconds_per_segment:g} s of CPU (an older task's backstop)"
+        return "no time budget (an older task)"
 
     def static_problems(self, params: int | None, code_bytes: int | None) -> list[str]:
         out = []
@@ -114,12 +155,6 @@ def _flops_problem(limit: int | None, flops: Any, who: str, over: str) -> str:
     return f"compute budget: {over.format(n=n, limit=limit)}" if n > limit else ""
 
 
-def calibrate_cpu(segment_cpu_s: float, flops_ratio: float) -> float:
-    """The backstop for a task whose baseline segment took ``segment_cpu_s`` of CPU and whose
-    FLOP budget is ``flops_ratio`` x the baseline's: honest code at the budget, times the margin."""
-    return round(CPU_MARGIN * segment_cpu_s * max(1.0, flops_ratio) + CPU_FLOOR_S, 1)
-
-
 def code_bytes(directory: Path) -> int:
     """The bytes of every file under ``directory`` (the pinned code, as a verifier fetched it),
     less Python's bytecode caches: a trainer's import writes them next to train.py, the
@@ -143,6 +178,14 @@ def flop_counter():
     """
     global _MODE
     if _MODE is None:
+        import torch  # lazy: the budget's rules are read by commands that never compute (task show)
+        from torch.utils._python_dispatch import TorchDispatchMode  # lazy: as torch
+        from torch.utils._pytree import tree_map  # lazy: as torch
+        from torch.utils.flop_counter import flop_registry  # lazy: as torch
+
+        def _shapes(tree: Any) -> Any:
+            return tree_map(lambda x: x.shape if isinstance(x, torch.Tensor) else x, tree)
+
         class FlopCounter(TorchDispatchMode):
             def __init__(self):
                 super().__init__()
@@ -162,10 +205,6 @@ def flop_counter():
 
 
 _MODE = None
-
-
-def _shapes(tree: Any) -> Any:
-    return tree_map(lambda x: x.shape if isinstance(x, torch.Tensor) else x, tree)
 
 
 def fmt_flops(n: int | None) -> str:
