@@ -308,20 +308,19 @@ def test_hostile_best_claim_steals_nothing_from_the_agent_or_from_artrain_run(wo
     assert not received, received[0][:500]
 
 
-# train.py that can tell its training from a replay: the request it is served in says how many
-# steps are counted (one per segment in training, every step in a verifier's replay). Trained,
-# it is honest; replayed, it diverges: whoever stakes it is slashed.
+# train.py that never trains the same way twice (a coin per step from the OS): a replay of it
+# diverges from its training, and whoever stakes it is slashed. (A replay is the very request its
+# training was, first step counted alike, so code cannot tell them apart by the request; code that
+# does not reproduce itself is what the agent's self-check is there for.)
 TWO_FACED = '''
 
 _train_step = train_step
 
 
 def train_step(model, opt, batch):
-    import json as _json
+    import os as _os
 
-    with open("request.json") as _fh:
-        replayed = _json.load(_fh).get("count", 0) > 1
-    if replayed:
+    if _os.urandom(1)[0] < 128:
         with torch.no_grad():
             next(model.parameters()).add_(1e-3)
     return _train_step(model, opt, batch)

@@ -172,9 +172,9 @@ def test_honest_segment_counts_its_first_step_and_stays_in_budget(honest, spec, 
 
 
 def test_a_time_base_kept_from_a_faster_moment_accuses_nobody(honest, spec, store, pool, base, tmp_path):
-    """The kept time base says the machine was 40% faster than it is: the honest replay is over
+    """The kept time base says the machine was twice as fast as it is: the honest replay is over
     the line on every try, so the baseline is timed again now, and the claim is held to that."""
-    fast = TimeBase(base.segment_s * 0.6, base.start_s * 0.6, base.machine)
+    fast = TimeBase(base.segment_s * 0.45, base.start_s * 0.45, base.machine)
     timing = timebase.TimeBaseRequest(spec, store, pool, tmp_path / "home")
     control = replay_segment(_replay(honest, pool, spec.work_budget, tmp_path / "c", fast), 0)
     assert control.status == "over_budget", "without a second look at the baseline, an honest claim is accused"

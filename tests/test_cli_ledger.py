@@ -7,6 +7,7 @@ paths of submit/watch/best are exercised end to end in tests/test_e2e_*.py.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -83,7 +84,8 @@ def test_run_that_does_not_meet_the_task_is_refused_before_any_gas(world, task):
     me = world.chain.address(1)
     nonce, balance, claims = w3.eth.get_transaction_count(me), w3.eth.get_balance(me), world.ledger.total_claims()
     res = world.artrain("submit", bad, "--task", task, "--store", world.store_spec, "--dev-account", 1, ok=False)
-    line = one_line_error(res, "SubmitError", "steps")
+    line = one_line_error(res, "does not meet task", "steps")
+    assert "SubmitError" not in line, "a sentence, not a class name"
     assert "budget is 20" in line
     assert (w3.eth.get_transaction_count(me), w3.eth.get_balance(me)) == (nonce, balance)
     assert world.ledger.total_claims() == claims and world.events("ClaimCommitted", trainer=me) == []
@@ -128,6 +130,14 @@ def test_submit_status_claims_report_and_check_json(world, task, run):
     human = world.artrain("claims", "--task", task, ok=False).output
     assert "Open" in human and "lab-notebook" in human
 
+    # nothing expires unseen: in the last quarter of its window without its quorum, status warns
+    assert st["expiry_warning"] is None, "early in its window: no warning"
+    world.chain.advance(st["challenge_deadline"] - st["now"] - 100)
+    st = world.artrain("status", sub["claim_id"], "--json")
+    assert "0/2 confirmations" in st["expiry_warning"] and "expires" in st["expiry_warning"]
+    human = world.artrain("status", sub["claim_id"], ok=False).output
+    assert "warning: claim" in human and "arverify watch" in human
+
 
 def test_register_unregister_withdraw_json(world, task):
     reg = world.arverify("register", "--stake", "0.6eth", "--dev-account", 5, "--json")
@@ -139,3 +149,21 @@ def test_register_unregister_withdraw_json(world, task):
     again = world.arverify("withdraw", "--dev-account", 5, "--json")
     assert again == {"account": world.chain.address(5), "withdrawn": 0}
     assert json.dumps(out)
+
+
+def test_task_create_refuses_funds_it_lacks_before_any_slow_work(world):
+    """The pool (and a sealed task's bond) is checked against the sponsor's balance first: no data
+    set built, no baseline trained, no transaction; a reward above the pool is said."""
+    from arledger import tasks
+    from arledger.chain.units import parse_amount
+
+    before = (world.ledger.task_count(), sorted(world.home.rglob("*")))
+    res = world.artrain("task", "create", "--template", "digits", "--pool", "1000000eth", "--store", world.store_spec,
+                        "--dev-account", 0, ok=False)
+    line = one_line_error(res, "funds:", "1000000eth", "holds")
+    assert "eth" in line and not re.search(r"\d ?wei\b", line), "amounts in ETH (or gwei), never in wei"
+    assert (world.ledger.task_count(), sorted(world.home.rglob("*"))) == before, "nothing built, pinned or sent"
+    req = tasks.with_overrides(tasks.TaskRequest(experiment_dir=tasks.experiment_dir_of("digits")),
+                               reward=parse_amount("5eth"), pool=parse_amount("1eth"))
+    [warning] = tasks.check_funds(world.ledger, req)
+    assert "the reward 5eth is more than the pool 1eth" in warning

@@ -72,6 +72,7 @@ def test_claims_disputes_and_votes_fold_into_states_and_payouts():
     [d] = idx.disputes_of(2)
     assert d["kind"] == "Segment" and d["outcome"] == "Upheld" and [v["voter"] for v in d["votes"]] == [V1, V2]
     assert d["payouts"]["challenger"] == 15 * 10**16
+    assert d["payouts"]["trainer_stake_lost"] == 10**17, "upheld: the trainer's whole stake moved (slashed=0 is the confirmers')"
     assert idx.best_of(1)["claim_id"] == 1 and idx.events == 19 and idx.last_block == 12
 
 

@@ -87,7 +87,7 @@ def test_bad_budget_is_one_clear_line(tmp_path):
     res = CliRunner().invoke(main, ["run", DIGITS, "--steps", "10", "--segment-steps", "3",
                                     "--out", str(tmp_path / "r"), "--store", f"embedded:{tmp_path}/s"])
     assert res.exit_code == 1
-    assert "ExperimentError: segment_steps: 3 must be >= 1 and divide steps 10" in res.output
+    assert "Error: segment_steps: 3 must be >= 1 and divide steps 10" in res.output
 
 
 def test_bad_trainer_address_is_rejected_before_training(tmp_path):

@@ -88,10 +88,11 @@ def download_best(ledger: Ledger, store: Any, task_id: int, dest: Path, force: b
 def claim_status(ledger: Ledger, claim_id: int) -> dict:
     c = ledger.claim(claim_id)
     reveal = ledger.claim_revealed_event(claim_id)
+    task = ledger.task(c.task_id)
 
     out = {"claim_id": claim_id, "task_id": c.task_id, "trainer": c.trainer, "parent_id": c.parent_id,
            "state": ledger.claim_state(claim_id), "confirmations": c.confirmations,
-           "quorum": ledger.task(c.task_id).quorum, **loss_fields("claimed_loss", c.claimed_loss),
+           "quorum": task.quorum, **loss_fields("claimed_loss", c.claimed_loss),
            "stake": c.stake, "segments": c.num_segments,
            "challenge_deadline": c.challenge_deadline, "now": ledger.block_timestamp(),
            "manifest_cid": digest_to_cid(reveal.manifest_digest), "code_cid": reveal.code_cid,
@@ -103,12 +104,28 @@ def claim_status(ledger: Ledger, claim_id: int) -> dict:
                          "open_deadline": rs["open_deadline"], "shard_cid": rs.get("shard_cid"),
                          "scored": cs.scored, "incumbent_id": cs.incumbent_id,
                          **loss_fields("incumbent_loss", cs.incumbent_loss if cs.scored else None)}
+    out["expiry_warning"] = expiry_warning(out, task.challenge_window)
     if c.open_dispute:
         d = ledger.dispute(c.open_dispute)
         out["dispute"] = {"id": d.dispute_id, "kind": d.kind, "segment": d.segment, "state": d.state,
                           "challenger": d.challenger, "votes_uphold": d.votes_uphold,
                           "votes_dismiss": d.votes_dismiss, "voting_deadline": d.voting_deadline}
     return out
+
+
+def expiry_warning(status: dict, challenge_window: int) -> str | None:
+    """A sentence when an open claim is in the last quarter of its challenge window without its
+    quorum (``status``: ``claim_status``'s fields): unless verifiers act, it expires, its stake
+    back and no reward. None otherwise. The one rule for `artrain status`, the agent and the
+    dashboard (the README's "A trainer" says what a trainer can do)."""
+    left = status["challenge_deadline"] - status["now"]
+    if status["state"] != "Open" or status["confirmations"] >= status["quorum"] or left < 0:
+        return None
+    if left > challenge_window // 4:
+        return None
+    return (f"claim {status['claim_id']} has {status['confirmations']}/{status['quorum']} confirmations with "
+            f"{left}s of its challenge window left: unless verifiers act it expires (stake back, no reward); "
+            "run `arverify watch` yourself or ask the task's verifiers")
 
 
 def rounds_of(ledger: Ledger, task_id: int) -> dict | None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,7 +35,7 @@ from typing import Any, Callable
 from arledger import manifest as mf, sealed, taskspec
 from arledger.chain.deployment import arledger_home
 from arledger.chain.ledger import ClaimFields
-from arledger.chain.units import loss_fields
+from arledger.chain.units import format_amount, loss_fields
 from arledger.checkpoint import atomic_write
 from arledger.errors import (
     ChainError,
@@ -48,6 +49,7 @@ from arledger.execution import isolation
 from arledger.micro import fmt
 from arledger.protocol import timebase
 from arledger.protocol.artifacts import ckpt_path
+from arledger.protocol.replay import rebuild_start, replay, replay_segment, ReplayOptions
 from arstore import bytes_cid, cid_to_bytes, cid_to_digest
 
 STATE_FILE = "submission.json"
@@ -110,8 +112,10 @@ def pin_run(store: Any, run_dir: Path, m: mf.Manifest, claim_bytes: bytes,
 
 def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_id: int | None = None,
                stake: int | None = None, progress: Callable[[str], None] = lambda _: None,
-               warn: Callable[[str], None] = lambda _: None, wait: bool = False) -> Submission:
+               warn: Callable[[str], None] = lambda _: None, wait: bool = False,
+               time_home: Path | None = None) -> Submission:
     """Check, pin, commit, wait a block, reveal. Safe to run again after a crash.
+    ``time_home``: where this machine's timing of the task's baseline is kept [default: $ARLEDGER_HOME].
 
     Everything the contract checks at reveal (the task, the parent, the stake, and the
     budget the verifiers will count) is checked before the commit, so no gas is spent on
@@ -137,7 +141,7 @@ def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_i
             parent_id = ledger.best_claim(task_id)[0]
         stake = task.min_trainer_stake if stake is None else int(stake)
         _check_before_commit(ledger, task, task_id, parent_id, stake, trainer)
-        _check_time(m, spec, store, run_dir, task_id, warn)
+        _check_time(_TimeCheck(spec, store, run_dir, Path(time_home) if time_home else arledger_home()), m, warn)
         if seal.sealed:
             _round_now(ledger, seal, task_id)
         for line in _warnings(ledger, task, task_id, parent_id, m.evaluation.value_micro, seal.sealed):
@@ -346,7 +350,7 @@ def _manifest_cid(claim_bytes: bytes) -> str:
 def _same_as_saved(state: dict, path: Path, task_id: int, trainer: str, parent_id: int | None,
                    stake: int | None) -> None:
     where = (f"{path} holds a submission to task {state['task_id']} by {state['trainer']} "
-             f"(parent {state['parent_id']}, stake {state['stake']} wei, {state['stage']})")
+             f"(parent {state['parent_id']}, stake {format_amount(int(state['stake']))}, {state['stage']})")
     if state["task_id"] != task_id or state["trainer"].lower() != trainer.lower():
         raise SubmitError(f"{where}; copy the run dir to submit it elsewhere")
     for flag, given, saved in (("--parent", parent_id, state["parent_id"]), ("--stake", stake, state["stake"])):
@@ -367,28 +371,57 @@ def _check_before_commit(ledger: Any, task: Any, task_id: int, parent_id: int, s
         if parent.task_id != task_id:
             raise SubmitError(f"parent: claim {parent_id} belongs to task {parent.task_id}, not task {task_id}")
     if stake < task.min_trainer_stake:
-        raise SubmitError(f"stake: {stake} wei is below the task's minimum trainer stake {task.min_trainer_stake}")
+        raise SubmitError(f"stake: {format_amount(stake)} is below the task's minimum trainer stake "
+                          f"{format_amount(task.min_trainer_stake)}")
     balance = ledger.w3.eth.get_balance(trainer)
     gas = ledger.w3.eth.gas_price * GAS_MARGIN
     if balance < stake + gas:
-        raise SubmitError(f"stake: {trainer} holds {balance} wei, less than the stake {stake} wei plus gas for the "
-                          f"commit and reveal (~{gas} wei at the current gas price)")
+        raise SubmitError(f"stake: {trainer} holds {format_amount(balance)}, less than the stake {format_amount(stake)} "
+                          f"plus gas for the commit and reveal (about {format_amount(gas)} at the current gas price)")
 
 
-def _check_time(m: mf.Manifest, spec: Any, store: Any, run_dir: Path, task_id: int, warn: Callable) -> None:
+@dataclass(frozen=True)
+class _TimeCheck:
+    """What `submit` checks a run's time with: the task, the store its baseline comes from, the
+    run, and where this machine's timing of the baseline is kept."""
+
+    spec: Any
+    store: Any
+    run_dir: Path
+    home: Path
+
+
+def _check_time(t: _TimeCheck, m: mf.Manifest, warn: Callable) -> None:
     """The run's own timings against the task's time budget on this machine, before any gas
-    (the task's baseline timed here once, in the task's sandbox: ``protocol.timebase``)."""
-    if spec.work_budget.time_ratio is None or not (m.timings or {}).get("segment_cpu_ms_median"):
+    (the task's baseline timed here once, in the task's sandbox: ``protocol.timebase``). Timings
+    over the line are looked at again the way a verifier would: segment 0 replayed now, next
+    to the baseline timed now; only that refuses (a machine busier during training than when
+    the baseline was timed is not the run's fault)."""
+    if t.spec.work_budget.time_ratio is None or not (m.timings or {}).get("segment_cpu_ms_median"):
         return  # an older task, or a run trained outside the sandbox (nothing timed)
+    executor = isolation.executor(isolation.for_task(t.spec))
+    timing = timebase.TimeBaseRequest(t.spec, t.store, executor, t.home)
     try:
-        base = timebase.local_time_base(timebase.TimeBaseRequest(
-            spec, store, isolation.executor(isolation.for_task(spec)), arledger_home()))
+        base = timebase.local_time_base(timing)
     except TimeBaseUnavailable as exc:
         warn(f"the time budget was not checked here: {exc}")
         return
-    problems = taskspec.time_problems(m, spec, base)
+    if not taskspec.time_problems(m, t.spec, base):
+        return
+    work = t.run_dir / "time-check"
+    opts = ReplayOptions(run_dir=t.run_dir, store=t.store, workdir=work, executor=executor,
+                         mode=t.spec.mode, threshold=t.spec.threshold, limits=t.spec.sandbox_limits(),
+                         budget=t.spec.work_budget, time_base=base, base_now=lambda: timebase.time_now(timing))
+    try:
+        r = replay(m, opts)
+        problems = [res.detail for res in (rebuild_start(r), replay_segment(r, 0)) if res.status == "over_budget"]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     if problems:
-        raise SubmitError(f"run {run_dir} is over task {task_id}'s time budget: " + "; ".join(problems))
+        raise SubmitError(f"run {t.run_dir} is over the task's time budget (replayed here as a verifier would): "
+                          + "; ".join(problems))
+    warn("the run's recorded timings were over the time budget, but a replay now, next to the baseline timed "
+         "now, is within it (the machine was busier while it trained)")
 
 
 def _warnings(ledger: Any, task: Any, task_id: int, parent_id: int, loss: int, is_sealed: bool = False) -> list[str]:

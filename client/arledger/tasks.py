@@ -32,7 +32,7 @@ from typing import Any
 
 from arledger import sealed, taskspec
 from arledger.chain.ledger import Ledger, SealParams, TaskParams, TxResult
-from arledger.chain.units import parse_amount
+from arledger.chain.units import format_amount, parse_amount
 from arledger.errors import ConfigError
 from arledger.harness import load_harness
 from arledger.protocol import artifacts
@@ -117,17 +117,41 @@ def load_request(path: Path) -> TaskRequest:
     terms = TaskTerms.from_dict(d.pop("terms", {}) or {})
     if d.get("heldout"):
         d["heldout"] = base / d["heldout"]
-    allowed = {f.name for f in fields(TaskRequest)} - {"experiment_dir", "terms", "harness_dir", "sealed_dir"}
+    allowed = {f.name for f in fields(TaskRequest)} - {"experiment_dir", "terms", "harness_dir", "sealed_dir",
+                                                       "time_home"}
     unknown = set(d) - allowed
     if unknown:
         raise ConfigError(f"{path}: unknown field(s) {', '.join(sorted(unknown))}")
     return TaskRequest(experiment_dir=exp, terms=terms, **d)
 
 
+TASK_GAS = 400_000  # gas createTask / createSealedTask take, with room (docs/gas.md: 187k / 243k)
+
+
+def check_funds(ledger: Ledger, req: TaskRequest) -> list[str]:
+    """The sponsor's funds against what the task will lock (the pool, a sealed task's bond, gas),
+    refused before any slow work (the data set, the baseline); returns warnings about the terms."""
+    t = req.terms
+    value = t.pool + (t.sponsor_bond if req.heldout else 0)
+    gas = ledger.w3.eth.gas_price * TASK_GAS
+    balance = ledger.w3.eth.get_balance(ledger.account_address)
+    if balance < value + gas:
+        what = f"the pool {format_amount(t.pool)}" + (f" and the sponsor bond {format_amount(t.sponsor_bond)}"
+                                                      if req.heldout else "")
+        raise ConfigError(f"funds: the sponsor {ledger.account_address} holds {format_amount(balance)}, less than "
+                          f"{what} plus gas (about {format_amount(gas)})")
+    if t.reward > t.pool:
+        return [f"warning: the reward {format_amount(t.reward)} is more than the pool {format_amount(t.pool)}: the "
+                "first improvement is paid what the pool holds and the next ones nothing (raise --pool)"]
+    return []
+
+
 def create_task(ledger: Ledger, store: Any, req: TaskRequest) -> tuple[int, taskspec.TaskSpec, str, TxResult]:
     """Pin the data set, the baseline code and the TaskSpec; with ``req.heldout``, cut and keep the
     sealed shards (nothing of them leaves this machine); create the task. Returns (id, spec, spec
-    CID, tx). Everything that can fail off chain fails before the one transaction."""
+    CID, tx). Everything that can fail off chain fails before the one transaction, and funds
+    before any slow work."""
+    check_funds(ledger, req)
     spec = taskspec.build_taskspec(req, store)
     sealed_set = seal_heldout(spec, store, req.heldout, req.terms.rounds, req.sealed_dir) if req.heldout else None
     spec_cid = taskspec.publish(store, spec)

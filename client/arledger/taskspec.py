@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from arledger import jsondoc
-from arledger.chain.deployment import arledger_home
 from arledger.errors import ArledgerError, ExperimentError, ReplayError, TaskSpecError
 from arledger.execution import isolation, kernels
 from arledger.execution.limits import Limits
@@ -162,7 +161,9 @@ class SpecRequest:
     the on-chain terms. ``harness_dir`` defaults to the harness the baseline's experiment.json
     names; ``baseline_loss`` to the harness's metric of the untrained baseline model (seed 0);
     ``budget``: work limits over the ones measured on the baseline; ``cpu_kernels``: the kernel
-    set every party runs with [default: ``kernels.DEFAULT_PIN``]."""
+    set every party runs with [default: ``kernels.DEFAULT_PIN``]; ``time_home``: where this
+    machine's timing of the baseline is kept for the parties on it (``protocol.timebase``; the
+    CLI: $ARLEDGER_HOME) [default: not kept]."""
 
     experiment_dir: Path
     name: str | None = None
@@ -178,6 +179,7 @@ class SpecRequest:
     harness_dir: Path | None = None
     budget: dict | None = None
     cpu_kernels: str | None = None
+    time_home: Path | None = None
 
 
 def build_taskspec(req: SpecRequest, store: Any) -> TaskSpec:
@@ -245,8 +247,8 @@ def build_taskspec(req: SpecRequest, store: Any) -> TaskSpec:
         "baseline_loss_micro": to_micro(baseline_loss),
     }
     spec = validate_dict(d)
-    # the creator timed the baseline here: a trainer or verifier on this machine need not again
-    timebase.remember(spec, measured.time, arledger_home(), claim_executor)
+    if req.time_home is not None:  # the creator timed the baseline here: parties on this machine need not again
+        timebase.remember(spec, measured.time, req.time_home, claim_executor)
     return spec
 
 

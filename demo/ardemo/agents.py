@@ -82,7 +82,8 @@ class AgentsDemo:
         self.say(f"[2/4] sponsor: creating a charlm task ({cfg.steps} steps in segments of {cfg.segment_steps})")
         req = tasks.TaskRequest(experiment_dir=tasks.experiment_dir_of("charlm"), steps=cfg.steps,
                                 segment_steps=cfg.segment_steps, min_improvement=cfg.min_improvement,
-                                terms=tasks.TaskTerms(quorum=2, challenge_window=600, voting_window=300))
+                                terms=tasks.TaskTerms(quorum=2, challenge_window=600, voting_window=300),
+                                time_home=home)  # the agents' and verifiers' home: the baseline timed once
         task_id, spec, _, _ = tasks.create_task(deployer, store, req)
         self.say(f"      task {task_id}: {spec.evaluation['metric']}, baseline {fmt(spec.baseline_loss_micro, 4)}, "
                  f"epsilon {cfg.min_improvement}")

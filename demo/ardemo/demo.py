@@ -86,6 +86,9 @@ class Demo:
         self.cfg = cfg
         self.say = say
         self.out = Path(cfg.out).resolve()  # workers run elsewhere: no relative paths
+        # the parties share this one machine, so they share its timing of the task's baseline
+        # (arledger.protocol.timebase); kept under --out, like everything the demo writes
+        self.machine = self.out / "machine"
 
     # -- the story -----------------------------------------------------------------------
 
@@ -125,7 +128,7 @@ class Demo:
                                 terms=tasks.TaskTerms(quorum=cfg.quorum, challenge_window=cfg.challenge_window,
                                                       voting_window=cfg.voting_window, rounds=1,
                                                       round_length=cfg.round_length, open_grace=cfg.round_length),
-                                heldout=Path(private["out"]), sealed_dir=self.sealed_dir)
+                                heldout=Path(private["out"]), sealed_dir=self.sealed_dir, time_home=self.machine)
         task_id, spec, spec_cid, _ = tasks.create_task(by["sponsor"].ledger, store, req)
         self.say(f"      task {task_id}: {spec.evaluation['metric']} ({spec.evaluation['units']}), "
                  f"baseline {fmt(spec.baseline_loss_micro, 4)}, budget {spec.steps} steps in "
@@ -146,7 +149,7 @@ class Demo:
         runs["eve"] = self._train("eve", seed=3, code=eve_code,
                                   note=f"train.py carries the public held-out text ({len(public)} characters)")
         for who in ("alice", "mallory", "eve"):
-            s = submit_run(by[who].ledger, store, runs[who], task_id)
+            s = submit_run(by[who].ledger, store, runs[who], task_id, time_home=self.machine)
             self.say(f"      {who}: claim {s.claim_id} revealed in round 0 with its code and weights, no loss yet; "
                      f"its own estimate on the public split {fmt(self._public_loss(runs[who]), 4)}")
 
@@ -155,7 +158,7 @@ class Demo:
         opened = sealed.open_round(by["sponsor"].ledger, store, task_id, 0, self.sealed_dir)
         self.say(f"      sponsor: shard {opened['shard_cid']} opened ({opened['bytes']} bytes, proof checked on chain)")
         for who in ("alice", "mallory", "eve"):
-            s = submit_run(by[who].ledger, store, runs[who], task_id).sealed
+            s = submit_run(by[who].ledger, store, runs[who], task_id, time_home=self.machine).sealed
             self.say(f"      {who}: {spec.evaluation['metric']} on the shard {s['claimed_loss']:.4f} (public "
                      f"{fmt(self._public_loss(runs[who]), 4)}), the baseline on it {s['incumbent_loss']:.4f}")
 
@@ -229,7 +232,7 @@ class Demo:
         for name in ("v1", "v2", "v3"):
             a = by[name]
             d = self.out / "verifiers" / name
-            checker = ClaimChecker(store, a.address, workdir=d / "work")
+            checker = ClaimChecker(store, a.address, workdir=d / "work", home=self.machine)
             node = VerifierNode(a.ledger, store, WatcherState(d / "state.sqlite"), checker,
                                 NodeConfig(confirmations=0), emit=lambda rec, name=name: self._decision(name, rec))
             node.name = name

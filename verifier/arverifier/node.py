@@ -26,7 +26,7 @@ from typing import Any, Callable
 from arledger import taskspec
 from arledger.chain.follow import ChainFollower
 from arledger.chain.ledger import Evidence
-from arledger.chain.units import loss_fields
+from arledger.chain.units import format_amount, loss_fields
 from arledger.errors import ArledgerError, ContractRevert
 from arstore.errors import StoreError
 from arverifier.check import ClaimChecker, ClaimInfo, SealedInfo, Verdict
@@ -192,8 +192,8 @@ class VerifierNode:
         stake = self.ledger.verifier_info(self.me).stake
         if stake < task.min_verifier_stake:  # it could not confirm: said now, not after a replay
             self.state.update_claim(cid, status="done", action="stake-below-task-minimum")
-            reason = (f"this verifier's stake {stake} wei is below task {c.task_id}'s minimum "
-                      f"{task.min_verifier_stake} wei: not verified (arverify register --stake adds to it)")
+            reason = (f"this verifier's stake {format_amount(stake)} is below task {c.task_id}'s minimum "
+                      f"{format_amount(task.min_verifier_stake)}: not verified (arverify register --stake adds to it)")
             log.warning("claim %d: %s", cid, reason)
             self.emit({"kind": "skip", "claim": cid, "reason": reason})
             return False

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from arledger import manifest as mf, taskspec
+from arledger import manifest as mf, queries, taskspec
 from arledger.agent import checks
 from arledger.agent.history import read_history
 from arledger.agent.notebook import Notebook
@@ -133,6 +133,7 @@ class Agent:
         """Finish the unfinished iteration on disk, or run a new one (first scoring any sealed
         claim of an earlier iteration whose round's shard has opened since)."""
         self.score_waiting()
+        self.warn_expiring()
         n, state = self._open_iteration()
         t0 = time.perf_counter()
         result = self._continue(n, state)
@@ -238,10 +239,9 @@ class Agent:
 
     def _replays_as_verifiers_will(self, m, run_dir: Path) -> str | None:
         """One segment of the run, replayed as a verifier will replay it (the task's limits, mode
-        and budget, every step counted), before any stake: the code is another trainer's, and code
-        that can tell its training from a replay (its request says how many steps are counted)
-        could train one way here and another way there, and get this trainer slashed. The
-        segment is drawn from the run's own root. None if it matches, else why not."""
+        and budget), before any stake: the code is another trainer's, and code that does not
+        reproduce itself (a coin from the OS, a clock) would be challenged and get this trainer
+        slashed. The segment is drawn from the run's own root. None if it matches, else why not."""
         spec = self.spec
         i = int.from_bytes(hashlib.sha256(f"self-check:{m.merkle_root}".encode()).digest()[:8], "big") % m.segments
         opts = ReplayOptions(run_dir=run_dir, store=self.store, workdir=run_dir.parent / "self-check",
@@ -303,6 +303,27 @@ class Agent:
                      + (f", {self.spec.evaluation['metric']} {fmt(s.sealed['claimed_loss_micro'])} against "
                         f"{fmt(s.sealed['incumbent_loss_micro'])}" if s.sealed["stage"] == "scored" else ""))
         return changed
+
+    def warn_expiring(self) -> list[str]:
+        """Say, for each of this agent's open claims in the last quarter of its challenge window
+        without its quorum, that it will expire unless verifiers act (``queries.expiry_warning``)."""
+        root = self.dir / "iterations"
+        said = []
+        task = self.ledger.task(self.cfg.task_id)
+        now = self.ledger.block_timestamp()
+        for path in sorted(root.glob("[0-9][0-9][0-9][0-9]/state.json")) if root.is_dir() else []:
+            claim_id = json.loads(path.read_text()).get("claim_id")
+            if not claim_id:
+                continue
+            c = self.ledger.claim(claim_id)
+            line = queries.expiry_warning({"claim_id": claim_id, "state": self.ledger.claim_state(claim_id),
+                                           "confirmations": c.confirmations, "quorum": task.quorum,
+                                           "challenge_deadline": c.challenge_deadline, "now": now},
+                                          task.challenge_window)
+            if line:
+                self.say(f"warning: {line}")
+                said.append(line)
+        return said
 
     def _reported(self, state: dict) -> bool:
         """Did a report of this run reach the chain before the crash? (asked, never assumed)"""

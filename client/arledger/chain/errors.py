@@ -20,6 +20,7 @@ from eth_utils import keccak, to_checksum_address
 from eth_utils.abi import abi_to_signature, get_abi_input_types
 
 from arledger.chain.artifact import load_artifact
+from arledger.chain.units import format_amount
 from arledger.errors import ContractRevert
 
 
@@ -107,6 +108,8 @@ class RevertDecoder:
             except Exception:  # malformed payload: still name the error
                 return cls(f"{where}{entry['name']} (undecodable arguments 0x{body.hex()})", {}, raw)
             args = {n: _plain(v, t) for n, v, t in zip(names, values, types)}
+            if entry["name"] in SENTENCES:  # the errors a user meets: a sentence, amounts in ETH
+                return cls(SENTENCES[entry["name"]](args), args, raw)
             shown = ", ".join(f"{k}={_show(v)}" for k, v in args.items())
             return cls(f"{where}{entry['name']}({shown})", args, raw)
         if selector == _ERROR_SELECTOR:
@@ -125,6 +128,22 @@ class RevertDecoder:
         if not raw:
             return UnknownRevert(f"{where}reverted without data", {}, raw)
         return UnknownRevert(f"{where}reverted with unknown data 0x{raw.hex()}", {}, raw)
+
+
+SENTENCES = {  # error name -> its sentence from the error's arguments (others show name(args))
+    "LedgerUnknownTask": lambda a: f"task {a['taskId']} does not exist on this ledger",
+    "LedgerUnknownClaim": lambda a: f"claim {a['claimId']} does not exist on this ledger",
+    "LedgerNotVerifier": lambda a: (f"{a['account']} is not a registered verifier "
+                                    "(`arverify register --stake 1eth` registers it)"),
+    "LedgerStakeTooLow": lambda a: (f"{a['account']} stakes {format_amount(a['stake'])}, less than the "
+                                    f"{format_amount(a['required'])} required"),
+    "LedgerWrongBond": lambda a: (f"the bond sent is {format_amount(a['sent'])}; it must be exactly "
+                                  f"{format_amount(a['required'])}"),
+    "LedgerNothingToWithdraw": lambda a: f"{a['account']} has nothing to withdraw",
+    "LedgerAmountTooLarge": lambda a: f"the amount {format_amount(a['amount'])} is larger than the ledger accepts",
+    "LedgerZeroValue": lambda a: "the transaction sent no ETH where an amount is needed",
+    "LedgerNoteTooLong": lambda a: f"the note is {a['length']} bytes, more than the {a['max']} allowed",
+}
 
 
 def _to_bytes(data: Any) -> bytes:

@@ -28,8 +28,8 @@ class Group(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except (ArledgerError, StoreError) as exc:
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+        except (ArledgerError, StoreError) as exc:  # a sentence that names the thing, not the class
+            raise click.ClickException(str(exc)) from exc
 
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}

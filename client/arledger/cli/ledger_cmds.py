@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from arledger import manifest as mf, noise, queries, sealed, tasks, taskspec
+from arledger.chain.deployment import arledger_home
 from arledger.chain.source import PROJECT_ROOT, verify_source, VerifyRequest
 from arledger.chain.units import format_amount, loss_fields
 from arledger.cli.common import (
@@ -90,7 +91,8 @@ def task_create(spec_file, template, reward, pool, steps, segment_steps, quorum,
         req = tasks.TaskRequest(experiment_dir=tasks.experiment_dir_of(template))
     else:
         raise click.UsageError("give --spec FILE or --template NAME")
-    req = tasks.with_overrides(req, reward=reward, pool=pool, quorum=quorum, challenge_window=challenge_window,
+    req = tasks.with_overrides(req, time_home=arledger_home(),
+                               reward=reward, pool=pool, quorum=quorum, challenge_window=challenge_window,
                                voting_window=voting_window, steps=steps, segment_steps=segment_steps,
                                heldout=heldout, rounds=rounds, round_length=round_length, open_grace=open_grace,
                                sponsor_bond=sponsor_bond, min_improvement=min_improvement)
@@ -98,6 +100,8 @@ def task_create(spec_file, template, reward, pool, steps, segment_steps, quorum,
     kernels.ensure(req.cpu_kernels or kernels.DEFAULT_PIN, reexec=True)  # the baseline is measured under it
     say_isolation()  # the baseline's train.py runs sandboxed
     ctx = context_from(chain)
+    for line in tasks.check_funds(ctx.ledger, req):  # before the noise runs and the baseline
+        click.echo(line, err=True)
     store = open_store(store_spec)
     measured = None
     if measure_noise:
@@ -468,6 +472,7 @@ def status(claim_id, as_json, **chain):
         f"loss {d['claimed_loss']:.6f}  trainer {d['trainer']}  stake {format_amount(d['stake'])}",
         f"{_deadline(d['challenge_deadline'], d['now'])}  manifest {d['manifest_cid']}"]
         + _sealed_status(d.get("sealed"), d["now"])
+        + ([f"warning: {d['expiry_warning']}"] if d.get("expiry_warning") else [])
         + ([f"dispute {d['dispute']['kind']} segment {d['dispute']['segment']}: {d['dispute']['state']} "
             f"(uphold {d['dispute']['votes_uphold']} / dismiss {d['dispute']['votes_dismiss']})"]
            if d.get("dispute") else []))

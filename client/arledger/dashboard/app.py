@@ -27,6 +27,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from arledger import queries
 from arledger.dashboard.content import Content
 from arledger.dashboard.follow import IndexFollower
 from arledger.dashboard.index import outcome_of, PENDING
@@ -89,9 +90,13 @@ def make_app(cfg: DashboardConfig) -> Starlette:
         parent, parent_err = content.code(parent_cid) if parent_cid else (None, "no parent code")
         diff = code.diff(parent) if code and parent else None
         spec = content.spec(c.task_id)
+        task = content.task(c.task_id)
+        expiring = queries.expiry_warning({"claim_id": claim_id, "state": c.state, "confirmations": len(c.confirmations),
+                                           "quorum": task.quorum, "challenge_deadline": c.challenge_deadline,
+                                           "now": content.now()}, task.challenge_window)
         return render(request, "claim.html", claim=row, raw=c, manifest=m, manifest_error=m_err, disputes=disputes,
                       diff=diff, diff_error=code_err or parent_err, parent_ref=parent_ref,
-                      metric=spec.evaluation["metric"] if spec else "loss")
+                      metric=spec.evaluation["metric"] if spec else "loss", expiring=expiring)
 
     async def verifiers_page(request: Request):
         with follower.lock:

@@ -26,6 +26,10 @@ class Content:
     def task(self, task_id: int):
         return self.ledger.task(task_id)  # pool, best and terms change: always fresh
 
+    def now(self) -> int:
+        """The chain's time (the latest block's timestamp): deadlines are read against it."""
+        return self.ledger.block_timestamp()
+
     def spec(self, task_id: int):
         if task_id not in self._specs:
             try:

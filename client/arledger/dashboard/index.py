@@ -182,8 +182,12 @@ class LedgerIndex:
         if d is None:
             return
         d["outcome"] = self._enum("DisputeState", a["outcome"])
+        claim = self.claims.get(d["claim_id"])
+        # what moved: an upheld dispute takes the trainer's whole stake (the event's ``slashed`` is
+        # only what the claim's confirmers lost on top of it)
         d["payouts"] = {"challenger": a["challengerPaid"], "trainer": a["trainerPaid"],
-                        "per_voter": a["perVoterShare"], "slashed": a["slashed"]}
+                        "per_voter": a["perVoterShare"], "slashed": a["slashed"],
+                        "trainer_stake_lost": claim.stake if claim is not None and d["outcome"] == "Upheld" else 0}
         v = self._verifier(d["challenger"])
         if a["challengerPaid"]:
             v.earned += a["challengerPaid"]

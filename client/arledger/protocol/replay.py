@@ -43,7 +43,7 @@ from arledger.execution.executors import Done, Executor, InProcessExecutor, Work
 from arledger.execution.limits import Limits
 from arledger.protocol import artifacts as art
 from arledger.runner import determinism
-from arledger.runner.budget import Budget, counted_flops, Measured, TIME_TRIES, TimeBase
+from arledger.runner.budget import Budget, counted_flops, Measured, TIME_FAR, TIME_TRIES, TimeBase
 from arledger.runner.worker import ClaimCode, run_request
 
 __all__ = ["ArtifactMismatch", "ArtifactSource", "EvalResult", "Replay", "ReplayError", "ReplayResult",
@@ -382,6 +382,8 @@ def _lowest_time(r: Replay, t: _Timed, work: Measured) -> tuple[Measured, TimeBa
     honest claim, and a cheat cannot look fast by skipping its work on some tries."""
     base = r.time_base
     if base is None or work.cpu_s is None or not r.budget.time_problem(work.cpu_s, getattr(base, t.base_field), ""):
+        return work, base
+    if r.budget.time_ratio and _ratio(t, work, base) > TIME_FAR * r.budget.time_ratio:  # far over: one try decides
         return work, base
     best = (work, base)
     for _ in range(TIME_TRIES):

@@ -33,6 +33,7 @@ from typing import Any
 FLOPS_HEADROOM = 1.5  # the default time budget: 1.5x the baseline's time (a model a half bigger fits)
 FLOPS_CEILING = 3.0  # the FLOP line: 3x the time budget's ratio of the baseline's step, far above what time allows
 TIME_TRIES = 3  # a replay over the time line is timed again this many times, each next to the baseline timed now
+TIME_FAR = 2.0  # ... unless it is this many times over the line on its first try: no noise seen here comes near
 CODE_BYTES_DEFAULT = 256 * 1024  # train.py + experiment.json
 PARAMS_HEADROOM = 4  # default: 4x the baseline's parameter count
 
