@@ -87,7 +87,7 @@ def test_devnet_errors_are_one_line(devnet_home):
     assert "artrain devnet up --json" in helped.output
     url = f"http://127.0.0.1:{free_port()}"
     res = runner.invoke(main, ["devnet", "advance", "--seconds", "5", "--rpc-url", url])
-    assert res.exit_code == 1 and "ChainUnavailable" in res.output and url in res.output
+    assert res.exit_code == 1 and "cannot reach the JSON-RPC endpoint" in res.output and url in res.output
     assert len(res.output.strip().splitlines()) == 1
 
 

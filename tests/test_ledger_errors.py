@@ -26,7 +26,7 @@ def test_reverts_are_typed_named_and_carry_args(chain):
     err = ei.value
     assert type(err).__name__ == "LedgerWrongBond" and err.error_name == "LedgerWrongBond"
     assert err.error_args == {"sent": 1, "required": E // 50} and err.required == E // 50
-    assert str(err) == f"challenge: LedgerWrongBond(sent=1, required={E // 50})"
+    assert str(err) == "the bond sent is 1wei; it must be exactly 0.02eth"  # a sentence, amounts in ETH
     assert err.data[:4] == keccak(text="LedgerWrongBond(uint256,uint256)")[:4]
     with pytest.raises(cerr.LedgerInvalidTaskParam) as ei:
         chain.ledger.create_task(task_params(quorum=0))

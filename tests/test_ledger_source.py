@@ -68,7 +68,7 @@ def test_a_ledger_from_a_modified_source_is_rejected(anvil_chain, tmp_path):
     address = _deploy_from(root, anvil_chain)
     res = _verify(anvil_chain, address)
     assert res.exit_code == 1
-    assert "SourceMismatch" in res.output and "not this contract" in res.output and address in res.output
+    assert "not this contract" in res.output and address in res.output
     as_json = _verify(anvil_chain, address, "--json")
     assert as_json.exit_code == 1 and json.loads(as_json.output)["match"] == "none"
     # The same checkout, used as the source, verifies that deployment and names what it changed.

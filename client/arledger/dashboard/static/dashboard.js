@@ -19,9 +19,7 @@ function byOutcome(points, x, y) {
 }
 
 function drawCurve(canvas, curve) {
-  // "before": the line keeps the old best up to the next point's block and drops there (Chart.js
-  // "after" drops right after the previous point: at the task's creation, before any claim existed)
-  const best = {type: "line", label: "verified best (on chain)", stepped: "before", borderColor: "#0969da",
+  const best = {type: "line", label: "verified best (on chain)", stepped: "after", borderColor: "#0969da",
                 backgroundColor: "#0969da", pointRadius: 0, borderWidth: 2,
                 data: curve.best.map(s => ({x: s.x, y: s.y / MICRO}))};
   const datasets = [best, ...byOutcome(curve.points, p => p.x, p => p.y / MICRO)];
