@@ -4,6 +4,7 @@ Part of ``bench.verify_bench`` (its "adversary" section); it can run alone:
 
     python -m bench.adversary                   # charlm 400 steps in 16 segments, 1000 trials
     python -m bench.adversary --steps 40 --segment-steps 10 --trials 100 --quick   # a smoke run
+    python -m bench.adversary --wide 1,2,3,4,6,8   # the wide search: that many extra steps, every segment
 
 The adversary controls every claim-side output, and none of them enters the sample
 (``arverifier.sampling``: growth measured by the verifier from the checkpoints, random
@@ -32,6 +33,11 @@ verifier's sample holds a forged segment: a replay of a forged segment is a chal
 (tests/test_e2e_cheats.py, verify_bench's confirmation). ``naive``: the place drawn at
 random (the mean over the places trained); ``adaptive``: the adversary's best place.
 Expected value for the cheater: ``(1 - p) * reward - p * stake`` (the default terms).
+
+The wide search (``--wide``) trains a few extra steps in one segment, every amount at every
+segment, each run forked from the honest run's checkpoint before the forgery. It reports the
+epsilon the sampler holds: the largest gain of a forgery caught with p < 0.95 (per sampling
+policy in the trade-off).
 """
 
 from __future__ import annotations
@@ -48,14 +54,14 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from arledger import attacks, taskspec
+from arledger import attacks, taskbuild
 from arledger.micro import from_micro
 from arledger.tasks import TaskTerms
 from arledger.templates import template_dir
 from arstore import EmbeddedStore
 from arverifier.check import ClaimChecker, policy_of
 from arverifier.sampling import sample_segments, SamplingPolicy
-from bench.runs import norms, train
+from bench.runs import fork, norms, train
 
 VERIFIERS = 3
 POLICIES = ((1, 1), (2, 1), (3, 1), (4, 1), (2, 2), (6, 1))  # (random, suspicious) per verifier
@@ -71,13 +77,18 @@ class Forgery:
     cosines: list[float]
 
 
-def _plan(segments: int, k: int, quick: bool) -> list[tuple[str, str, Any, tuple[int, ...]]]:
+def _plan(segments: int, k: int, quick: bool, wide: tuple[int, ...] = ()) -> list[tuple[str, str, Any, tuple[int, ...]]]:
     """(family, strength, hook, forged segments) of every forged run to train.
 
     Places: early (where fast natural decay hides a bigger update), the middle, the end.
     Spreads: evenly over the run, and contiguous at the start (each forged segment's
     neighbours forged too, so that none stands out over its neighbours).
+    ``wide``: instead, a few extra steps in one segment, every amount in ``wide`` at every
+    segment (the search for the smallest forgery that gains and hides).
     """
+    if wide:
+        return [("forged_jump", f"+{e} steps", attacks.extra_steps([p], e), (p,)) for e in wide
+                for p in range(segments)]
     places = sorted({1, segments - 1}) if quick else sorted({1, 2, segments // 2, segments - 1})
     strengths = (k,) if quick else (k // 4, k // 2, k, 3 * k)
     plan = [("forged_jump", f"+{e} steps", attacks.extra_steps([p], e), (p,)) for e in strengths for p in places]
@@ -108,14 +119,15 @@ def _progress(line: str) -> None:
 
 
 def train_forgeries(base: Path, store: Any, checker: Any, steps: int, k: int, seed: int, quick: bool,
-                    progress=_progress) -> tuple[float, list[float], list[Forgery]]:
-    """The honest run and every forged run of the plan, trained for real; their update norms."""
+                    progress=_progress, wide: tuple[int, ...] = ()) -> tuple[float, list[float], list[Forgery]]:
+    """The honest run and every forged run of the plan, trained for real (each from the honest
+    run's checkpoint before its first forged segment); their update norms."""
     honest = train(base, store, "adv-honest", seed, steps, k)
     out = []
-    plan = _plan(steps // k, k, quick)
+    plan = _plan(steps // k, k, quick, wide)
     for j, (family, strength, hook, forged) in enumerate(plan):
         t = time.perf_counter()
-        res = train(base, store, f"adv-{j}", seed, steps, k, hook)
+        res = fork(base, store, honest, f"adv-{j}", min(forged), hook)
         out.append(Forgery(family, strength, forged, res.manifest.evaluation.value,
                            *norms(checker, res, base / f"adv-norms-{j}")))
         progress(f"  adversary run {j + 1}/{len(plan)}: {family} {strength} at {list(forged)} "
@@ -181,21 +193,51 @@ def ev_table(rows: list[dict], epsilon: float, reward: float, stake: float) -> l
     return out
 
 
+def held_epsilon(honest_loss: float, forgeries: list[Forgery], policy: Any, trials: int,
+                 rng: random.Random) -> tuple[float, Forgery | None]:
+    """The epsilon the sampler holds: the largest gain of a forgery (at its place) caught with
+    p < 0.95 (0.0 if every forgery tried is caught), and that forgery."""
+    worst, gain = None, 0.0
+    for f in forgeries:
+        g = honest_loss - f.loss
+        if g > gain and detection(f.norms, f.cosines, f.forged, policy, trials, rng) < 0.95:
+            worst, gain = f, g
+    return gain, worst
+
+
 def tradeoff(honest_loss: float, forgeries: list[Forgery], epsilon: float, trials: int, rng: random.Random,
              replay_cost: float, fixed_cost: float) -> list[dict]:
-    """Per sampling policy: the weakest adaptive detection over forgeries gaining >= epsilon, and its cost
-    per verifier (fixed part + replays x the measured cost of one replay, as shares of training)."""
+    """Per sampling policy: the weakest adaptive detection over forgeries gaining >= epsilon, the
+    epsilon it holds, and its cost per verifier (fixed part + replays x the measured cost of one
+    replay, as shares of training)."""
     out = []
     for r_count, s_count in POLICIES:
         pol = SamplingPolicy(r_count, s_count)
-        rows = curves(honest_loss, forgeries, pol, max(100, trials // 4), rng)
+        n = max(100, trials // 4)
+        rows = curves(honest_loss, forgeries, pol, n, rng)
         eligible = [r for r in rows if r["gain_at_best_place"] >= epsilon]
         worst = min(eligible, key=lambda r: r["p_adaptive"]) if eligible else None
+        held, by = held_epsilon(honest_loss, forgeries, pol, n, rng)
         out.append({"random": r_count, "suspicious": s_count,
                     "cost_per_verifier": round(fixed_cost + (r_count + s_count) * replay_cost, 3),
                     "min_p_adaptive": worst["p_adaptive"] if worst else None,
-                    "weakest": f"{worst['family']} {worst['strength']}" if worst else None})
+                    "weakest": f"{worst['family']} {worst['strength']}" if worst else None,
+                    "holds_epsilon": round(held, 4),
+                    "held_by": f"{by.family} {by.strength} at {list(by.forged)}" if by else None})
     return out
+
+
+def print_grid(a: dict) -> None:
+    """The wide search: gain / p of every (amount, segment) forgery."""
+    grid: dict[str, dict[int, dict]] = {}
+    for pt in a["points"]:
+        grid.setdefault(pt["strength"], {})[pt["forged"][0]] = pt
+    print("    wide search, gain / p per segment (* : caught with p < 0.95):")
+    for strength, row in grid.items():
+        cells = [f"{i}:{pt['gain']:+.4f}/{pt['p']:.2f}{'*' if pt['p'] < 0.95 else ''}" for i, pt in sorted(row.items())]
+        print(f"      {strength:10} " + " ".join(cells))
+    print(f"    the sampler holds epsilon {a['holds_epsilon']:.4f}: every forgery tried that gained more "
+          "was caught with p >= 0.95")
 
 
 def print_section(a: dict) -> None:
@@ -205,6 +247,8 @@ def print_section(a: dict) -> None:
     for r in a["curves"]:
         print(f"    {r['family']:18} {r['strength']:32} {r['gain']:8.4f} {r['p_naive']:8.3f} {r['p_adaptive']:8.3f}"
               f"  {r['best_place']} ({r['gain_at_best_place']:+.4f})")
+    if a.get("wide"):
+        print_grid(a)
     print("    expected value for the cheater, (1 - p) reward - p stake, at its best strength and place:")
     for e in a["ev"]:
         gain = "-" if e["gain"] is None else f"{e['gain']:.4f}"
@@ -213,29 +257,31 @@ def print_section(a: dict) -> None:
         mark = "" if e.get("negative") is None else ("negative PASS" if e["negative"] else "POSITIVE MISS")
         print(f"    {e['family']:32} {e['strength']:26} gain {gain:>7}  p {p:>6}  EV {ev:>12}  {mark} "
               f"{e.get('note', '')}".rstrip())
-    print(f"    sampling trade-off (weakest adaptive detection among forgeries gaining >= epsilon):")
+    print("    sampling trade-off (weakest adaptive detection among forgeries gaining >= epsilon):")
     for t in a["tradeoff"]:
         p = "-" if t["min_p_adaptive"] is None else f"{t['min_p_adaptive']:.3f}"
         print(f"      random {t['random']} + suspicious {t['suspicious']}: cost ~{t['cost_per_verifier']:.3f}  "
-              f"min p {p}  ({t['weakest']})")
+              f"min p {p}  ({t['weakest']})  holds epsilon {t['holds_epsilon']:.4f}"
+              + (f" (gained by {t['held_by']}, caught p < 0.95)" if t["held_by"] else ""))
 
 
 def run(trials: int = 1000, steps: int | None = None, segment_steps: int | None = None, seed: int = 1,
         rng_seed: int = 7, quick: bool = False, replay_cost: float | None = None, fixed_cost: float = 0.0,
-        extra: list[Forgery] = ()) -> dict:
-    """``extra``: forged runs trained elsewhere with seed ``seed`` (verify_bench's, at random places)."""
+        extra: list[Forgery] = (), wide: tuple[int, ...] = ()) -> dict:
+    """``extra``: forged runs trained elsewhere with seed ``seed`` (verify_bench's, at random places).
+    ``wide``: the wide search (``_plan``) in place of the families."""
     rng = random.Random(rng_seed)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="adversary-bench-") as tmp:
         base = Path(tmp)
         store = EmbeddedStore(base / "store")
-        req = taskspec.SpecRequest(template_dir("charlm"), steps=steps, segment_steps=segment_steps,
-                                   baseline_loss=9.0)
-        spec = taskspec.build_taskspec(req, store)
+        req = taskbuild.SpecRequest(template_dir("charlm"), steps=steps, segment_steps=segment_steps,
+                                    baseline_loss=9.0)
+        spec = taskbuild.build_taskspec(req, store)
         checker = ClaimChecker(store, "0x" + "ad" * 20, workdir=base / "work")
         try:
             honest_loss, honest_norms, forgeries = train_forgeries(base, store, checker, spec.steps,
-                                                                   spec.segment_steps, seed, quick)
+                                                                   spec.segment_steps, seed, quick, wide=wide)
         finally:
             checker.close()
     forgeries = forgeries + list(extra)
@@ -244,15 +290,19 @@ def run(trials: int = 1000, steps: int | None = None, segment_steps: int | None 
     epsilon = from_micro(spec.min_improvement_micro)
     policy = policy_of(spec)
     rows = curves(honest_loss, forgeries, policy, trials, rng)
+    points = [{"strength": f.strength, "forged": list(f.forged), "gain": round(honest_loss - f.loss, 4),
+               "p": round(detection(f.norms, f.cosines, f.forged, policy, trials, rng), 4)} for f in forgeries]
     per_replay = replay_cost if replay_cost is not None else 1.0 / spec.segments
     out = {"steps": spec.steps, "segment_steps": spec.segment_steps, "segments": spec.segments, "trials": trials,
            "policy": {"random_segments": policy.random_segments, "suspicious_segments": policy.suspicious_segments},
            "honest_loss": round(honest_loss, 4), "honest_norms": [round(u, 5) for u in honest_norms],
            "epsilon": epsilon, "reward": reward, "stake": stake, "curves": rows,
-           "ev": ev_table(rows, epsilon, reward, stake),
+           "ev": ev_table(rows, epsilon, reward, stake), "points": points,
            "tradeoff": tradeoff(honest_loss, forgeries, epsilon, trials, rng, per_replay, fixed_cost)}
     eligible = [r for r in rows if r["gain_at_best_place"] >= epsilon]
     out["min_p_adaptive"] = min((r["p_adaptive"] for r in eligible), default=None)
+    out["holds_epsilon"] = max((p["gain"] for p in points if p["p"] < 0.95), default=0.0)
+    out["wide"] = list(wide)
     out["every_ev_negative"] = all(e.get("negative", True) for e in out["ev"])
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
@@ -264,9 +314,12 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--steps", type=int, default=None, help="budget (default: the template's, 400)")
     ap.add_argument("--segment-steps", type=int, default=None, help="segment length (default: the template's)")
     ap.add_argument("--quick", action="store_true", help="fewer strengths and spreads (a smoke run)")
+    ap.add_argument("--wide", default="", metavar="N,N,...",
+                    help="the wide search instead: these numbers of extra steps in every segment, e.g. 1,2,4,8")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
-    res = run(a.trials, a.steps, a.segment_steps, quick=a.quick)
+    wide = tuple(int(x) for x in a.wide.split(",") if x.strip())
+    res = run(a.trials, a.steps, a.segment_steps, quick=a.quick, wide=wide)
     if a.json:
         print(json.dumps(res, sort_keys=True))
     else:

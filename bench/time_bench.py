@@ -40,7 +40,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from arledger import attacks, taskspec
+from arledger import attacks, taskbuild
 from arledger.execution import kernels
 from arledger.execution.sandbox import Sandbox
 from arledger.protocol import run_experiment, RunOptions, timebase
@@ -75,8 +75,8 @@ class Bed:
 
 def bed(tmp: Path, pin: str, steps: int, k: int) -> Bed:
     store = EmbeddedStore(tmp / "store")
-    spec = taskspec.build_taskspec(taskspec.SpecRequest(template_dir("charlm"), steps=steps, segment_steps=k,
-                                                        baseline_loss=7.0, cpu_kernels=pin), store)
+    spec = taskbuild.build_taskspec(taskbuild.SpecRequest(template_dir("charlm"), steps=steps, segment_steps=k,
+                                                          baseline_loss=7.0, cpu_kernels=pin), store)
     pool = Sandbox(spec.sandbox_limits(), kernel_env=kernels.env_for(pin)).pool_executor()
     base = timebase.local_time_base(timebase.TimeBaseRequest(spec, store, pool, tmp / "home"))
     return Bed(tmp, store, spec, pool, base, pin, steps, k)

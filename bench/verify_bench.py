@@ -58,10 +58,11 @@ from typing import Any
 from eth_account import Account
 from eth_utils import to_checksum_address
 
-from arledger import attacks, tasks, taskspec
+from arledger import attacks, taskbuild, tasks
 from arledger.attacks import ATTACKS
 from arledger.chain.ledger import Ledger
 from arledger.devnet import LocalChain
+from arledger.execution import isolation
 from arledger.protocol.replay import assess, rebuild_start, replay, replay_segment, ReplayOptions
 from arledger.submit import submit_run
 from arledger.templates import template_dir
@@ -289,8 +290,8 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
     with tempfile.TemporaryDirectory(prefix="verify-bench-") as tmp, contextlib.ExitStack() as closing:
         base = Path(tmp)
         store = EmbeddedStore(base / "store")
-        req = taskspec.SpecRequest(template_dir("charlm"), steps=steps, segment_steps=segment_steps)
-        spec = taskspec.build_taskspec(req, store)
+        req = taskbuild.SpecRequest(template_dir("charlm"), steps=steps, segment_steps=segment_steps)
+        spec = taskbuild.build_taskspec(req, store)
         out.update(steps=spec.steps, segment_steps=spec.segment_steps, segments=spec.segments,
                    sampling=dict(spec.sampling), mode=spec.mode)
         checkers: dict[str, ClaimChecker] = {}
@@ -305,6 +306,7 @@ def run(trials: int = 2000, runs_per_attack: int = 3, steps: int | None = None, 
         honest = train(base, store, "honest", 1, spec.steps, spec.segment_steps)
         train_s = honest.manifest.timings["train_ms"] / 1000
         info = _claim_info(honest.manifest, honest.manifest_cid, 1, rng.randbytes(32))
+        isolation.close_all()  # a fresh node: no warm pool (measuring the task's baseline warmed its own)
         cold = checker_for(_random_address(rng))
         v = cold.check(info, spec)
         if v.decision != "confirm":
@@ -434,7 +436,7 @@ def table_rows(r: dict) -> list[tuple[str, str, str, str]]:
         rows.append((f"detection {attack} (3 verifiers)", f"{d['rate']:.3f}  ({d['detected']}/{d['trials']}; "
                      f"1 verifier {d['rate_one_verifier']:.3f})",
                      ">= 0.95" if key in TARGETS else "(report)", mark(key) if key in TARGETS else "-"))
-        rows.append((f"  real replays: hits challenged", f"{conf['hits_challenged']}/{conf['hits_checked']}"
+        rows.append(("  real replays: hits challenged", f"{conf['hits_challenged']}/{conf['hits_checked']}"
                      + (f", misses confirmed {conf['misses_confirmed']}/{conf['misses_checked']}"
                         if conf["misses_checked"] else ""), "all", "PASS" if conf["hits_challenged"] ==
                      conf["hits_checked"] and conf["misses_confirmed"] == conf["misses_checked"] else "MISS"))

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from arledger import attacks, taskspec
+from arledger import attacks, taskbuild, taskspec
 from arledger.execution.sandbox import Sandbox
 from arledger.protocol import run_experiment, RunOptions, timebase
 from arledger.protocol.replay import rebuild_start, replay, replay_segment, ReplayOptions
@@ -98,8 +98,8 @@ def store(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def spec(store):
-    req = taskspec.SpecRequest(template_dir("charlm"), steps=STEPS, segment_steps=K, baseline_loss=7.0)
-    return taskspec.build_taskspec(req, store)
+    req = taskbuild.SpecRequest(template_dir("charlm"), steps=STEPS, segment_steps=K, baseline_loss=7.0)
+    return taskbuild.build_taskspec(req, store)
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 
-from arledger.cli import main as artrain
-from arverifier.cli import main as arverify
+from arledger.submit import submit_run
+from arstore import open_store
+from arstore.errors import StoreUnavailable
 from tests.test_e2e_support import DIGITS, E, make_world, one_line_error
 
 ARTRAIN_CMDS = [["task", "create"], ["task", "show"], ["submit"], ["best"], ["status"], ["claims"], ["report"],
@@ -167,3 +169,27 @@ def test_task_create_refuses_funds_it_lacks_before_any_slow_work(world):
                                reward=parse_amount("5eth"), pool=parse_amount("1eth"))
     [warning] = tasks.check_funds(world.ledger, req)
     assert "the reward 5eth is more than the pool 1eth" in warning
+
+
+class _DiesWhilePinning:
+    """The world's store, whose node goes away once submit starts pinning (a real store behind)."""
+
+    def __init__(self, store):
+        self._store = store
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def add_file(self, path):
+        raise StoreUnavailable("http://127.0.0.1:9", "connection refused")
+
+
+def test_a_submit_that_fails_before_its_commit_leaves_the_run_dir_as_it_found_it(world, task, run):
+    """Issue 22: a failed first submit left claim-manifest.json behind."""
+    copy = world.tmp / "claims" / "dies-while-pinning"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("submission.json", "claim-manifest.json"))
+    before = sorted(p.name for p in copy.iterdir())
+    with pytest.raises(StoreUnavailable):
+        submit_run(world.ledger, _DiesWhilePinning(open_store(world.store_spec)), copy, task,
+                   time_home=world.tmp / "home")
+    assert sorted(p.name for p in copy.iterdir()) == before

@@ -28,12 +28,14 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 @pytest.fixture(scope="module")
 def saved(demo_run, tmp_path_factory):
     """The demo's chain, brought back on a fresh anvil from the state it saved (a copy of it)."""
+    from arledger.addressbook import AddressBook, FILE
     from arledger.dashboard.saved import open_saved_demo
 
     ledger, store, anvil = open_saved_demo(demo_run.out, tmp_path_factory.mktemp("dash") / "state.json")
     by = {c["trainer_name"]: c["claim_id"] for c in demo_run.summary["claims"]}
     yield SimpleNamespace(ledger=ledger, store=store, anvil=anvil, task=demo_run.summary["task_id"],
-                          honest=by["alice"], cheat=by["mallory"], run=demo_run.out / "runs" / "alice")
+                          honest=by["alice"], cheat=by["mallory"], run=demo_run.out / "runs" / "alice",
+                          names=AddressBook(demo_run.out / FILE).names())
     anvil.stop()
 
 
@@ -52,7 +54,7 @@ def server(saved):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = make_app(DashboardConfig(ledger=saved.ledger, store=saved.store, poll_seconds=0.3))
+    app = make_app(DashboardConfig(ledger=saved.ledger, store=saved.store, poll_seconds=0.3, names=saved.names))
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -123,9 +125,47 @@ def test_task_page_rows_and_chart(browser, server, saved, tmp_path):
     best = browser.execute_script("return Chart.getChart('curve').data.datasets[0].data.map(p => p.y)")
     rows = {r[0]: r for r in cells(browser, "claims")}
     assert rows[f"#{scene['honest']}"][1].startswith("Accepted") and rows[f"#{scene['cheat']}"][1] == "Rejected"
+    # the demo's cast by name, beside the address (its address book, `artrain alias` for anyone)
+    assert rows[f"#{scene['honest']}"][2].startswith("alice 0x") and rows[f"#{scene['cheat']}"][2].startswith("mallory")
     assert abs(best[-1] - float(rows[f"#{scene['honest']}"][3])) < 1e-6 and best[0] > best[-1]  # down to the claim
     wait_for(browser, "return document.body.dataset.paretoPoints")  # the Pareto charts drew (from manifests)
     browser.save_screenshot(str(shots(tmp_path) / "dashboard-task.png"))
+    drawn = browser.execute_script(DROP_PIXELS)
+    assert drawn["old_level_between"] and not drawn["new_level_between"], (
+        f"the best line must hold the old best until the block it changed, then drop: {drawn}")
+    ticks = browser.execute_script("return Chart.getChart('curve').scales.x.ticks.map(t => t.value)")
+    assert ticks and all(float(t).is_integer() for t in ticks), f"blocks are whole: {ticks}"
+
+
+# Where the verified-best line is drawn (pixels of the canvas, not the data): halfway between the
+# block the task was made and the block its best changed, the line must be at the old level.
+DROP_PIXELS = """
+const c = Chart.getChart('curve'), d = c.data.datasets[0].data;
+let i = d.findIndex((p, k) => k > 0 && p.y < d[k - 1].y);
+const a = d[i - 1], b = d[i], r = c.currentDevicePixelRatio, ctx = c.ctx;
+const mx = c.scales.x.getPixelForValue((a.x + b.x) / 2);
+function blue(py) {
+  const img = ctx.getImageData(Math.round(mx * r) - 2, Math.round(py * r) - 3, 5, 7).data;
+  for (let k = 0; k < img.length; k += 4)
+    if (Math.abs(img[k] - 9) < 40 && Math.abs(img[k + 1] - 105) < 40 && Math.abs(img[k + 2] - 218) < 40) return true;
+  return false;
+}
+return {old_level_between: blue(c.scales.y.getPixelForValue(a.y)),
+        new_level_between: blue(c.scales.y.getPixelForValue(b.y)), from: a, to: b};
+"""
+
+
+@pytest.mark.parametrize("page", ["/?all=1", "/task/{task}", "/claim/{cheat}", "/verifiers"])
+def test_pages_fit_1280_pixels(browser, server, saved, page):
+    """Issue 22: the index table overflowed at 1400 px."""
+    browser.set_window_size(1280, 1000)
+    try:
+        browser.get(server + page.format(**saved.__dict__))
+        wait_for(browser, "return document.readyState === 'complete'")
+        width = browser.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 1280, f"{page}: {width} px wide"
+    finally:
+        browser.set_window_size(1400, 1100)
 
 
 def test_claim_pages_show_the_diff_and_the_dispute_with_its_votes(browser, server, saved, tmp_path):
@@ -144,10 +184,13 @@ def test_claim_pages_show_the_diff_and_the_dispute_with_its_votes(browser, serve
     assert "Upheld" in browser.find_element(By.TAG_NAME, "main").text
     votes = cells(browser, "votes-1")
     assert len(votes) >= 2 and all(v[1] == "uphold" for v in votes)
+    assert all(v[0].split()[0] in ("v1", "v2", "v3") for v in votes), votes  # voters by name
+    assert browser.find_element(By.ID, "trainer").text.startswith("mallory 0x")
     browser.save_screenshot(str(shots(tmp_path) / "dashboard-dispute.png"))
     browser.get(f"{server}/verifiers")
     rows = cells(browser, "verifiers")
     assert len(rows) == 3 and sorted(r[4] for r in rows) == ["0", "0", "1"]  # one challenge won, by one of them
+    assert sorted(r[0].split()[0] for r in rows) == ["v1", "v2", "v3"]
     browser.save_screenshot(str(shots(tmp_path) / "dashboard-verifiers.png"))
 
 

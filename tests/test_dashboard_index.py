@@ -125,12 +125,9 @@ def test_the_packaged_chart_library_is_the_npm_package_file():
 
 def test_text_written_by_claim_code_is_escaped_in_the_pages():
     """Notes, hypotheses and report texts come from whoever published them: never markup, never script."""
-    from starlette.templating import Jinja2Templates
-
     from arledger.dashboard import app as dash
 
-    templates = Jinja2Templates(directory=str(dash.HERE / "templates"))
-    templates.env.filters.update(eth=dash._eth, loss=dash._loss, short=dash._short, when=dash._when)
+    templates = dash.make_templates({})
     evil = '</script><script>alert(1)</script><img src=x onerror=alert(2)>'
     idx = story()
     idx.tasks[1].reports[0]["note"] = evil
@@ -152,8 +149,6 @@ def test_a_sealed_task_shows_its_rounds_shards_and_head_to_head_numbers():
     """Sealed tasks (docs/sealed-evaluation.md): a claim is "awaiting shard" until scored, is not a
     point on the curve without a loss, and once scored shows its round and its incumbent's loss on
     the same shard; the task page lists the rounds with the opened shards."""
-    from starlette.templating import Jinja2Templates
-
     from arledger.dashboard import app as dash
 
     idx = LedgerIndex(ENUMS)
@@ -174,8 +169,7 @@ def test_a_sealed_task_shows_its_rounds_shards_and_head_to_head_numbers():
     rounds = idx.tasks[1].rounds()
     assert [(r["round"], r["ends_at"], bool(r["shard"])) for r in rounds] == [(0, 1_003_600, True), (1, 1_007_200, False)]
 
-    templates = Jinja2Templates(directory=str(dash.HERE / "templates"))
-    templates.env.filters.update(eth=dash._eth, loss=dash._loss, short=dash._short, when=dash._when)
+    templates = dash.make_templates({})
     task = {"task_id": 1, "name": "sealed", "description": "", "metric": "val_bpc", "units": "bpc", "steps": 20,
             "segment_steps": 10, "pool": 0, "reward": 0, "verifier_fee": 0, "min_trainer_stake": 0,
             "min_verifier_stake": 0, "challenge_bond": 0, "quorum": 2, "challenge_window": 1, "voting_window": 1,

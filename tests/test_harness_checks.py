@@ -3,9 +3,12 @@ causality check's perturbation compares."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from arledger.harness import causality, load_harness, perturb
+from arledger.errors import HarnessError
+from arledger.harness import load_harness
+from arledger.scoring import causality, perturb, validate
 from arledger.templates import template_dir
 
 
@@ -75,3 +78,16 @@ def test_causality_check_flags_reading_ahead_and_reading_other_rows(tmp_path):
     # reading one position ahead at one place is caught only where a cut lands there
     assert one_position["violations"] == sum(1 for _, c in cuts if c == 40)
     del y
+
+
+def test_a_model_that_returns_only_the_last_position_is_told_so(tmp_path):
+    """nanoGPT's forward without targets returns x[:, [-1], :] logits (issue 22): one line says why."""
+    h, data = _charlm(tmp_path)
+    x, _ = h.module.eval_batch(data)
+    last_only = torch.zeros(x.shape[0], 1, h.module.VOCAB)
+    with pytest.raises(HarnessError, match=r"shape \(256, 1, 128\), the task requires \(256, 64, 128\): the model "
+                                           r"returned only the last position's outputs"):
+        validate(h, last_only, x, "outputs[eval]")
+    with pytest.raises(HarnessError) as other:  # any other wrong shape: no hint
+        validate(h, torch.zeros(x.shape[0], 64, 7), x, "outputs[eval]")
+    assert "last position" not in str(other.value)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from arledger import manifest as mf, taskspec
+from arledger import manifest as mf, taskbuild
 from arledger.execution import kernels
 from arledger.execution.sandbox import Sandbox
 from arledger.protocol.replay import replay, replay_segment, ReplayOptions
@@ -84,8 +84,8 @@ def old_cpu_run(tmp_path_factory, store_path):
 @pytest.fixture(scope="module")
 def spec(store_path):
     """A charlm task (measured here, under this process's pin) and its variants by kernel pin."""
-    req = taskspec.SpecRequest(template_dir("charlm"), steps=STEPS, segment_steps=K, baseline_loss=7.0)
-    return taskspec.build_taskspec(req, EmbeddedStore(store_path))
+    req = taskbuild.SpecRequest(template_dir("charlm"), steps=STEPS, segment_steps=K, baseline_loss=7.0)
+    return taskbuild.build_taskspec(req, EmbeddedStore(store_path))
 
 
 def _pinned(spec, pin):

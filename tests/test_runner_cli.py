@@ -97,6 +97,14 @@ def test_bad_trainer_address_is_rejected_before_training(tmp_path):
     assert not (tmp_path / "r" / "checkpoints").exists()
 
 
+def test_a_store_that_does_not_answer_stops_the_run_before_anything_is_written(tmp_path):
+    """One line naming the store, no progress bar, and no run dir (issue 22)."""
+    res = CliRunner().invoke(main, ["run", DIGITS, "--out", str(tmp_path / "r"), "--store", "http://127.0.0.1:9"])
+    assert res.exit_code == 1, res.output
+    assert res.output.strip() == "Error: IPFS node at http://127.0.0.1:9 unavailable: connection refused"
+    assert not (tmp_path / "r").exists()
+
+
 def test_replay_of_an_unfinished_run_names_the_manifest(tmp_path):
     (tmp_path / "r").mkdir()
     res = CliRunner().invoke(main, ["replay", str(tmp_path / "r"), "--segment", "0"])

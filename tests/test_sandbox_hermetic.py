@@ -23,11 +23,19 @@ from pathlib import Path
 
 import pytest
 
-from arledger import taskspec
+from arledger import taskbuild
+from arledger.execution import isolation
 from arledger.execution.executors import PoolExecutor
 from arledger.execution.sandbox import SandboxExecutor
-from arledger.protocol import (evaluate_final, probe_checkpoints, replay, replay_segment, ReplayOptions,
-                               run_experiment, RunOptions)
+from arledger.protocol import (
+    evaluate_final,
+    probe_checkpoints,
+    replay,
+    replay_segment,
+    ReplayOptions,
+    run_experiment,
+    RunOptions,
+)
 from arledger.protocol.replay import ArtifactSource
 from arstore import open_store
 from arverifier.check import ClaimChecker
@@ -122,9 +130,9 @@ def claim(tmp_path_factory):
     run = run_experiment(RunOptions(exp, tmp / "run", steps=2, segment_steps=1, seed=1, sandbox=False), store=store)
     # the observer spends CPU looking around (it scans for the held-out bytes): a time budget that
     # leaves it room, as this test is about what it sees, not what it spends (tests/test_budget.py)
-    req = taskspec.SpecRequest(exp, steps=2, segment_steps=1, limits=LIMITS, baseline_loss=2.3,
-                               budget={"time_ratio": 1000.0})
-    spec = taskspec.build_taskspec(req, store)
+    req = taskbuild.SpecRequest(exp, steps=2, segment_steps=1, limits=LIMITS, baseline_loss=2.3,
+                                budget={"time_ratio": 1000.0})
+    spec = taskbuild.build_taskspec(req, store)
     mp.undo()
     return {"m": run.manifest, "spec": spec, "store": store, "tmp": tmp}
 
@@ -151,6 +159,7 @@ class _Keeping:
 
 def _observe_as(claim, tmp: Path, verifier: str, use_pool: bool, monkeypatch) -> dict[str, dict]:
     """Replay segment 1, evaluate, probe, as ``verifier``; returns {request-file: observation}."""
+    isolation.close_all()  # two verifiers are two processes: neither starts with the other's warm pools
     home = tmp / f"home-{verifier[-4:]}"
     home.mkdir(parents=True)
     monkeypatch.setenv("ARLEDGER_HOME", str(home))

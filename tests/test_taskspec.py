@@ -4,12 +4,11 @@ harness), validated, checked."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from arledger import taskspec
+from arledger import taskbuild, taskspec
 from arledger.execution.limits import Limits
 from arledger.harness import load_harness
 from arledger.taskspec import TaskSpecError
@@ -21,8 +20,8 @@ TEMPLATES = Path(__file__).resolve().parents[1] / "client" / "arledger" / "templ
 @pytest.fixture(scope="module")
 def digits_spec(tmp_path_factory):
     store = EmbeddedStore(tmp_path_factory.mktemp("store"))
-    req = taskspec.SpecRequest(TEMPLATES / "digits", steps=40, segment_steps=10, threads=1)
-    spec = taskspec.build_taskspec(req, store)
+    req = taskbuild.SpecRequest(TEMPLATES / "digits", steps=40, segment_steps=10, threads=1)
+    spec = taskbuild.build_taskspec(req, store)
     return spec, store
 
 
@@ -48,8 +47,8 @@ def test_build_pins_code_and_data_and_measures_baseline(digits_spec, tmp_path):
 
 def test_charlm_spec_pins_a_causal_harness_that_hides_its_corpus(tmp_path):
     store = EmbeddedStore(tmp_path / "store")
-    req = taskspec.SpecRequest(TEMPLATES / "charlm", steps=50, segment_steps=25, baseline_loss=7.0)
-    spec = taskspec.build_taskspec(req, store)
+    req = taskbuild.SpecRequest(TEMPLATES / "charlm", steps=50, segment_steps=25, baseline_loss=7.0)
+    spec = taskbuild.build_taskspec(req, store)
     assert spec.harness["causal"] is True and spec.hidden_sources == ("pydoc_data",)
     assert spec.train_splits == ("train",) and spec.experiment["metric"] == "val_bpc"
     assert spec.baseline_loss_micro == 7_000_000  # given: not measured
@@ -64,13 +63,13 @@ def test_limits_schema_is_generated_from_the_limits_class():
 def test_bad_limits_are_refused_when_building(tmp_path):
     store = EmbeddedStore(tmp_path / "store")
     with pytest.raises(TaskSpecError, match="unknown limit"):
-        req = taskspec.SpecRequest(TEMPLATES / "digits", steps=40, segment_steps=10, limits={"gpu_seconds": 5},
-                                   baseline_loss=1.0)
-        taskspec.build_taskspec(req, store)
+        req = taskbuild.SpecRequest(TEMPLATES / "digits", steps=40, segment_steps=10, limits={"gpu_seconds": 5},
+                                    baseline_loss=1.0)
+        taskbuild.build_taskspec(req, store)
     with pytest.raises(TaskSpecError, match=r"limits.wall_seconds: 0 is not a number in 1..86400"):
-        req = taskspec.SpecRequest(TEMPLATES / "digits", steps=40, segment_steps=10, limits={"wall_seconds": 0},
-                                   baseline_loss=1.0)
-        taskspec.build_taskspec(req, store)
+        req = taskbuild.SpecRequest(TEMPLATES / "digits", steps=40, segment_steps=10, limits={"wall_seconds": 0},
+                                    baseline_loss=1.0)
+        taskbuild.build_taskspec(req, store)
 
 
 def test_publish_fetch_round_trip_by_digest(digits_spec):

@@ -33,7 +33,7 @@ from typing import Callable, Iterable
 import torch
 
 from arledger import checkpoint, manifest as mf
-from arledger.checkpoint import atomic_write
+from arledger.files import atomic_write
 from arledger.harness import load_harness
 from arledger.micro import to_micro
 from arledger.runner.experiment import load_experiment
@@ -52,10 +52,17 @@ def forged_jump(segments: Iterable[int], extra: int = 3) -> Segmenter:
     def train(session, i, k, on_step):
         if i not in targets:
             return _honest(session, k, on_step)
-        session.train_steps(extra * k, on_step=None)
+        loss = session.train_steps(extra * k, on_step=None)
         session.step -= (extra - 1) * k  # claim only k steps were taken
+        _report(on_step, session.step, loss)
 
     return train
+
+
+def _report(on_step, step: int, loss: float) -> None:
+    """A forged segment's progress as its trainer shows it: the claimed step count, nothing more."""
+    if on_step:
+        on_step(step, loss)
 
 
 def extra_steps(segments: Iterable[int], steps_each: int) -> Segmenter:
@@ -67,8 +74,9 @@ def extra_steps(segments: Iterable[int], steps_each: int) -> Segmenter:
     def train(session, i, k, on_step):
         if i not in targets:
             return _honest(session, k, on_step)
-        session.train_steps(k + steps_each, on_step=None)
+        loss = session.train_steps(k + steps_each, on_step=None)
         session.step -= steps_each  # claim only k steps were taken
+        _report(on_step, session.step, loss)
 
     return train
 

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from arledger.errors import CheckpointError
+from arledger.files import atomic_write  # noqa: F401 - the worker writes checkpoints with it
 
 FORMAT = "arledger-checkpoint/1"
 WEIGHTS_FORMAT = "arledger-weights/1"
@@ -111,25 +110,6 @@ def state_hash(data: bytes) -> str:
 
 def file_state_hash(path: Path) -> str:
     return state_hash(Path(path).read_bytes())
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file + rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def capture(model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> bytes:

@@ -23,8 +23,8 @@ from eth_account import Account
 
 from arledger.chain.deployment import arledger_home, Deployment, deployment_path
 from arledger.chain.ledger import Ledger
-from arledger.checkpoint import atomic_write
 from arledger.errors import DevnetError
+from arledger.files import atomic_write
 
 MNEMONIC = "test test test test test test test test test test test junk"  # anvil's default dev mnemonic
 DEV_ACCOUNTS = 10

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from arledger import jsondoc
-from arledger.checkpoint import atomic_write
 from arledger.errors import ManifestError
+from arledger.files import atomic_write
 from arledger.jsondoc import canonical_bytes  # noqa: F401 - part of this module's API
 from arledger.merkle import merkle_proof, merkle_root
 from arledger.micro import from_micro

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from arledger import manifest as mf, outdir, sealed, taskspec
+from arledger import manifest as mf, outdir, seal_rounds, taskspec
 from arledger.chain.ledger import Ledger
 from arledger.chain.units import loss_fields
 from arledger.runner.experiment import CODE_FILES
@@ -133,7 +133,7 @@ def rounds_of(ledger: Ledger, task_id: int) -> dict | None:
     seal = ledger.seal(task_id)
     if not seal.sealed:
         return None
-    _, status = sealed.rounds(ledger, task_id)
+    _, status = seal_rounds.rounds(ledger, task_id)
     now = ledger.block_timestamp()
     return {"now": now, "current": seal.round_at(now), "bond": seal.bond, "start": seal.start,
             "round_length": seal.round_length, "open_grace": seal.open_grace,

@@ -35,10 +35,9 @@ from typing import Any, Callable
 
 from arledger import manifest as mf, merkle
 from arledger.chain.deployment import arledger_home
-from arledger.chain.ledger import SealView, ShardInfo
-from arledger.checkpoint import atomic_write
 from arledger.errors import ArtifactMismatch, IncumbentUnavailable, ManifestError, ReplayError, SealedError
 from arledger.execution.executors import Executor
+from arledger.files import atomic_write
 from arledger.harness import Harness, load_harness
 from arledger.micro import to_micro
 from arledger.protocol import artifacts
@@ -46,6 +45,7 @@ from arledger.protocol.baseline import SEED as BASELINE_SEED
 from arledger.protocol.replay import ArtifactSource, EvalResult, Replay, RunFiles
 from arledger.protocol.shard import baseline_weights, evaluate_on_shard, heldout_split
 from arledger.runner.experiment import read_spec
+from arledger.seal_rounds import rounds
 from arstore import cid_to_bytes
 from arstore.errors import StoreError
 
@@ -170,46 +170,6 @@ def load_set(root: bytes, home: Path | None = None) -> SealedSet:
     return SealedSet(directory, bytes(root), str(doc["split"]), digests)
 
 
-# -- rounds on chain ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RoundStatus:
-    """Where a sealed task's round stands at ``now`` (chain time)."""
-
-    round: int
-    end: int
-    open_deadline: int
-    shard: ShardInfo | None
-
-    @property
-    def state(self) -> str:
-        return "opened" if self.shard else "sealed"
-
-    def to_dict(self, now: int) -> dict[str, Any]:
-        d = {"round": self.round, "ends_at": self.end, "open_deadline": self.open_deadline, "state": self.state}
-        if self.shard:
-            d.update(shard_cid=self.shard.cid, shard_digest="0x" + self.shard.digest.hex(),
-                     opened_at=self.shard.opened_at)
-        elif now > self.open_deadline:
-            d["state"] = "missed"
-        elif now >= self.end:
-            d["state"] = "due"
-        else:
-            d["state"] = "running"
-        return d
-
-
-def rounds(ledger: Any, task_id: int) -> tuple[SealView, list[RoundStatus]]:
-    """The task's schedule and every round's status (SealedError for an open task)."""
-    seal = ledger.seal(task_id)
-    if not seal.sealed:
-        raise SealedError(f"task {task_id} is not sealed: its claims are judged on its public held-out split")
-    out = [RoundStatus(r, seal.round_end(r), seal.open_deadline(r), ledger.shard(task_id, r))
-           for r in range(seal.rounds)]
-    return seal, out
-
-
 def open_round(ledger: Any, store: Any, task_id: int, round_: int, home: Path | None = None) -> dict[str, Any]:
     """Pin round ``round_``'s shard and open it on chain (the sponsor, after the round closed)."""
     seal = ledger.seal(task_id)
@@ -253,15 +213,6 @@ def open_due(ledger: Any, store: Any, task_id: int, round_: int | None = None,
                 out.append({"task_id": task_id, "round": s.round, "released": tx.event("SponsorBondReleased")["amount"],
                             "tx": tx.tx_hash, "gas": tx.gas_used})
     return out
-
-
-def all_settled(ledger: Any, task_id: int) -> bool:
-    """Whether every round's shard is open, or past its opening deadline with its bond share settled
-    (a watch has no more to do)."""
-    _, status = rounds(ledger, task_id)
-    now = ledger.block_timestamp()
-    return all(s.shard is not None or (now > s.open_deadline and (lambda r: r.claims or r.released)(
-        ledger.sealed_round(task_id, s.round))) for s in status)
 
 
 def sample_private(experiment_dir: Path, rounds_: int, out: Path) -> dict[str, Any]:

@@ -36,7 +36,6 @@ from arledger import manifest as mf, sealed, taskspec
 from arledger.chain.deployment import arledger_home
 from arledger.chain.ledger import ClaimFields
 from arledger.chain.units import format_amount, loss_fields
-from arledger.checkpoint import atomic_write
 from arledger.errors import (
     ChainError,
     ContractRevert,
@@ -46,6 +45,7 @@ from arledger.errors import (
     TimeBaseUnavailable,
 )
 from arledger.execution import isolation
+from arledger.files import atomic_write
 from arledger.micro import fmt
 from arledger.protocol import timebase
 from arledger.protocol.artifacts import ckpt_path
@@ -153,8 +153,14 @@ def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_i
         raise SubmitError(f"{state_path} belongs to another run than {run_dir / 'manifest.json'} (the run was "
                           f"replaced after it was submitted); `artrain submit {run_dir} --task {task_id} --abandon` "
                           "clears it if it was never revealed")
+    fresh = not state  # nothing of this submission is on chain or on disk yet
     atomic_write(run_dir / CLAIM_MANIFEST, claim_bytes)
-    manifest_cid = pin_run(store, run_dir, m, claim_bytes, progress)
+    try:
+        manifest_cid = pin_run(store, run_dir, m, claim_bytes, progress)
+    except BaseException:
+        if fresh:  # a failed first try leaves the run dir as it found it
+            (run_dir / CLAIM_MANIFEST).unlink(missing_ok=True)
+        raise
     digest = hashlib.sha256(claim_bytes).digest()
     assert cid_to_digest(manifest_cid) == digest
     code_cid_bytes = cid_to_bytes(m.code_cid)
@@ -178,7 +184,13 @@ def submit_run(ledger: Any, store: Any, run_dir: Path, task_id: int, *, parent_i
     info = ledger.commitment_info(commitment)
     if info.block_number == 0:
         progress("commit")
-        tx = ledger.commit(commitment)
+        try:
+            tx = ledger.commit(commitment)
+        except (ContractRevert, ChainError):
+            if fresh:  # nothing was committed: nothing to resume, so nothing is left behind
+                for name in (STATE_FILE, CLAIM_MANIFEST):
+                    (run_dir / name).unlink(missing_ok=True)
+            raise
         state.update(stage="committed", commit_tx=tx.tx_hash)
         gas["commit"] = tx.gas_used
         state["gas"] = gas

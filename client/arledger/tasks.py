@@ -30,7 +30,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from arledger import sealed, taskspec
+from arledger import sealed, taskbuild, taskspec
 from arledger.chain.ledger import Ledger, SealParams, TaskParams, TxResult
 from arledger.chain.units import format_amount, parse_amount
 from arledger.errors import ConfigError
@@ -80,8 +80,8 @@ class TaskTerms:
 
 
 @dataclass(frozen=True)
-class TaskRequest(taskspec.SpecRequest):
-    """A task to create: what its spec is built from (``taskspec.SpecRequest``) and its terms;
+class TaskRequest(taskbuild.SpecRequest):
+    """A task to create: what its spec is built from (``taskbuild.SpecRequest``) and its terms;
     ``heldout``: the sponsor's private data, which makes the task sealed (``arledger.sealed``)."""
 
     terms: TaskTerms = TaskTerms()
@@ -152,7 +152,7 @@ def create_task(ledger: Ledger, store: Any, req: TaskRequest) -> tuple[int, task
     CID, tx). Everything that can fail off chain fails before the one transaction, and funds
     before any slow work."""
     check_funds(ledger, req)
-    spec = taskspec.build_taskspec(req, store)
+    spec = taskbuild.build_taskspec(req, store)
     sealed_set = seal_heldout(spec, store, req.heldout, req.terms.rounds, req.sealed_dir) if req.heldout else None
     spec_cid = taskspec.publish(store, spec)
     t = req.terms

@@ -3,8 +3,9 @@
 On one machine, with no node or key configured: a fresh anvil with the ledger, the
 embedded artifact store, a sponsor who creates a sealed task from the charlm template
 (its private text drawn from a fresh secret, one shard, docs/sealed-evaluation.md), an
-honest trainer who improves on the baseline, a cheater whose last segment is forged
-(its end state comes from a run with more steps), a memoriser whose ``train.py``
+honest trainer who improves on the baseline, a cheater with the same idea whose last
+segment secretly trained four times its steps (so her claim beats the honest one, and only
+a replay shows how), a memoriser whose ``train.py``
 carries the public held-out text and looks the next character up in it, and three
 verifiers. The round closes, the sponsor opens the shard, each trainer reveals its loss
 on it: the memoriser's public number was a breakthrough, its number on the shard is
@@ -31,6 +32,7 @@ import matplotlib.pyplot as plt
 from eth_account import Account
 
 from arledger import manifest as mf, outdir, queries, sealed, tasks
+from arledger.addressbook import AddressBook, FILE as ADDRESS_BOOK
 from arledger.attacks import forged_jump, memorising_charlm
 from arledger.devnet import LocalChain
 from arledger.micro import fmt
@@ -112,9 +114,11 @@ class Demo:
                   Actor("mallory", "cheater (forged last segment)", 2),
                   Actor("eve", "memoriser (public text in code)", 6), Actor("v1", "verifier", 3),
                   Actor("v2", "verifier", 4), Actor("v3", "verifier", 5)]
+        book = AddressBook(self.out / ADDRESS_BOOK)  # `artrain dashboard --demo` shows these names
         for a in actors:
             a.ledger = deployer.with_account(Account.from_key(keys[a.index]))
             a.address = a.ledger.account_address
+            book.set(a.name, a.address)
         by = {a.name: a for a in actors}
         self.say(f"      ledger {deployer.address} on {chain.rpc_url}; artifacts in {store.root}")
 
@@ -143,7 +147,9 @@ class Demo:
                                      hypothesis="twice the template's learning rate: the budget is too short for 3e-3")}
         last = spec.segments - 1
         runs["mallory"] = self._train("mallory", seed=2, train_segment=forged_jump([last], cfg.forge_extra),
-                                      note=f"segment {last} secretly trained {cfg.forge_extra}x the steps")
+                                      lr_factor=2.0, hypothesis="twice the template's learning rate",
+                                      note=f"alice's idea, and segment {last} secretly trained {cfg.forge_extra}x "
+                                           f"its {cfg.segment_steps} steps")
         public = self._public_text(spec, store)
         eve_code = memorising_charlm(template, [public], self.out / "code" / "eve")
         runs["eve"] = self._train("eve", seed=3, code=eve_code,
@@ -165,12 +171,14 @@ class Demo:
         self.say("[6/8] verifiers: evaluating on the shard, sampling segments from the chain seed, replaying them "
                  "in the sandbox")
         nodes = self._nodes(by, store)
+        since = deployer.w3.eth.block_number
         decisions = self._until_quiet(nodes)
 
         self.say(f"[7/8] time passes: voting window ({cfg.voting_window}s), then challenge window "
                  f"({cfg.challenge_window}s); disputes resolve, claims finalize, fees settle")
         chain.advance(cfg.voting_window + 1)
         decisions += self._until_quiet(nodes)
+        self._resolutions(deployer, {a.address.lower(): a.name for a in actors}, since)
         chain.advance(cfg.challenge_window + 1)
         decisions += self._until_quiet(nodes)
 
@@ -242,9 +250,32 @@ class Demo:
     def _decision(self, name: str, rec: dict) -> None:
         what = rec["decision"].upper()
         target = f"claim {rec['claim']}" if "dispute" not in rec else f"dispute on claim {rec['claim']}"
-        segs = ",".join(map(str, rec.get("segments") or [])) or str((rec.get("challenge") or {}).get("segment", "-"))
-        self.say(f"      {name}: {target}: {what:14} segments [{segs}]  {rec['reason'][:90]}  ({rec['seconds']}s)")
+        ch = rec.get("challenge") or {}
+        if ch.get("kind") == "Segment":  # the evidence a reader checks: the segment and both end states
+            detail = (f"segment {ch['segment']}: the claim committed to state {ch['claimed'][:14]}…, "
+                      f"replaying it gives {ch['observed'][:14]}…")
+        else:
+            segs = ",".join(map(str, rec.get("segments") or [])) or str(ch.get("segment", "-"))
+            detail = f"segments [{segs}]  {rec['reason'][:90]}"
+        self.say(f"      {name}: {target}: {what:9} {detail}  ({rec['seconds']}s)")
         rec["verifier"] = name
+
+    def _resolutions(self, ledger, names: dict, since: int) -> None:
+        """What each dispute resolved since block ``since`` moved, in ETH."""
+        head = ledger.w3.eth.block_number
+        for ev in ledger.events(since, head, ["DisputeResolved"]):
+            a, claim = ev.args, ledger.claim(ev.args["claimId"])
+            d = ledger.dispute(a["disputeId"])
+            outcome = d.state.lower()
+            who = names.get(claim.trainer.lower(), claim.trainer)
+            line = (f"      dispute on claim {a['claimId']} {outcome} {a['votesUphold']}-{a['votesDismiss']}: ")
+            if d.state == "Upheld":
+                line += (f"{who}'s stake of {claim.stake / ETH:.4f} ETH is lost; "
+                         f"{names.get(d.challenger.lower(), d.challenger)} (challenger) is paid "
+                         f"{a['challengerPaid'] / ETH:.4f} ETH, each voter {a['perVoterShare'] / ETH:.4f} ETH")
+            else:
+                line += f"{who} is paid {a['trainerPaid'] / ETH:.4f} ETH; the challenger's bond is lost"
+            self.say(line)
 
     def _until_quiet(self, nodes, rounds: int = 6) -> list[dict]:
         decisions: list[dict] = []
@@ -340,7 +371,8 @@ def format_summary(r: DemoResult) -> list[str]:
     for a in r.actors:
         lines.append(f"  {a['name']:8} {a['role']:32} {a['withdrawn_eth']:.4f} ETH")
     b = r.best
-    lines += ["", f"best model of task {r.task_id}: claim {b['claim_id']} by {b['trainer']}, "
+    who = {a["address"].lower(): a["name"] for a in r.actors}.get((b["trainer"] or "").lower())
+    lines += ["", f"best model of task {r.task_id}: claim {b['claim_id']} by {who + ' ' if who else ''}{b['trainer']}, "
                   f"{b['metric']} {b['loss']:.4f} {b['units']} (baseline {b['baseline_loss']:.4f})",
               f"  code {b['code_cid']}", f"  weights {b['weights_cid']}",
               f"chart: {r.chart}    summary: {Path(r.chart).parent / 'summary.json'}    ({r.seconds}s)"]

@@ -53,7 +53,7 @@ from arledger.errors import (
     SealedError,
     TimeBaseUnavailable,
 )
-from arledger.execution import kernels
+from arledger.execution import isolation, kernels
 from arledger.execution.executors import Executor
 from arledger.execution.sandbox import Sandbox
 from arledger.micro import fmt, to_micro
@@ -185,8 +185,7 @@ class ClaimChecker:
     # -- the pieces ------------------------------------------------------------------
 
     def sandbox(self, spec: taskspec.TaskSpec) -> Sandbox:
-        return Sandbox(spec.sandbox_limits(), backend=self.sandbox_backend, hidden_sources=spec.hidden_sources,
-                       kernel_env=kernels.env_for(spec.cpu_kernels))
+        return isolation.for_task(spec, self.sandbox_backend).sandbox()
 
     @staticmethod
     def environment_of(m: mf.Manifest, spec: taskspec.TaskSpec) -> dict:
@@ -276,15 +275,19 @@ class ClaimChecker:
                          merkle.merkle_proof(leaves, i + 1), observed)
 
     def executor(self, spec: taskspec.TaskSpec, role: str = "claim") -> Executor:
-        """Where claim code (``role="claim"``) or the task's harness (``"harness"``) runs: a
-        sandboxed zygote pool per role and sandbox policy, kept for the checker's life (its
-        start-up is paid once, not per request), or one sandboxed process per request when
-        ``use_pool`` is off. Never the same pool for both: whatever a claim's child could do
-        to its zygote cannot reach the process that scores it."""
-        key = (role, spec.sandbox_limits().key(), spec.hidden_sources, spec.cpu_kernels, self.use_pool)
+        """Where claim code (``role="claim"``) or the task's harness (``"harness"``) runs: this
+        process's sandboxed zygote pool for the task's policy and the role
+        (``arledger.execution.isolation.executor``, the one the trainer's runs and the task's
+        baseline use too: its start-up is paid once per process, not per checker or request),
+        or one sandboxed process per request when ``use_pool`` is off. Never the same pool for
+        both roles: whatever a claim's child could do to its zygote cannot reach the process
+        that scores it."""
+        iso = isolation.for_task(spec, self.sandbox_backend)
+        if self.use_pool:
+            return isolation.executor(iso, role)
+        key = (role, iso)
         if key not in self._executors:
-            box = self.sandbox(spec)
-            self._executors[key] = box.pool_executor() if self.use_pool else box.executor()
+            self._executors[key] = iso.sandbox().executor()
         return self._executors[key]
 
     def _timing(self, spec: taskspec.TaskSpec) -> timebase.TimeBaseRequest:
@@ -305,7 +308,8 @@ class ClaimChecker:
                       base_now=lambda: timebase.time_now(self._timing(spec)))
 
     def close(self) -> None:
-        """Stop the executors (their zygotes)."""
+        """Stop this checker's own executors; the process's pools stay warm for the other checkers
+        and runs here (``isolation.close_all`` stops them, as the process's exit does)."""
         for ex in self._executors.values():
             ex.close()
         self._executors.clear()

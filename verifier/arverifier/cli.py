@@ -25,7 +25,7 @@ from arledger.cli.common import (
 from arledger.cli.ledger_cmds import withdraw_owed
 from arledger.errors import ConfigError
 from arledger.execution.sandbox import available_backend
-from arstore import bytes_cid
+from arledger.protocol import artifacts
 from arverifier.check import ClaimChecker
 from arverifier.node import claim_info, NodeConfig, VerifierNode
 from arverifier.state import WatcherState
@@ -241,4 +241,4 @@ def _ready_to_watch(ctx, store) -> None:
     if not v.registered or not v.stake:
         raise ConfigError(f"{ctx.address} is not a registered verifier on ledger {ctx.ledger.address}; "
                           "register first: arverify register --stake 1eth")
-    store.has(str(bytes_cid(b"arverify watch: does the store answer?")))  # StoreUnavailable names the store
+    artifacts.check_answers(store)  # StoreUnavailable names the store

@@ -234,7 +234,9 @@ class VerifierNode:
         record = {"kind": "decision", "claim": v.claim_id, "decision": v.decision, "segments": v.segments,
                   "reason": v.reason, "seconds": round(seconds, 2)}
         if v.challenge:
-            record["challenge"] = {"kind": v.challenge.kind, "segment": v.challenge.segment}
+            record["challenge"] = {"kind": v.challenge.kind, "segment": v.challenge.segment,
+                                   "claimed": "0x" + v.challenge.claimed_end.hex(),  # the state the claim committed to
+                                   "observed": "0x" + v.challenge.observed.hex()}  # the state the replay produced
         if v.measured_loss is not None:  # what the task's harness measured, and its causality check
             record.update(loss_fields("measured_loss", v.measured_loss))
             record["causality"] = v.causality

@@ -21,8 +21,20 @@ agent killed at any point resumes the same iteration: no second commit, no lost 
 This package reads the chain through ``arledger.chain`` and never imports a verifier.
 """
 
-from arledger.agent.loop import Agent, AgentConfig, IterationResult
-from arledger.agent.proposal import ExperimentRecord, Proposal, ProposalContext, Proposer
+import importlib
+
+# The names load their module on first use (PEP 562): the dashboard reads
+# ``arledger.agent.proposal`` without the loop, which imports torch.
+_HOME = {"Agent": "loop", "AgentConfig": "loop", "IterationResult": "loop", "ExperimentRecord": "proposal",
+         "Proposal": "proposal", "ProposalContext": "proposal", "Proposer": "proposal"}
 
 __all__ = ["Agent", "AgentConfig", "IterationResult", "ExperimentRecord", "Proposal", "ProposalContext",
            "Proposer"]
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        value = getattr(importlib.import_module(f"arledger.agent.{_HOME[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'arledger.agent' has no attribute {name!r}")

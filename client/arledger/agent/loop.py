@@ -38,9 +38,9 @@ from arledger.agent.proposal import Code, Proposal, ProposalContext, Proposer, R
 from arledger.agent.reservations import Reservations
 from arledger.chain.deployment import arledger_home
 from arledger.chain.units import loss_fields
-from arledger.checkpoint import atomic_write
 from arledger.errors import ConfigError, ProposalError, ReplayError
 from arledger.execution import isolation, kernels
+from arledger.files import atomic_write
 from arledger.micro import fmt, from_micro
 from arledger.protocol import artifacts, replay, replay_segment, ReplayOptions, run_experiment, RunOptions
 from arledger.submit import MAX_NOTE_BYTES, report_run, submit_run

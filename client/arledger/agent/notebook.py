@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from arledger.checkpoint import atomic_write
+from arledger.files import atomic_write
 
 JSONL, MARKDOWN = "notebook.jsonl", "NOTEBOOK.md"
 

@@ -1,19 +1,20 @@
 """`artrain`: the trainer's command line (a thin click layer over arledger).
 
-Every subcommand lives in its own module and is registered below. Errors are mapped
-to one-line ``ClickException`` messages by ``arledger.cli.common.Group``.
+Every subcommand lives in its own module, listed in ``arledger.cli.commands`` and
+imported only when it runs. Errors are mapped to one-line ``ClickException`` messages by
+``arledger.cli.common.Group``.
 """
 
 from __future__ import annotations
 
 import click
 
-from arledger.cli import commands
-from arledger.cli.common import CONTEXT_SETTINGS, Group
+from arledger.cli.commands import LazyGroup
+from arledger.cli.common import CONTEXT_SETTINGS
 from arledger.execution import kernels
 
 
-@click.group(cls=Group, context_settings=CONTEXT_SETTINGS)
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(package_name="autoresearch-ledger")
 def main() -> None:
     """artrain: train in deterministic segments, pin artifacts, and claim results on chain.
@@ -26,10 +27,3 @@ def main() -> None:
     """
     kernels.preset_default()  # before any command computes anything: the default kernel pin
 
-
-def _register() -> None:
-    for cmd in commands.all_commands():
-        main.add_command(cmd)
-
-
-_register()

@@ -11,7 +11,6 @@ from typing import Any, Callable, Iterable
 
 import click
 
-from arledger.chain.config import load_context
 from arledger.chain.units import parse_amount
 from arledger.errors import ArledgerError
 from arledger.execution import isolation
@@ -66,11 +65,23 @@ def open_store(spec: str | None):
     return _open(spec)
 
 
+_READ_OPTIONS = [
+    click.option("--rpc-url", envvar=None, help="JSON-RPC endpoint [env ARLEDGER_RPC_URL, else deployment file]"),
+    click.option("--ledger", "ledger_address", help="ledger contract address [env ARLEDGER_LEDGER, else deployment file]"),
+]
+
+
+def read_options(fn: Callable) -> Callable:
+    """--rpc-url --ledger for a command that only reads the chain and never signs (the dashboard)."""
+    for opt in reversed(_READ_OPTIONS):
+        fn = opt(fn)
+    return fn
+
+
 def chain_options(fn: Callable) -> Callable:
     """--rpc-url --ledger --key --keystore --dev-account for every command that talks to the chain."""
     opts = [
-        click.option("--rpc-url", envvar=None, help="JSON-RPC endpoint [env ARLEDGER_RPC_URL, else deployment file]"),
-        click.option("--ledger", "ledger_address", help="ledger contract address [env ARLEDGER_LEDGER, else deployment file]"),
+        *_READ_OPTIONS,
         click.option("--key", help="private key (prefer the env var ARLEDGER_KEY: flags show up in `ps`)"),
         click.option("--keystore", type=click.Path(dir_okay=False),
                      help="encrypted keystore JSON [env ARLEDGER_KEYSTORE; password: ARLEDGER_KEYSTORE_PASSWORD or prompt]"),
@@ -83,6 +94,16 @@ def chain_options(fn: Callable) -> Callable:
 
 def context_from(kwargs: dict, need_account: bool = True):
     """Pop the chain options from a command's kwargs and load the context (arledger.chain.config)."""
+    from arledger.chain.config import load_context  # lazy: eth_account and web3 (1 s) only for chain commands
     return load_context(rpc_url=kwargs.pop("rpc_url", None), ledger=kwargs.pop("ledger_address", None),
                         key=kwargs.pop("key", None), keystore=kwargs.pop("keystore", None),
                         dev_account=kwargs.pop("dev_account", None), need_account=need_account)
+
+
+def span(seconds: int) -> str:
+    """A span of chain time as a reader takes it in: seconds, minutes, then hours."""
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds / 3600:.1f} h"

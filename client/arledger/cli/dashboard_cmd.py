@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 from pathlib import Path
@@ -10,7 +9,8 @@ from pathlib import Path
 import click
 import uvicorn
 
-from arledger.cli.common import chain_options, context_from, open_store, store_option
+from arledger.addressbook import AddressBook, FILE
+from arledger.cli.common import context_from, open_store, read_options, store_option
 from arledger.dashboard.app import DashboardConfig, make_app
 from arledger.dashboard.saved import open_saved_demo
 
@@ -28,7 +28,7 @@ from arledger.dashboard.saved import open_saved_demo
               help="Show what `artrain demo` left in this directory: its chain (restarted from its state "
                    "file on a fresh anvil) and its artifact store.")
 @store_option
-@chain_options
+@read_options
 def dashboard(port, host, task_id, confirmations, poll_seconds, demo_dir, store_spec, **chain):
     """Serve a live, read-only web dashboard of the ledger: tasks, each task's best-loss curve,
     Pareto view, claims and reports, each claim's manifest, verifications, disputes, votes,
@@ -38,17 +38,19 @@ def dashboard(port, host, task_id, confirmations, poll_seconds, demo_dir, store_
     \b
     Examples:
       artrain dashboard                          # the devnet of `artrain devnet up`
-      artrain dashboard --demo demo-out          # after `make demo`
+      artrain dashboard --demo demo-out          # after `make demo` (its cast named: alice, mallory, v1...)
       artrain dashboard --rpc-url http://127.0.0.1:8545 --ledger 0x5FbD... --task 1 --port 8080
     """
     anvil = None
+    book = AddressBook()  # `artrain alias`; a demo's cast (its --out) on top
+    names = book.merged(AddressBook(demo_dir / FILE)) if demo_dir else book.names()
     if demo_dir:
         ledger, store, anvil = open_saved_demo(demo_dir)
     else:
         ledger, store = context_from(chain, need_account=False).ledger, open_store(store_spec)
     try:
         app = make_app(DashboardConfig(ledger=ledger, store=store, confirmations=confirmations,
-                                       poll_seconds=poll_seconds, task_id=task_id))
+                                       poll_seconds=poll_seconds, task_id=task_id, names=names))
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

@@ -78,10 +78,12 @@ def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, ha
         with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("seg {task.fields[segment]}  loss {task.fields[loss]}"), TimeElapsedColumn(),
                       transient=False) as bar:
-            task = bar.add_task("train", total=None, segment="-", loss="-")
+            tasks: list = []  # the bar appears with the first step: a refusal before training prints only its error
 
             def on_progress(step: int, loss: float, segment: int, total: int) -> None:
-                bar.update(task, completed=step, total=total, segment=segment, loss=f"{loss:.4f}")
+                if not tasks:
+                    tasks.append(bar.add_task("train", total=total, segment="-", loss="-"))
+                bar.update(tasks[0], completed=step, total=total, segment=segment, loss=f"{loss:.4f}")
 
             result = loop.run_experiment(opts, on_progress=on_progress, say=bar.console.print)
     m = result.manifest
@@ -100,7 +102,8 @@ def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, ha
     else:
         click.echo(f"{m.evaluation.metric} = {m.evaluation.value:.6f} on the public held-out split: your own estimate "
                    f"(a sealed task judges on its private shards)  ({m.segments} segments, root {m.merkle_root[:18]}...)")
-        click.echo(f"manifest {result.manifest_path}  cid {result.manifest_cid}")
+        click.echo(f"manifest {result.manifest_path}  cid {result.manifest_cid} (the run's; a claim of it gets its "
+                   "own, with the task, parent and trainer filled in: `artrain submit` prints it)")
         w = m.work
         click.echo(f"work: {w.get('params')} params, {w.get('code_bytes')} code bytes, build() "
                    f"{fmt_flops(w.get('startup_flops'))} FLOPs, largest counted step {fmt_flops(w.get('step_flops_max'))} "

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +43,13 @@ class DashboardConfig:
     confirmations: int = 0
     poll_seconds: float = 2.0
     task_id: int | None = None  # the page `/` opens on
+    names: dict[str, str] = field(default_factory=dict)  # address -> name (arledger.addressbook), shown beside it
 
 
 def make_app(cfg: DashboardConfig) -> Starlette:
     follower = IndexFollower(cfg.ledger, cfg.confirmations)
     content = Content(cfg.ledger, cfg.store)
-    templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.filters.update(eth=_eth, loss=_loss, short=_short, when=_when)
+    templates = make_templates(cfg.names)
 
     def render(request: Request, name: str, **ctx: Any):
         ctx.update(version=follower.version, head=follower.head, partial=request.query_params.get("partial") == "1",
@@ -200,6 +200,22 @@ def _when(timestamp: int | None) -> str:
     if not timestamp:
         return "-"
     return dt.datetime.fromtimestamp(int(timestamp), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def make_templates(names: dict[str, str]) -> Jinja2Templates:
+    """The pages' templates and their filters; ``names`` (address -> name, ``arledger.addressbook``)
+    gives ``who`` ("alice 0x7099…79C8", else the short address) and ``name`` ("" if none)."""
+    by_address = {a.lower(): n for a, n in names.items()}
+
+    def name(address: str | None) -> str:
+        return by_address.get((address or "").lower(), "")
+
+    def who(address: str | None) -> str:
+        return f"{name(address)} {_short(address)}" if name(address) else _short(address)
+
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.filters.update(eth=_eth, loss=_loss, short=_short, when=_when, who=who, name=name)
+    return templates
 
 
 def _short(address: str | None) -> str:

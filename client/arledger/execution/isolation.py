@@ -65,10 +65,10 @@ class Isolation:
         return Sandbox(self.limits, backend=self.backend, hidden_sources=self.hidden_sources, kernel_env=env)
 
 
-def for_task(spec) -> Isolation:
+def for_task(spec, backend: str = "auto") -> Isolation:
     """A task's own policy (``spec``: an ``arledger.taskspec.TaskSpec``): its limits, its harness's
     hidden sources, its kernel pin; the sandbox every party's claim code of that task runs in."""
-    return Isolation.of(True, spec.sandbox_limits(), spec.hidden_sources, env_for(spec.cpu_kernels))
+    return Isolation.of(True, spec.sandbox_limits(), spec.hidden_sources, env_for(spec.cpu_kernels), backend)
 
 
 def notice(iso: Isolation) -> str:

@@ -321,4 +321,11 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    # Its caller closed our stdin: leave at once. The interpreter's teardown (torch's modules,
+    # most of a second) would keep every command that used a pool waiting at its exit, and
+    # there is nothing to tear down: every answer was flushed as it was written, and each
+    # child was reaped when it answered (the caller kills the group and cgroup that remain).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

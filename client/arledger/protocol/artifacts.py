@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import arstore
-from arledger.checkpoint import atomic_write
 from arledger.errors import ExperimentError
+from arledger.files import atomic_write
 from arledger.harness import HARNESS_FILE
 from arledger.runner.experiment import CODE_FILES, ExperimentSpec, SPEC_FILE
 
@@ -26,6 +26,12 @@ def ckpt_path(run_dir: Path, i: int) -> Path:
 def open_store(spec: str | None = None):
     """The artifact store named by ``spec`` (None: arstore's default)."""
     return arstore.open_store(spec)
+
+
+def check_answers(store) -> None:
+    """Ask ``store`` about one CID, before a command writes anything: a store that does not answer
+    raises its ``StoreUnavailable`` (which names it) now, not after a directory was made."""
+    store.has(str(arstore.bytes_cid(b"arledger: does the store answer?")))
 
 
 def file_cid(path: Path) -> str:

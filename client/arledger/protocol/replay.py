@@ -9,7 +9,7 @@ executor runs claim code and which runs the task's harness) and builds
 - ``evaluate_final(r, check_seed)``: the harness makes the held-out inputs, the claim's
   model predicts (a request of its own, training split only), the harness scores; with a
   ``check_seed`` a second prediction on inputs spliced after seed-drawn cuts tests
-  causality (``arledger.harness.perturb``);
+  causality (``arledger.scoring.perturb``);
 - ``probe_checkpoints(r)``: the harness's probe slices through every checkpoint.
 
 Outcomes of a replay (``ReplayResult.status``):

@@ -40,6 +40,7 @@ from arledger.errors import ExperimentError
 from arledger.execution import isolation, kernels
 from arledger.execution.executors import Executor
 from arledger.execution.limits import Limits
+from arledger.files import atomic_write
 from arledger.harness import HARNESS_FILE, load_harness
 from arledger.micro import to_micro
 from arledger.protocol import artifacts
@@ -217,6 +218,7 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
     if not (Path(harness_src) / HARNESS_FILE).is_file():  # before anything is written to --out
         raise ExperimentError(f"{harness_src}: no {HARNESS_FILE} there (give the harness to run with: --harness DIR)")
     store = store or artifacts.open_store(opts.store_spec)
+    artifacts.check_answers(store)  # before anything is written to --out
     outdir.claim(out, "artrain run", force=opts.force, legacy=RUN_FILES)
     finished_before = (out / "manifest.json").exists()
     # A re-run invalidates the old result, and with it any submission of it (arledger.submit).
@@ -259,7 +261,7 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
         t0 = time.perf_counter()
         h = checkpoint.state_hash(data)
         path = ckpt_path(out, i)
-        checkpoint.atomic_write(path, data)
+        atomic_write(path, data)
         t1 = time.perf_counter()
         cid = str(store.add_file(path))
         store.pin(cid)
@@ -285,7 +287,7 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
     last = last if last is not None else ckpt_path(out, steps // k).read_bytes()
 
     weights_path = out / "final.safetensors"
-    checkpoint.atomic_write(weights_path, checkpoint.weights_of_checkpoint(last, "the last checkpoint"))
+    atomic_write(weights_path, checkpoint.weights_of_checkpoint(last, "the last checkpoint"))
     final_cid = str(store.add_file(weights_path))
     store.pin(final_cid)
     t0 = time.perf_counter()
@@ -314,7 +316,7 @@ def run_experiment(opts: RunOptions, on_progress: ProgressCallback | None = None
     )
     data = mf.dumps(m)
     manifest_path = out / "manifest.json"
-    checkpoint.atomic_write(manifest_path, data)
+    atomic_write(manifest_path, data)
     manifest_cid = str(store.add_bytes(data))
     store.pin(manifest_cid)
     (out / "progress.json").unlink(missing_ok=True)
@@ -337,7 +339,7 @@ def _note_cpu(timings: dict, training) -> None:
 
 def _write_progress(out: Path, params: dict, boundaries: list, timings: dict) -> None:
     doc = {"params": params, "boundaries": [b.__dict__ for b in boundaries], "timings": timings}
-    checkpoint.atomic_write(out / "progress.json", json.dumps(doc, sort_keys=True).encode())
+    atomic_write(out / "progress.json", json.dumps(doc, sort_keys=True).encode())
 
 
 def _resume(out: Path, params: dict, training, timings: dict) -> tuple[list, int | None]:

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from arledger.checkpoint import atomic_write
 from arledger.errors import ArledgerError, TimeBaseUnavailable
 from arledger.execution.executors import Executor
 from arledger.execution.sandbox import available_backend
+from arledger.files import atomic_write
 from arledger.protocol import artifacts, baseline
 from arledger.runner.budget import TimeBase
 from arledger.runner.worker import ClaimCode

@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from arledger import checkpoint, harness as hs
+from arledger import checkpoint, harness as hs, scoring
 from arledger.errors import HarnessError
 from arledger.execution.executors import WorkRequest
 from arledger.execution.limits import Limits
@@ -135,7 +135,8 @@ def _harness(req: dict, base: Path) -> dict:
     h = hs.load_harness(base / req["harness"])
     data = h.module.load({k: base / v for k, v in req["data"].items()})
     if req["op"] == "inputs":
-        tensors, plan = hs.make_inputs(h, data, seed=hs.check_seed(req.get("check_seed")), probe=bool(req.get("probe")))
+        tensors, plan = scoring.make_inputs(h, data, seed=scoring.check_seed(req.get("check_seed")),
+                                            probe=bool(req.get("probe")))
         save_file(tensors, str(base / "inputs.safetensors"))
         (base / "plan.json").write_text(json.dumps(plan, sort_keys=True))
         return {"ok": True, "inputs": sorted(tensors)}
@@ -148,12 +149,12 @@ def _harness(req: dict, base: Path) -> dict:
         try:
             plan = json.loads((base / req["plan"]).read_text()) if req.get("plan") else {"cuts": None}
             outs = {name: _load_outputs(base / f).get("eval") for name, f in req["outputs"].items()}
-            result.update(hs.score(h, data, outs, plan.get("cuts")))
+            result.update(scoring.score(h, data, outs, plan.get("cuts")))
         except HarnessError as exc:
             result["invalid"] = str(exc)
     if req.get("probe_outputs"):
         try:
-            result["probes"] = [hs.probe_losses(h, data, _load_outputs(base / p))
+            result["probes"] = [scoring.probe_losses(h, data, _load_outputs(base / p))
                                 for p in req["probe_outputs"]]
         except HarnessError as exc:
             result["probe_invalid"] = str(exc)

@@ -19,22 +19,39 @@ function byOutcome(points, x, y) {
 }
 
 function drawCurve(canvas, curve) {
-  const best = {type: "line", label: "verified best (on chain)", stepped: "after", borderColor: "#0969da",
+  // "before": from each point, the line holds the previous value and drops AT the point's block
+  // (the block the best changed); Chart.js's "after" would drop at the previous point instead.
+  const best = {type: "line", label: "verified best (on chain)", stepped: "before", borderColor: "#0969da",
                 backgroundColor: "#0969da", pointRadius: 0, borderWidth: 2,
                 data: curve.best.map(s => ({x: s.x, y: s.y / MICRO}))};
   const datasets = [best, ...byOutcome(curve.points, p => p.x, p => p.y / MICRO)];
   charts.push(new Chart(canvas, {data: {datasets}, options: {
     animation: false, maintainAspectRatio: false, parsing: false,
-    scales: {x: {type: "linear", title: {display: true, text: "block"}}, y: {title: {display: true, text: "loss"}}},
+    scales: {x: {type: "linear", title: {display: true, text: "block"}, ticks: {precision: 0}},  // blocks are whole
+             y: {title: {display: true, text: "loss"}}},
     onClick: (e, els) => { const el = els[0]; if (!el) return; const d = datasets[el.datasetIndex].data[el.index];
                            if (d.claim) location.href = "/claim/" + d.claim; }}}));
 }
 
+const SI = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
+
+function powerOfTen(v) {  // a log axis's label: only at 1, 10, 100, ... and short (10M, not 10000000)
+  const l = Math.log10(v);
+  if (Math.abs(l - Math.round(l)) > 1e-9) return "";
+  const [div, unit] = SI.find(([d]) => v >= d) || [1, ""];
+  return `${v / div}${unit}`;
+}
+
 function drawPareto(canvas, points, key, label) {
-  points = points.filter(p => p[key] > 0);  // a log axis has no place for a manifest that reports 0
-  charts.push(new Chart(canvas, {data: {datasets: byOutcome(points, p => p[key], p => p.loss / MICRO)}, options: {
+  const shown = points.filter(p => p[key] > 0);  // a log axis has no place for a manifest that reports 0
+  const left = canvas.closest("figure").querySelector(".left-off");
+  if (left) left.textContent = points.length > shown.length
+    ? `${points.length - shown.length} of ${points.length} not shown: their manifests report 0 ${label}` : "";
+  charts.push(new Chart(canvas, {data: {datasets: byOutcome(shown, p => p[key], p => p.loss / MICRO)}, options: {
     animation: false, maintainAspectRatio: false, parsing: false, plugins: {legend: {display: false}},
-    scales: {x: {type: "logarithmic", title: {display: true, text: label}}, y: {title: {display: true, text: "loss"}}}}}));
+    scales: {x: {type: "logarithmic", title: {display: true, text: label},
+                 ticks: {callback: powerOfTen, maxRotation: 0, autoSkip: true}},
+             y: {title: {display: true, text: "loss"}}}}}));
 }
 
 function init() {
