@@ -116,6 +116,9 @@ def test_submit_status_claims_report_and_check_json(world, task, run):
 
     st = world.artrain("status", sub["claim_id"], "--json")
     assert st["state"] == "Open" and st["confirmations"] == 0 and st["manifest_cid"] == sub["manifest_cid"]
+    assert world.artrain("status", "--claim", sub["claim_id"], "--json")["manifest_cid"] == sub["manifest_cid"]
+    res = world.artrain("status", ok=False)
+    assert res.exit_code == 2 and "name one claim" in res.output  # a usage error: click's exit status
 
     verdict = world.arverify("check", sub["claim_id"], "--store", world.store_spec, "--json")
     assert verdict["decision"] == "confirm" and verdict["measured_loss_micro"] == sub["claimed_loss_micro"]
@@ -139,6 +142,10 @@ def test_submit_status_claims_report_and_check_json(world, task, run):
     assert "0/2 confirmations" in st["expiry_warning"] and "expires" in st["expiry_warning"]
     human = world.artrain("status", sub["claim_id"], ok=False).output
     assert "warning: claim" in human and "arverify watch" in human
+    # and so does submit, run again on the run it claimed
+    again = world.artrain("submit", sub["run_dir"], "--task", task, "--store", world.store_spec,
+                          "--dev-account", 1, "--json")
+    assert again["resumed"] is True and "0/2 confirmations" in again["expiry_warning"]
 
 
 def test_register_unregister_withdraw_json(world, task):

@@ -188,6 +188,7 @@ def test_claim_pages_show_the_diff_and_the_dispute_with_its_votes(browser, serve
     assert browser.find_element(By.ID, "trainer").text.startswith("mallory 0x")
     browser.save_screenshot(str(shots(tmp_path) / "dashboard-dispute.png"))
     browser.get(f"{server}/verifiers")
+    wait_for(browser, "return document.querySelectorAll('#verifiers tbody tr').length === 3")
     rows = cells(browser, "verifiers")
     assert len(rows) == 3 and sorted(r[4] for r in rows) == ["0", "0", "1"]  # one challenge won, by one of them
     assert sorted(r[0].split()[0] for r in rows) == ["v1", "v2", "v3"]

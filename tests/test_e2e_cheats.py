@@ -20,7 +20,7 @@ import pytest
 
 from arledger.attacks import legacy_in_process_loss, rewrite_claimed_loss
 from arstore import open_store
-from tests.test_e2e_support import E, LIMITS, make_world, TERMS
+from tests.test_e2e_support import E, LIMITS, make_world
 
 ROOT = Path(__file__).resolve().parents[1]
 CHARLM = ROOT / "client" / "arledger" / "templates" / "charlm"
@@ -284,6 +284,17 @@ def test_four_updates_per_counted_step_are_slashed(world, task, honest_loss):
     _strip_work(world, run)
     sub = _caught(world, run, trainer=2, kind="Segment")
     assert sub["claim_id"] > 0
+
+
+def test_updates_moved_into_a_detached_process_are_slashed(world, task):
+    """A hidden update every step (twice the work), each in a grandchild that leaves its parent (a
+    new session): the work leaves the process, not the request, whose processes the kernel counts
+    when the zygote reaps them; the replay is over the time line and the dispute upheld."""
+    from arledger.attacks import hidden_updates
+
+    run = _run(world, _variant(world, "x-process", lambda s: hidden_updates(s, 1.0, "process")), "x-process")
+    _strip_work(world, run)  # its own timings would refuse it at submit: the verifiers time it themselves
+    _caught(world, run, trainer=9, kind="Segment")
 
 
 def test_training_inside_build_hidden_from_the_counter_is_slashed(world, task, honest_loss):

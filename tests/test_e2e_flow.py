@@ -17,7 +17,7 @@ from arledger import manifest as mf, merkle
 from arledger.attacks import data_substitution, forged_jump
 from arledger.chain.ledger import Evidence
 from arstore import open_store
-from tests.test_e2e_support import DIGITS, E, make_world, SEGMENT_STEPS, STEPS, TERMS
+from tests.test_e2e_support import DIGITS, E, make_world, SEGMENT_STEPS, STEPS
 
 BOND = 5 * 10**16  # TERMS challenge_bond
 STAKE = 10**17  # TERMS min_trainer_stake (the default stake of `artrain submit`)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_e2e_support import DIGITS, E, SEGMENT_STEPS, STEPS, TERMS, make_world
+from tests.test_e2e_support import DIGITS, E, make_world, SEGMENT_STEPS, STEPS, TERMS
 
 
 @pytest.fixture(scope="module")

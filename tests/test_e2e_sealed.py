@@ -164,7 +164,8 @@ def test_a_missed_opening_refunds_the_stake_with_the_rounds_bond_share(world, ta
     shown = world.artrain("task", "show", task, "--store", world.store_spec, "--json")["sealed"]
     assert [r["state"] for r in shown["rounds"]] == ["opened", "opened", "running"] and shown["current"] == 2
     shard2 = next((world.home / "sealed").glob("*/shard-0002.bin"))
-    shard2.write_bytes(shard2.read_bytes()[:-1] + b"\0")  # a corrupted backup: caught before the chain
+    data = shard2.read_bytes()
+    shard2.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))  # a corrupted backup: caught before the chain
     _to(world, task, 3 * ROUND)
     one_line_error(world.artrain("task", "reveal", task, "--store", world.store_spec, "--dev-account", 0,
                                  ok=False), "shard-0002.bin", "digest")

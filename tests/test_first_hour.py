@@ -25,7 +25,7 @@ from arledger import outdir
 from arledger.cli import main as artrain
 from arledger.errors import ConfigError
 from arverifier.cli import main as arverify
-from tests.test_e2e_support import DIGITS, TERMS, make_world, one_line_error
+from tests.test_e2e_support import DIGITS, make_world, one_line_error, TERMS
 
 pytestmark = pytest.mark.chain
 

@@ -17,7 +17,7 @@ from eth_account import Account
 
 from arledger.chain.artifact import load_artifact
 from arledger.chain.ledger import Ledger
-from arledger.chain.source import PROJECT_ROOT, SHIM, read_sources, split_metadata, standard_input
+from arledger.chain.source import PROJECT_ROOT, read_sources, SHIM, split_metadata, standard_input
 from arledger.cli import main
 
 pytestmark = pytest.mark.chain

@@ -49,7 +49,7 @@ from arledger.files import atomic_write
 from arledger.micro import fmt
 from arledger.protocol import timebase
 from arledger.protocol.artifacts import ckpt_path
-from arledger.protocol.replay import rebuild_start, replay, replay_segment, ReplayOptions
+from arledger.protocol.replay import rebuild_start, replay, replay_segment, task_options
 from arstore import bytes_cid, cid_to_bytes, cid_to_digest
 
 STATE_FILE = "submission.json"
@@ -421,9 +421,7 @@ def _check_time(t: _TimeCheck, m: mf.Manifest, warn: Callable) -> None:
     if not taskspec.time_problems(m, t.spec, base):
         return
     work = t.run_dir / "time-check"
-    opts = ReplayOptions(run_dir=t.run_dir, store=t.store, workdir=work, executor=executor,
-                         mode=t.spec.mode, threshold=t.spec.threshold, limits=t.spec.sandbox_limits(),
-                         budget=t.spec.work_budget, time_base=base, base_now=lambda: timebase.time_now(timing))
+    opts = task_options(t.spec, t.store, work, t.run_dir, time_base=base, base_now=lambda: timebase.time_now(timing))
     try:
         r = replay(m, opts)
         problems = [res.detail for res in (rebuild_start(r), replay_segment(r, 0)) if res.status == "over_budget"]

@@ -42,7 +42,8 @@ from arledger.errors import ConfigError, ProposalError, ReplayError
 from arledger.execution import isolation, kernels
 from arledger.files import atomic_write
 from arledger.micro import fmt, from_micro
-from arledger.protocol import artifacts, replay, replay_segment, ReplayOptions, run_experiment, RunOptions
+from arledger.protocol import artifacts, replay, replay_segment, run_experiment, RunOptions
+from arledger.protocol.replay import task_options
 from arledger.submit import MAX_NOTE_BYTES, report_run, submit_run
 
 PENDING = ("Open", "Disputed", "Finalizable")
@@ -244,9 +245,7 @@ class Agent:
         slashed. The segment is drawn from the run's own root. None if it matches, else why not."""
         spec = self.spec
         i = int.from_bytes(hashlib.sha256(f"self-check:{m.merkle_root}".encode()).digest()[:8], "big") % m.segments
-        opts = ReplayOptions(run_dir=run_dir, store=self.store, workdir=run_dir.parent / "self-check",
-                             executor=isolation.executor(self._isolation), mode=spec.mode, threshold=spec.threshold,
-                             limits=spec.sandbox_limits(), budget=spec.work_budget)
+        opts = task_options(spec, self.store, run_dir.parent / "self-check", run_dir)
         try:
             r = replay_segment(replay(m, opts), i)
         except ReplayError as exc:

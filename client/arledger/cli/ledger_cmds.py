@@ -45,17 +45,21 @@ def best(task_id, download, force, store_spec, as_json, **chain):
 
 
 @click.command("status")
-@click.argument("claim_id", type=click.IntRange(min=1))
+@click.argument("claim_id", type=click.IntRange(min=1), required=False)
+@click.option("--claim", "claim_opt", type=click.IntRange(min=1), help="The claim id, as its neighbours take --task.")
 @chain_options
 @json_option
-def status(claim_id, as_json, **chain):
+def status(claim_id, claim_opt, as_json, **chain):
     """One claim: state, confirmations, deadline, open dispute.
 
     \b
     Examples:
       artrain status 1
-      artrain status 1 --json | jq .state
+      artrain status --claim 1 --json | jq .state
     """
+    if (claim_id is None) == (claim_opt is None):
+        raise click.UsageError("name one claim: artrain status CLAIM_ID, or --claim CLAIM_ID")
+    claim_id = claim_id or claim_opt
     ctx = context_from(chain, need_account=False)
     info = queries.claim_status(ctx.ledger, claim_id)
     emit(info, as_json, lambda d: [

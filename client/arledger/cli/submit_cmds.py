@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from arledger import manifest as mf
+from arledger import manifest as mf, queries
 from arledger.chain.units import format_amount, loss_fields
 from arledger.cli.common import amount, chain_options, context_from, emit, json_option, open_store, store_option
 from arledger.submit import abandon_submission, report_run, submit_run
@@ -59,6 +59,8 @@ def submit(run_dir, task_id, parent_id, stake, abandon, wait, store_spec, as_jso
                        progress=progress, warn=warn, wait=wait)
     d = s.to_dict()
     d.update(loss_fields("claimed_loss", s.claimed_loss))
+    # a resumed submission can be an old claim: nothing expires unseen (queries.expiry_warning)
+    d["expiry_warning"] = queries.claim_status(ctx.ledger, s.claim_id)["expiry_warning"] if s.resumed else None
     emit(d, as_json, lambda d: [
         f"claim {d['claim_id']} revealed on task {d['task_id']} ("
         + (f"loss {d['claimed_loss']:.6f}, " if not d["sealed"] else f"sealed round {d['sealed']['round']}, ")
@@ -66,7 +68,8 @@ def submit(run_dir, task_id, parent_id, stake, abandon, wait, store_spec, as_jso
         f"manifest {d['manifest_cid']} (the claim's: the run's manifest with this task, parent and trainer in it, "
         "so its CID differs from the one `artrain run` printed)",
         f"commit {d['commit_tx']}  reveal {d['reveal_tx']}  gas " +
-        ", ".join(f"{k} {v}" for k, v in sorted(d["gas"].items()))] + _submitted_seal(d["sealed"], task_id, run_dir))
+        ", ".join(f"{k} {v}" for k, v in sorted(d["gas"].items()))] + _submitted_seal(d["sealed"], task_id, run_dir)
+        + ([f"warning: {d['expiry_warning']}"] if d["expiry_warning"] else []))
 
 
 def _submitted_seal(s: dict | None, task_id: int, run_dir: Path) -> list[str]:

@@ -183,6 +183,12 @@ class ReplayPool:
             reply = self._read_line(deadline)
         except OSError:
             reply = None
+        except BaseException:
+            # Interrupted while the zygote serves (Ctrl-C, a caller's timeout): its answer would be
+            # read as the next request's, and a pool is shared by everyone in the process. Stop it;
+            # the next request starts a fresh one.
+            self._stop()
+            raise
         if reply is None:
             proc = self._proc
             if self._eof:  # stdout closed: it is exiting; let its status arrive

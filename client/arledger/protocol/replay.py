@@ -244,6 +244,17 @@ class ReplayOptions:
     base_now: Callable[[], TimeBase] | None = None  # the same, timed again now (timebase.time_now)
 
 
+def task_options(spec: Any, store: Any, workdir: Path, run_dir: Path | None = None, **timing: Any) -> ReplayOptions:
+    """What a verifier holds a claim of task ``spec`` (an ``arledger.taskspec.TaskSpec``) to: the
+    task's sandbox for both roles (this process's pools), its mode, threshold, limits and budget.
+    A trainer looks at its own run this way before staking it (``arledger.submit``, the agent).
+    ``timing``: ``time_base`` and ``base_now`` (``arledger.protocol.timebase``), if the time is checked."""
+    iso = isolation.for_task(spec)
+    return ReplayOptions(run_dir=run_dir, store=store, workdir=workdir, executor=isolation.executor(iso),
+                         harness_executor=isolation.executor(iso, "harness"), mode=spec.mode,
+                         threshold=spec.threshold, limits=spec.sandbox_limits(), budget=spec.work_budget, **timing)
+
+
 def replay(manifest: mf.Manifest, opts: ReplayOptions = ReplayOptions()) -> Replay:
     """A ``Replay`` of ``manifest`` set up as ``opts`` says (``ReplayOptions``)."""
     work = Path(opts.workdir) if opts.workdir else Path(tempfile.mkdtemp(prefix="arledger-replay-"))
