@@ -50,7 +50,7 @@ class AddressBook:
         return dict(sorted(self._names.items(), key=lambda kv: (kv[1].lower(), kv[0])))
 
     def name_of(self, address: str | None) -> str | None:
-        return self._names.get(_checksum(address)) if address and ADDRESS.match(address) else None
+        return self._names.get(to_checksum_address(address)) if address and ADDRESS.match(address) else None
 
     def merged(self, other: "AddressBook") -> dict[str, str]:
         """This book's entries with ``other``'s on top (a demo's cast over the user's names)."""
@@ -77,14 +77,10 @@ class AddressBook:
         atomic_write(self.path, (json.dumps(self._names, indent=1, sort_keys=True) + "\n").encode())
 
 
-def _checksum(address: str) -> str:
-    return to_checksum_address(address)
-
-
 def _address(value: object, where: object) -> str:
     if not isinstance(value, str) or not ADDRESS.match(value):
         raise ConfigError(f"{where}: {value!r} is not a 0x-prefixed 20-byte address")
-    return _checksum(value)
+    return to_checksum_address(value)
 
 
 def _name(value: object, where: object) -> str:

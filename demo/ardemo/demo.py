@@ -171,7 +171,7 @@ class Demo:
         self.say("[6/8] verifiers: evaluating on the shard, sampling segments from the chain seed, replaying them "
                  "in the sandbox")
         nodes = self._nodes(by, store)
-        since = deployer.w3.eth.block_number
+        since = deployer.block_number()
         decisions = self._until_quiet(nodes)
 
         self.say(f"[7/8] time passes: voting window ({cfg.voting_window}s), then challenge window "
@@ -262,8 +262,7 @@ class Demo:
 
     def _resolutions(self, ledger, names: dict, since: int) -> None:
         """What each dispute resolved since block ``since`` moved, in ETH."""
-        head = ledger.w3.eth.block_number
-        for ev in ledger.events(since, head, ["DisputeResolved"]):
+        for ev in ledger.events(since, ledger.block_number(), ["DisputeResolved"]):
             a, claim = ev.args, ledger.claim(ev.args["claimId"])
             d = ledger.dispute(a["disputeId"])
             outcome = d.state.lower()

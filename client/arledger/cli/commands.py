@@ -15,6 +15,7 @@ group's listing reads each command's one-line help from its module's source inst
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -131,19 +132,18 @@ class LazyGroup(Group):
 
     def __init__(self, *args, lazy: Callable[[], list[Entry]] = entries, **kwargs):
         super().__init__(*args, **kwargs)
-        self._lazy_entries = lazy
+        self._lazy = lazy
 
+    @functools.cached_property
     def _entries(self) -> dict[str, Entry]:
-        if not hasattr(self, "_lazy"):
-            self._lazy = {e.name: e for e in self._lazy_entries()}
-        return self._lazy
+        return {e.name: e for e in self._lazy()}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(self.commands) | set(self._entries()))
+        return sorted(set(self.commands) | set(self._entries))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in self.commands and name in self._entries():
-            e = self._entries()[name]
+        if name not in self.commands and name in self._entries:
+            e = self._entries[name]
             cmd = _load_plugin(e) if e.plugin else load(e)
             if cmd is None:
                 return None
@@ -152,7 +152,7 @@ class LazyGroup(Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """click's listing, with the help of commands not loaded read from their source."""
-        names = [n for n in self.list_commands(ctx) if n in self.commands or n in self._entries()]
+        names = self.list_commands(ctx)
         if not names:
             return
         limit = formatter.width - 6 - max(len(n) for n in names)
@@ -161,6 +161,6 @@ class LazyGroup(Group):
             cmd = self.commands.get(name)
             if cmd is not None and cmd.hidden:
                 continue
-            rows.append((name, cmd.get_short_help_str(limit) if cmd else short_help(self._entries()[name], limit)))
+            rows.append((name, cmd.get_short_help_str(limit) if cmd else short_help(self._entries[name], limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
