@@ -290,11 +290,14 @@ def test_no_claim_computed_number_reaches_the_sample(honest, spec, store, tmp_pa
         checker.close()
     assert v.decision == "confirm", v.reason
     baseline_side = [s for s in seen if s[1].startswith("timebase-")]  # the task's own code, timed here
-    assert len(baseline_side) == 2 * 5, seen
+    # five builds and five segments kept, then a build and a segment again for each second look a
+    # replay over the line gets (a busy moment against a base from the machine's fastest samples)
+    assert len(baseline_side) >= 2 * 5 and len(baseline_side) % 2 == 0, seen
     claim_side = [s for s in seen if s[0] == "claim" and s not in baseline_side]
     assert {s[2] for s in claim_side} == {"build", "predict", "segment"}, seen
     assert all(s[3] == "weights" for s in claim_side if s[2] == "predict"), "no prediction on a checkpoint"
-    assert len([s for s in claim_side if s[2] == "segment"]) == 2 and v.segments == [0, 1]
+    # two segments replayed (a second look sends the same request again, under the same label)
+    assert len({s[1] for s in claim_side if s[2] == "segment"}) == 2 and v.segments == [0, 1]
 
 
 def test_a_baseline_that_cannot_be_timed_here_makes_the_verifier_abstain(honest, spec, store, tmp_path):
