@@ -30,13 +30,13 @@ import time
 from pathlib import Path
 
 import uvicorn
-from eth_account import Account
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 
 from arledger import manifest as mf, tasks
 from arledger.chain.ledger import ClaimFields
+from arledger.chain.signer import Signer
 from arledger.dashboard.app import DashboardConfig, make_app
 from arledger.devnet import LocalChain
 from arledger.execution import kernels
@@ -58,7 +58,7 @@ def seed_ledger(tmp: Path, claims: int, reports: int, say=print):
         terms=tasks.TaskTerms(reveal_window=3600, challenge_window=86400)))
     run = tmp / "run"
     m = run_experiment(RunOptions(digits, run, steps=20, segment_steps=10, seed=1), store=store).manifest
-    trainers = [sponsor.with_account(Account.from_key(keys[i])) for i in (1, 2)]
+    trainers = [sponsor.with_account(Signer.from_key(keys[i])) for i in (1, 2)]
     t0 = time.perf_counter()
     stake = sponsor.task(task_id).min_trainer_stake
     pending = []

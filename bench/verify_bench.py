@@ -55,12 +55,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
 from eth_utils import to_checksum_address
 
 from arledger import attacks, taskbuild, tasks
 from arledger.attacks import ATTACKS
 from arledger.chain.ledger import Ledger
+from arledger.chain.signer import Signer
 from arledger.devnet import LocalChain
 from arledger.execution import isolation
 from arledger.protocol.replay import assess, rebuild_start, replay, replay_segment, ReplayOptions
@@ -227,9 +227,9 @@ def measure_latency(spec_req: dict, run_dir: Path, store: Any, base: Path, poll_
     chain = LocalChain.start(log_file=base / "anvil.log")
     try:
         keys, deployer = chain.keys, chain.ledger
-        sponsor, trainer = (deployer.with_account(Account.from_key(k)) for k in keys[:2])
+        sponsor, trainer = (deployer.with_account(Signer.from_key(k)) for k in keys[:2])
         task_id, spec, _, _ = tasks.create_task(sponsor, store, tasks.TaskRequest(**spec_req))
-        vledger = Ledger(Ledger.connect_rpc(chain.rpc_url), deployer.address, Account.from_key(keys[3]))
+        vledger = Ledger(Ledger.connect_rpc(chain.rpc_url), deployer.address, Signer.from_key(keys[3]))
         vledger.register_verifier(10**18)
 
         acted: dict[str, Any] = {}

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from eth_account import Account
 
 from arledger.agent import Agent, AgentConfig
 from arledger.agent.proposal import Code, Proposal
 from arledger.agent.search import SearchProposer
+from arledger.chain.signer import Signer
 from arstore import open_store
 from tests.llm_server import ChatServer
 from tests.test_e2e_support import DIGITS, make_world
@@ -57,7 +57,7 @@ def agent_cli(world, task_id, account, *extra):
 
 
 def library_agent(world, task_id, account, proposer=None, max_tries=8, reservations=None, **hooks):
-    ledger = world.ledger.with_account(Account.from_key(world.chain.keys[account]))
+    ledger = world.ledger.with_account(Signer.from_key(world.chain.keys[account]))
     cfg = AgentConfig(task_id=task_id, workdir=world.tmp / f"agent-{task_id}-{account}",
                       proposer=proposer or SearchProposer(seed=0), max_tries=max_tries, reservations=reservations)
     return Agent(ledger, open_store(world.store_spec), cfg, **hooks)

@@ -82,14 +82,14 @@ def test_run_that_does_not_meet_the_task_is_refused_before_any_gas(world, task):
     bad = world.tmp / "runs" / "short"
     world.artrain("run", DIGITS, "--steps", 10, "--segment-steps", 10, "--seed", 1, "--out", bad,
                   "--store", world.store_spec, "--json")
-    w3 = world.ledger.w3
+    rpc = world.ledger.rpc
     me = world.chain.address(1)
-    nonce, balance, claims = w3.eth.get_transaction_count(me), w3.eth.get_balance(me), world.ledger.total_claims()
+    nonce, balance, claims = rpc.nonce(me), rpc.balance(me), world.ledger.total_claims()
     res = world.artrain("submit", bad, "--task", task, "--store", world.store_spec, "--dev-account", 1, ok=False)
     line = one_line_error(res, "does not meet task", "steps")
     assert "SubmitError" not in line, "a sentence, not a class name"
     assert "budget is 20" in line
-    assert (w3.eth.get_transaction_count(me), w3.eth.get_balance(me)) == (nonce, balance)
+    assert (rpc.nonce(me), rpc.balance(me)) == (nonce, balance)
     assert world.ledger.total_claims() == claims and world.events("ClaimCommitted", trainer=me) == []
     assert not (bad / "submission.json").exists()
 

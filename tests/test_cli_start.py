@@ -1,6 +1,7 @@
-"""`artrain` starts fast: its listing imports no command module, a command that only reads the
-chain imports no torch, and the help listed for a command not imported is the help that command
-prints once imported (issue 22)."""
+"""`artrain` and `arverify` start fast: a command's `--help` imports nothing heavy (its module
+imports what the command runs when it runs), a command that reads the chain imports no torch
+and no web3 (tests/test_first_hour.py runs them), and the help listed for a command not
+imported is the help that command prints once imported (issue 22)."""
 
 from __future__ import annotations
 
@@ -17,26 +18,37 @@ from arledger.cli.commands import entries, load, short_help
 from arledger.cli.task_cmds import SUBCOMMANDS
 
 HEAVY = ("torch", "web3", "eth_account", "openai", "matplotlib")
-CHAIN = ["web3", "eth_account"]
-# What reads the chain and does not train: its help, and so its module, imports no torch.
-READERS = [["task", "--help"], ["devnet", "--help"], ["status", "--help"], ["claims", "--help"], ["best", "--help"],
-           ["withdraw", "--help"], ["task", "show", "--help"], ["dashboard", "--help"], ["ledger", "--help"]]
 
 
-def _imported_after(*runs: list[str]) -> list[list[str]]:
-    """The heavy packages one fresh interpreter had imported after each ``artrain ARGS`` of ``runs``,
+def imported_after(runs: list[list[str]], cli: str = "arledger.cli") -> list[list[str]]:
+    """The heavy packages one fresh interpreter had imported after each ``CLI ARGS`` of ``runs``,
     run in turn (cumulative: what the first imported counts for the later ones too)."""
-    code = ("import json, sys\nfrom arledger.cli import main\nfor args in json.loads(sys.argv[1]):\n"
+    code = (f"import json, sys\nfrom {cli} import main\nfor args in json.loads(sys.argv[1]):\n"
             "    try:\n        main(args, standalone_mode=False)\n    except SystemExit:\n        pass\n"
             f"    print('HEAVY', json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code, json.dumps(runs)], capture_output=True, text=True, check=True)
     return [json.loads(line[len("HEAVY "):]) for line in out.stdout.splitlines() if line.startswith("HEAVY ")]
 
 
-def test_the_listing_imports_nothing_heavy_and_the_chain_readers_no_torch():
-    after = _imported_after(["--help"], *READERS)
-    assert after[0] == [], "artrain --help"
-    assert after[-1] == CHAIN, "the chain readers' modules"
+def _helps(group: click.Group, prefix: list[str]) -> list[list[str]]:
+    """``--help`` of ``group`` and of every command under it, loading each group to list its commands."""
+    out = [[*prefix, "--help"]]
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        out += _helps(cmd, [*prefix, name]) if isinstance(cmd, click.Group) else [[*prefix, name, "--help"]]
+    return out
+
+
+@pytest.mark.parametrize("cli", ["arledger.cli", "arverifier.cli"])
+def test_no_help_imports_anything_heavy(cli):
+    group = main if cli == "arledger.cli" else __import__(cli, fromlist=["main"]).main
+    runs = _helps(group, [])
+    assert len(runs) > (15 if cli == "arledger.cli" else 5)
+    after = imported_after(runs, cli)
+    assert len(after) == len(runs)
+    first = next((i for i, heavy in enumerate(after) if heavy), None)
+    assert first is None, f"{cli} {' '.join(runs[first])} imported {after[first]}"
 
 
 def test_the_listing_names_every_command_without_loading_it():

@@ -15,6 +15,7 @@ from arledger.chain.artifact import load_artifact
 from arledger.chain.config import load_account, load_context
 from arledger.chain.deployment import Deployment
 from arledger.chain.ledger import Ledger
+from arledger.chain.signer import Signer
 from arledger.chain.units import format_amount, parse_amount
 from arledger.cli.common import chain_options, context_from
 from arledger.devnet import free_port
@@ -66,7 +67,7 @@ def test_artifact_missing_or_malformed_names_file(tmp_path):
 @pytest.mark.chain
 def test_precedence_flag_over_env_over_file(home, chain, monkeypatch):
     home_dir, dead = home
-    other = Ledger.deploy(chain.ledger.w3, Account.from_key(chain.keys[0])).address
+    other = Ledger.deploy(chain.ledger.rpc, Signer.from_key(chain.keys[0])).address
     # file only: the file's rpc (made live) and ledger
     _write_file_rpc(home_dir, chain.rpc_url)
     ctx = load_context(dev_account=3)

@@ -19,7 +19,8 @@ from types import SimpleNamespace
 
 import pytest
 import requests
-from eth_account import Account
+
+from arledger.chain.signer import Signer
 
 pytestmark = pytest.mark.chain
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -42,7 +43,7 @@ def saved(demo_run, tmp_path_factory):
 def dev(saved, i: int):
     from arledger.devnet import dev_keys
 
-    return saved.ledger.with_account(Account.from_key(dev_keys()[i]))
+    return saved.ledger.with_account(Signer.from_key(dev_keys()[i]))
 
 
 @pytest.fixture(scope="module")
@@ -217,14 +218,14 @@ def test_the_follower_rebuilds_after_a_reorganization(saved):
     f = IndexFollower(saved.ledger)
     f.poll()
     reports = len(f.index.tasks[scene["task"]].reports)
-    w3 = saved.ledger.w3
-    snap = w3.provider.make_request("evm_snapshot", [])["result"]
+    rpc = saved.ledger.rpc
+    snap = rpc.request("evm_snapshot")
     report_run(dev(saved, 7), saved.store, saved.run, saved.task, "on a branch that will vanish")
     f.poll()
     assert len(f.index.tasks[scene["task"]].reports) == reports + 1
-    w3.provider.make_request("evm_revert", [snap])
-    w3.provider.make_request("evm_mine", [])
-    w3.provider.make_request("evm_mine", [])  # the other branch is longer: the cursor's block hash changed
+    rpc.request("evm_revert", [snap])
+    rpc.request("evm_mine")
+    rpc.request("evm_mine")  # the other branch is longer: the cursor's block hash changed
     assert f.poll() and f.reorgs == 1
     assert len(f.index.tasks[scene["task"]].reports) == reports
 

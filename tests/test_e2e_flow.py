@@ -65,13 +65,12 @@ def _decisions(records: dict[int, list[dict]], claim_id: int) -> dict[int, list[
             for v, recs in records.items()}
 
 
-def _tx_cost(w3, tx_hash: str) -> int:
-    r = w3.eth.get_transaction_receipt(tx_hash)
-    return r["gasUsed"] * r["effectiveGasPrice"]
+def _tx_cost(rpc, tx_hash: str) -> int:
+    return rpc.receipt(tx_hash).fee
 
 
 def test_honest_claim_accepted_best_moves_and_rewards_withdrawn(world, accepted):
-    w3 = world.ledger.w3
+    rpc = world.ledger.rpc
     claim_id = accepted["sub"]["claim_id"]
     assert accepted["status_open"]["state"] == "Open" and accepted["status_open"]["confirmations"] == 2
     # Two verifiers replay and confirm; the third sees the quorum reached and sends nothing.
@@ -103,7 +102,7 @@ def test_honest_claim_accepted_best_moves_and_rewards_withdrawn(world, accepted)
         owed, native = world.owed(i), world.chain.native_balance(i)
         out = cmd("withdraw", "--dev-account", i, "--json")
         assert out["withdrawn"] == owed > 0
-        assert world.chain.native_balance(i) == native + owed - _tx_cost(w3, out["tx"])
+        assert world.chain.native_balance(i) == native + owed - _tx_cost(rpc, out["tx"])
         assert world.owed(i) == 0
     assert world.artrain("withdraw", "--dev-account", 1, "--json")["withdrawn"] == 0
 

@@ -151,8 +151,7 @@ def _same(a: Any, b: Any) -> bool:
 
 def write_deployment(home: Path, chain) -> None:
     home.mkdir(parents=True, exist_ok=True)
-    w3 = chain.ledger.w3
-    dep = Deployment(rpc_url=chain.rpc_url, chain_id=w3.eth.chain_id, ledger=chain.ledger.address,
+    dep = Deployment(rpc_url=chain.rpc_url, chain_id=chain.ledger.chain_id, ledger=chain.ledger.address,
                      deploy_block=0, dev_keys=list(chain.keys))
     (home / "deployment.json").write_bytes(dep.to_json())
 
@@ -162,8 +161,8 @@ def make_world(anvil_chain, tmp_path_factory, name: str, store_spec: str | None 
     tmp = tmp_path_factory.mktemp(name)
     home = tmp / "home"
     write_deployment(home, anvil_chain)
-    w3 = anvil_chain.ledger.w3
-    snap = w3.provider.make_request("evm_snapshot", [])["result"]
+    rpc = anvil_chain.ledger.rpc
+    snap = rpc.request("evm_snapshot")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ARLEDGER_HOME", str(home))
         for var in ("ARLEDGER_IPFS", "ARLEDGER_RPC_URL", "ARLEDGER_LEDGER", "ARLEDGER_KEY", "ARLEDGER_KEYSTORE"):
@@ -171,8 +170,7 @@ def make_world(anvil_chain, tmp_path_factory, name: str, store_spec: str | None 
         try:
             yield World(anvil_chain, home, store_spec or f"embedded:{home / 'store'}", tmp)
         finally:
-            reverted = w3.provider.make_request("evm_revert", [snap])
-            assert reverted.get("result") is True, f"evm_revert failed: {reverted}"
+            assert rpc.request("evm_revert", [snap]) is True, f"evm_revert {snap} failed"
 
 
 def one_line_error(res, *needles: str) -> str:

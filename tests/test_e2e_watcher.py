@@ -113,8 +113,8 @@ def test_chain_reorganization_is_followed(world, honest_run):
                         NodeConfig(confirmations=0))
     try:
         node.step()  # catch up with everything so far
-        w3 = world.ledger.w3
-        snap = w3.provider.make_request("evm_snapshot", [])["result"]
+        rpc = world.ledger.rpc
+        snap = rpc.request("evm_snapshot")
         gone = world.submit(honest_run, trainer=6)
         polled = node.follower.poll()  # the watcher sees the reveal (not yet verified)
         assert polled.handled >= 1
@@ -122,7 +122,7 @@ def test_chain_reorganization_is_followed(world, honest_run):
         assert row["status"] == "pending"
         gone_block = row["block"]
 
-        assert w3.provider.make_request("evm_revert", [snap])["result"] is True
+        assert rpc.request("evm_revert", [snap]) is True
         world.chain.mine(2)  # a different history: empty blocks first, then another trainer's claim
         kept = world.submit(honest_run, trainer=7)
         assert kept["claim_id"] == gone["claim_id"]  # the id moved to another claim

@@ -14,17 +14,20 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
-from eth_account import Account
 
 from arledger import outdir
+from arledger.chain.ledger import Ledger
+from arledger.chain.signer import Signer
 from arledger.cli import main as artrain
 from arledger.errors import ConfigError
 from arverifier.cli import main as arverify
+from tests.test_cli_start import imported_after
 from tests.test_e2e_support import DIGITS, make_world, one_line_error, TERMS
 
 pytestmark = pytest.mark.chain
@@ -293,18 +296,24 @@ def test_every_command_prints_losses_one_way(world, task, run):
     assert f"loss {sub['claimed_loss']:.6f}" in human
 
 
+def test_the_chain_readers_and_withdraw_import_no_torch_and_no_web3(world, task):
+    """What reads the chain (and what only signs) starts in a fraction of a second: no torch, and
+    no web3 or eth_account at all (arledger.chain speaks JSON-RPC and signs itself)."""
+    runs = [["task", "show", str(task), "--store", world.store_spec], ["best", "--task", str(task)],
+            ["claims", "--task", str(task)], ["devnet", "status"], ["withdraw", "--dev-account", "5"]]
+    if world.ledger.total_claims():
+        runs.append(["status", "1"])
+    after = imported_after(runs)
+    assert after == [[]] * len(runs), list(zip(runs, after))
+
+
 # -- one clear line, never a traceback --------------------------------------------------------
 
 
 def test_a_contract_that_is_not_the_ledger_is_one_line(world, task):
-    w3 = world.ledger.w3
-    acct = Account.from_key(world.chain.keys[9])
     # A contract whose code is a single STOP: every call returns nothing.
-    tx = {"from": acct.address, "data": "0x6001600c60003960016000f300", "gas": 100_000,
-          "gasPrice": w3.eth.gas_price, "nonce": w3.eth.get_transaction_count(acct.address),
-          "chainId": w3.eth.chain_id}
-    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction))
-    other = receipt["contractAddress"]
+    stop = replace(world.ledger.artifact, bytecode="0x6001600c60003960016000f300")
+    other = Ledger.deploy(world.ledger.rpc, Signer.from_key(world.chain.keys[9]), stop).address
     one_line_error(world.artrain("status", 1, "--ledger", other, ok=False), "does not answer", other)
     one_line_error(world.artrain("claims", "--task", 1, "--ledger", other, ok=False), "does not answer")
 

@@ -8,6 +8,7 @@ from eth_utils import keccak
 
 from arledger.chain import errors as cerr
 from arledger.chain.ledger import ClaimFields, Evidence, Ledger
+from arledger.chain.rpc import Rpc
 from arledger.devnet import free_port
 from arledger.errors import ArledgerError, ChainError, ChainUnavailable, ConfigError, ContractRevert
 from tests.fixtures.chain import E, task_params
@@ -91,9 +92,7 @@ def test_node_refusal_and_lost_endpoint_are_chain_errors(chain):
     assert not isinstance(ei.value, ContractRevert)
     assert "registerVerifier" in str(ei.value) and "nsufficient funds" in str(ei.value)
     # a Ledger whose node went away: a ChainUnavailable naming the URL, not a requests traceback
-    from web3 import Web3
-
     url = f"http://127.0.0.1:{free_port()}"
-    gone = Ledger(Web3(Web3.HTTPProvider(url)), chain.ledger.address)
+    gone = Ledger(Rpc(url), chain.ledger.address)
     with pytest.raises(ChainUnavailable, match=url.replace(".", r"\.")):
         gone.task(1)

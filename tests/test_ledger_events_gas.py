@@ -31,8 +31,8 @@ def test_gas_of_the_hot_path_is_within_targets(chain):
     for name, gas in used.items():
         assert 21_000 < gas <= GAS_TARGETS[name], f"{name}: {gas} gas > target {GAS_TARGETS[name]}"
     # the receipt is the source: TxResult.gas_used equals the node's number
-    receipt = chain.ledger.w3.eth.get_transaction_receipt(fin.tx_hash)
-    assert receipt["gasUsed"] == fin.gas_used and receipt["blockNumber"] == fin.block_number
+    receipt = chain.ledger.rpc.receipt(fin.tx_hash)
+    assert receipt.gas_used == fin.gas_used and receipt.block_number == fin.block_number
 
 
 def test_events_ordered_typed_with_block_data(chain):

@@ -82,8 +82,7 @@ def test_accepted_improving_claim_moves_best_pays_and_withdraws(chain):
     # withdraw moves real ether: balance after = before + owed - gas fee
     before = chain.native_balance(TRAINER)
     w = trainer.withdraw()
-    receipt = chain.ledger.w3.eth.get_transaction_receipt(w.tx_hash)
-    gas_fee = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    gas_fee = chain.ledger.rpc.receipt(w.tx_hash).fee
     assert chain.native_balance(TRAINER) == before + E + STAKE - gas_fee
     assert w.event("Withdrawn") == {"account": chain.address(TRAINER), "amount": E + STAKE}
     assert trainer.balance_of(chain.address(TRAINER)) == 0

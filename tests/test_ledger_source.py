@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import solcx
 from click.testing import CliRunner
-from eth_account import Account
 
 from arledger.chain.artifact import load_artifact
 from arledger.chain.ledger import Ledger
+from arledger.chain.signer import Signer
 from arledger.chain.source import PROJECT_ROOT, read_sources, SHIM, split_metadata, standard_input
 from arledger.cli import main
 
@@ -44,7 +44,7 @@ def _deploy_from(root: Path, chain) -> str:
     std["settings"]["outputSelection"] = {TARGET: {"TrainingLedger": ["evm.bytecode.object"]}}
     out = solcx.compile_standard(std, solc_binary=PROJECT_ROOT / SHIM)
     bytecode = "0x" + out["contracts"][TARGET]["TrainingLedger"]["evm"]["bytecode"]["object"]
-    deployed = Ledger.deploy(chain.ledger.w3, Account.from_key(chain.keys[0]), replace(artifact, bytecode=bytecode))
+    deployed = Ledger.deploy(chain.ledger.rpc, Signer.from_key(chain.keys[0]), replace(artifact, bytecode=bytecode))
     return deployed.address
 
 
@@ -82,8 +82,8 @@ def test_a_comment_only_change_is_a_partial_match(anvil_chain, tmp_path):
     address = _deploy_from(root, anvil_chain)
     out = json.loads(_verify(anvil_chain, address, "--json").output)
     assert (out["match"], out["ok"]) == ("partial", True)
-    code = bytes(anvil_chain.ledger.w3.eth.get_code(address))
-    honest = bytes(anvil_chain.ledger.w3.eth.get_code(anvil_chain.ledger.address))
+    code = anvil_chain.ledger.rpc.code(address)
+    honest = anvil_chain.ledger.rpc.code(anvil_chain.ledger.address)
     assert split_metadata(code)[0] == split_metadata(honest)[0] and code != honest
 
 

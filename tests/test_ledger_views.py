@@ -10,7 +10,8 @@ import pytest
 
 from arledger import merkle
 from arledger.chain import errors as cerr
-from arledger.chain.ledger import _base_tx, ClaimFields, compute_commitment
+from arledger.chain.ledger import ClaimFields, compute_commitment
+from arledger.chain.signer import Transaction
 from tests.fixtures.chain import CODE_CID, E, HOUR, STATE_HASHES
 
 pytestmark = pytest.mark.chain
@@ -34,11 +35,11 @@ def test_claim_view_and_derived_states(chain):
         chain.ledger.claim(999)
     assert ei.value.claimId == 999
     # Open -> Finalizable is derived from time alone (nothing is written)
-    w3 = chain.ledger.w3
-    w3.provider.make_request("evm_setNextBlockTimestamp", [c.challenge_deadline])
+    rpc = chain.ledger.rpc
+    rpc.request("evm_setNextBlockTimestamp", [c.challenge_deadline])
     chain.mine()
     assert chain.ledger.claim_state(opened.claim_id) == "Open"  # at the deadline: still Open
-    w3.provider.make_request("evm_setNextBlockTimestamp", [c.challenge_deadline + 1])
+    rpc.request("evm_setNextBlockTimestamp", [c.challenge_deadline + 1])
     chain.mine()
     assert chain.ledger.claim_state(opened.claim_id) == "Finalizable"
     assert chain.ledger.claim(opened.claim_id).state == "Finalizable"
@@ -150,15 +151,16 @@ def test_reveal_in_commit_block_is_refused(chain):
     salt = os.urandom(32)
     fields = ClaimFields(tid, 0, CODE_CID, DIGEST, ROOT, 4, 1_000_000, salt)
     c = compute_commitment(t.account_address, fields)
-    w3 = chain.ledger.w3
-    w3.provider.make_request("evm_setAutomine", [False])
-    try:
-        tx = t.contract.functions.commit(c).build_transaction({**_base_tx(w3, t.account_address), "gas": 100_000})
-        w3.eth.send_raw_transaction(t.account.sign_transaction(tx).raw_transaction)
+    rpc = chain.ledger.rpc
+    rpc.request("evm_setAutomine", [False])
+    try:  # sent, not awaited: it stays pending until automine is back
+        tx = Transaction(rpc.chain_id(), rpc.nonce(t.account_address), 100_000, t.address,
+                         data=t.abi.call_data("commit", [c]), gas_price=rpc.gas_price())
+        rpc.send_raw(t.account.sign_transaction(tx))
         with pytest.raises((cerr.LedgerRevealTooEarly, cerr.LedgerUnknownCommitment)):
             t.reveal(fields, value=STAKE)
     finally:
-        w3.provider.make_request("evm_setAutomine", [True])
+        rpc.request("evm_setAutomine", [True])
         chain.mine()
     info = t.commitment_info(c)
     assert info.block_number > 0 and info.revealed is False

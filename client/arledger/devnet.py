@@ -19,10 +19,9 @@ import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 
-from eth_account import Account
-
 from arledger.chain.deployment import arledger_home, Deployment, deployment_path
 from arledger.chain.ledger import Ledger
+from arledger.chain.signer import Signer
 from arledger.errors import DevnetError
 from arledger.files import atomic_write
 
@@ -37,6 +36,8 @@ def default_data_dir() -> Path:
 
 def dev_keys(n: int = DEV_ACCOUNTS) -> list[str]:
     """Private keys of anvil's default accounts (public test keys: never use them for real money)."""
+    from eth_account import Account  # lazy: HD derivation, only when a devnet starts (0.6 s)
+
     Account.enable_unaudited_hdwallet_features()
     return ["0x" + bytes(Account.from_mnemonic(MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key).hex()
             for i in range(n)]
@@ -128,7 +129,7 @@ class LocalChain:
         anvil = AnvilProcess(log_file=log_file, state_file=state_file).start()
         try:
             keys = dev_keys()
-            return cls(anvil, keys, Ledger.deploy(Ledger.connect_rpc(anvil.rpc_url), Account.from_key(keys[0])))
+            return cls(anvil, keys, Ledger.deploy(Ledger.connect_rpc(anvil.rpc_url), Signer.from_key(keys[0])))
         except BaseException:
             anvil.stop()
             raise
@@ -142,7 +143,7 @@ class LocalChain:
         return advance(seconds, self.rpc_url)
 
     def as_account(self, i: int) -> Ledger:
-        return self.ledger.with_account(Account.from_key(self.keys[i]))
+        return self.ledger.with_account(Signer.from_key(self.keys[i]))
 
     def deployment(self, with_keys: bool = False) -> Deployment:
         """The record a command reads to connect (``$ARLEDGER_HOME/deployment.json``)."""
@@ -202,9 +203,9 @@ def status(path: Path | None = None) -> dict:
     running = _pid_alive(dep.pid) and _is_anvil(dep.pid) and _rpc_ok(dep.rpc_url)
     out = {"running": running, "deployment": str(path), **{k: v for k, v in asdict(dep).items() if k != "dev_keys"}}
     if running:
-        w3 = Ledger.connect_rpc(dep.rpc_url)
-        out["block"] = w3.eth.block_number
-        out["ledger_deployed"] = len(w3.eth.get_code(dep.ledger)) > 0
+        node = Ledger.connect_rpc(dep.rpc_url)
+        out["block"] = node.block_number()
+        out["ledger_deployed"] = len(node.code(dep.ledger)) > 0
     return out
 
 
@@ -221,21 +222,21 @@ def up(data_dir: Path | None = None, port: int = 8545) -> tuple[Deployment, bool
     anvil = AnvilProcess(port, data_dir / "state.json", data_dir / "anvil.log", detach=True).start()
     try:
         keys = dev_keys()
-        w3 = Ledger.connect_rpc(anvil.rpc_url)
+        node = Ledger.connect_rpc(anvil.rpc_url)
         saved = data_dir / "ledger.json"
         ledger_addr = None
         if saved.exists():
             try:
                 info = json.loads(saved.read_text())
-                if len(w3.eth.get_code(info["ledger"])) > 0:  # the state file kept it
+                if node.code(info["ledger"]):  # the state file kept it
                     ledger_addr, block = info["ledger"], int(info["deploy_block"])
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 ledger_addr = None  # unreadable record: deploy afresh below
         if ledger_addr is None:
-            ledger = Ledger.deploy(w3, Account.from_key(keys[0]))
-            ledger_addr, block = ledger.address, w3.eth.block_number
+            ledger = Ledger.deploy(node, Signer.from_key(keys[0]))
+            ledger_addr, block = ledger.address, node.block_number()
             atomic_write(saved, json.dumps({"ledger": ledger_addr, "deploy_block": block}).encode())
-        dep = Deployment(anvil.rpc_url, w3.eth.chain_id, ledger_addr, block, anvil.proc.pid, str(data_dir), keys)
+        dep = Deployment(anvil.rpc_url, node.chain_id(), ledger_addr, block, anvil.proc.pid, str(data_dir), keys)
         atomic_write(dep_path, dep.to_json())
     except BaseException:
         anvil.stop()  # no half-started devnet without a deployment file pointing at it
@@ -269,7 +270,7 @@ def down(path: Path | None = None) -> bool:
 
 def advance(seconds: int, rpc_url: str) -> int:
     """Move chain time forward and mine a block; returns the new block timestamp."""
-    w3 = Ledger.connect_rpc(rpc_url)
-    w3.provider.make_request("evm_increaseTime", [int(seconds)])
-    w3.provider.make_request("evm_mine", [])
-    return int(w3.eth.get_block("latest")["timestamp"])
+    node = Ledger.connect_rpc(rpc_url)
+    node.request("evm_increaseTime", [int(seconds)])
+    node.request("evm_mine")
+    return node.block().timestamp

@@ -385,8 +385,8 @@ def _check_before_commit(ledger: Any, task: Any, task_id: int, parent_id: int, s
     if stake < task.min_trainer_stake:
         raise SubmitError(f"stake: {format_amount(stake)} is below the task's minimum trainer stake "
                           f"{format_amount(task.min_trainer_stake)}")
-    balance = ledger.w3.eth.get_balance(trainer)
-    gas = ledger.w3.eth.gas_price * GAS_MARGIN
+    balance = ledger.rpc.balance(trainer)
+    gas = ledger.rpc.gas_price() * GAS_MARGIN
     if balance < stake + gas:
         raise SubmitError(f"stake: {trainer} holds {format_amount(balance)}, less than the stake {format_amount(stake)} "
                           f"plus gas for the commit and reveal (about {format_amount(gas)} at the current gas price)")

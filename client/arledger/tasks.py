@@ -133,8 +133,8 @@ def check_funds(ledger: Ledger, req: TaskRequest) -> list[str]:
     refused before any slow work (the data set, the baseline); returns warnings about the terms."""
     t = req.terms
     value = t.pool + (t.sponsor_bond if req.heldout else 0)
-    gas = ledger.w3.eth.gas_price * TASK_GAS
-    balance = ledger.w3.eth.get_balance(ledger.account_address)
+    gas = ledger.rpc.gas_price() * TASK_GAS
+    balance = ledger.rpc.balance(ledger.account_address)
     if balance < value + gas:
         what = f"the pool {format_amount(t.pool)}" + (f" and the sponsor bond {format_amount(t.sponsor_bond)}"
                                                       if req.heldout else "")

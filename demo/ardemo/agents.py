@@ -25,10 +25,10 @@ from typing import Callable
 
 import matplotlib
 import matplotlib.pyplot as plt
-from eth_account import Account
 
 from ardemo.demo import Actor, Demo, DemoConfig, ETH
 from arledger import outdir, queries, tasks
+from arledger.chain.signer import Signer
 from arledger.devnet import LocalChain
 from arledger.micro import fmt
 from arstore import EmbeddedStore
@@ -90,7 +90,7 @@ class AgentsDemo:
         by = {}
         for name, i in self.VERIFIERS:
             a = Actor(name, "verifier", i)
-            a.ledger = deployer.with_account(Account.from_key(keys[i]))
+            a.ledger = deployer.with_account(Signer.from_key(keys[i]))
             a.address = a.ledger.account_address
             a.ledger.register_verifier(ETH)
             by[name] = a
@@ -98,7 +98,7 @@ class AgentsDemo:
         helper = Demo(DemoConfig(out=self.out), self.say)
         nodes = helper._nodes(by, store)
         agents = {f"agent{k + 1}": self.AGENT_ACCOUNTS[k] for k in range(cfg.agents)}
-        names = {Account.from_key(keys[i]).address.lower(): n for n, i in agents.items()}
+        names = {Signer.from_key(keys[i]).address.lower(): n for n, i in agents.items()}
         experiments: list[dict] = []
         for rnd in range(1, cfg.rounds + 1):
             self.say(f"[3/4] round {rnd}/{cfg.rounds}: {cfg.agents} agents propose, train and publish in parallel")

@@ -1,4 +1,8 @@
-"""`artrain demo`: the whole protocol on this machine, end to end (see ardemo.demo)."""
+"""`artrain demo`: the whole protocol on this machine, end to end (see ardemo.demo).
+
+The demo imports torch and matplotlib (3 s): the command imports it when it runs, so
+``artrain demo --help`` answers at once (tests/test_cli_start.py).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,6 @@ import json
 from pathlib import Path
 
 import click
-
-from ardemo.agents import AgentsConfig, AgentsDemo, format_table
-from ardemo.demo import Demo, DemoConfig, format_summary
 
 
 @click.command("demo")
@@ -47,6 +48,9 @@ def demo(out, steps, segment_steps, force, agents, rounds, as_json):
     """
     if steps % segment_steps:
         raise click.BadParameter(f"{segment_steps} does not divide {steps}", param_hint="--segment-steps")
+    from ardemo.agents import AgentsConfig, AgentsDemo, format_table  # lazy: torch, not for --help
+    from ardemo.demo import Demo, DemoConfig, format_summary  # lazy: torch, matplotlib, not for --help
+
     say = (lambda _msg: None) if as_json else (lambda msg: click.echo(msg))
     if agents:
         if out == Path("demo-out"):

@@ -29,11 +29,11 @@ from typing import Any, Callable
 
 import matplotlib
 import matplotlib.pyplot as plt
-from eth_account import Account
 
 from arledger import manifest as mf, outdir, queries, sealed, tasks
 from arledger.addressbook import AddressBook, FILE as ADDRESS_BOOK
 from arledger.attacks import forged_jump, memorising_charlm
+from arledger.chain.signer import Signer
 from arledger.devnet import LocalChain
 from arledger.micro import fmt
 from arledger.protocol import run_experiment, RunOptions
@@ -116,7 +116,7 @@ class Demo:
                   Actor("v2", "verifier", 4), Actor("v3", "verifier", 5)]
         book = AddressBook(self.out / ADDRESS_BOOK)  # `artrain dashboard --demo` shows these names
         for a in actors:
-            a.ledger = deployer.with_account(Account.from_key(keys[a.index]))
+            a.ledger = deployer.with_account(Signer.from_key(keys[a.index]))
             a.address = a.ledger.account_address
             book.set(a.name, a.address)
         by = {a.name: a for a in actors}

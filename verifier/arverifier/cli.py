@@ -1,4 +1,8 @@
-"""`arverify`: the verifier's command line (a thin click layer over arverifier)."""
+"""`arverify`: the verifier's command line (a thin click layer over arverifier).
+
+The checker and the node import torch (2 s): `check` and `watch` import them when they
+run, so `arverify --help` and the staking commands answer at once (tests/test_cli_start.py).
+"""
 
 from __future__ import annotations
 
@@ -25,10 +29,6 @@ from arledger.cli.common import (
 from arledger.cli.ledger_cmds import withdraw_owed
 from arledger.errors import ConfigError
 from arledger.execution.sandbox import available_backend
-from arledger.protocol import artifacts
-from arverifier.check import ClaimChecker
-from arverifier.node import claim_info, NodeConfig, VerifierNode
-from arverifier.state import WatcherState
 
 
 def _data_dir(value: Path | None, address: str) -> Path:
@@ -103,6 +103,8 @@ def withdraw(as_json, **chain):
 
 
 def _checker(address: str, store_spec, data_dir: Path, sandbox: str):
+    from arverifier.check import ClaimChecker  # lazy: torch, not for --help
+
     store = open_store(store_spec)
     return store, ClaimChecker(store, address, workdir=data_dir / "work", sandbox_backend=sandbox)
 
@@ -133,6 +135,8 @@ def check(claim_id, store_spec, sandbox, data_dir, as_json, **chain):
       arverify check 2
       arverify check 2 --dev-account 3 --json | jq .decision
     """
+    from arverifier.node import claim_info  # lazy: torch, not for --help
+
     ctx = context_from(chain, need_account=False)
     me = ctx.address or "0x" + "00" * 20
     store, checker = _checker(me, store_spec, _data_dir(data_dir, me), sandbox)
@@ -186,6 +190,10 @@ def watch(once, confirmations, poll_interval, from_block, data_dir, no_finalize,
       arverify watch --once --confirmations 0 --json --dev-account 3
       arverify watch --keystore v.json --rpc-url https://rpc.example --store http://127.0.0.1:5001
     """
+    from arverifier.check import ClaimChecker  # lazy: torch, not for --help
+    from arverifier.node import NodeConfig, VerifierNode  # lazy: torch, not for --help
+    from arverifier.state import WatcherState  # lazy: torch, not for --help
+
     ctx = context_from(chain)
     store = open_store(store_spec)
     _ready_to_watch(ctx, store)  # before anything is written: a verifier that cannot act says so at once
@@ -237,6 +245,8 @@ def _ready_to_watch(ctx, store) -> None:
     """What `watch` cannot work without, checked at start: a registered verifier with stake (else
     it would replay every claim and then be refused its confirmations) and a store that answers
     (the node answered already: the context read the chain)."""
+    from arledger.protocol import artifacts  # lazy: torch, not for --help
+
     v = ctx.ledger.verifier_info(ctx.address)
     if not v.registered or not v.stake:
         raise ConfigError(f"{ctx.address} is not a registered verifier on ledger {ctx.ledger.address}; "

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from eth_account import Account
 from eth_utils import is_hex_address, to_checksum_address
 
 from arledger.chain.deployment import Deployment, deployment_path
 from arledger.chain.ledger import Ledger
+from arledger.chain.signer import decrypt_keystore, Signer
 from arledger.errors import ConfigError
 
 
@@ -36,12 +36,12 @@ class Context:
 
 
 def load_account(key: str | None = None, keystore: str | None = None,
-                 password: str | None = None, prompt: Callable[[str], str] = getpass.getpass) -> Any:
+                 password: str | None = None, prompt: Callable[[str], str] = getpass.getpass) -> Signer | None:
     """A signing account from a private key or an encrypted keystore file (None if neither)."""
     if key:
         try:
-            return Account.from_key(key.strip())
-        except Exception:
+            return Signer.from_key(key)
+        except ValueError:
             raise ConfigError("key: not a valid private key (expected 0x + 64 hex digits)") from None
     if keystore:
         path = Path(keystore).expanduser()
@@ -59,7 +59,7 @@ def load_account(key: str | None = None, keystore: str | None = None,
         if password is None:
             password = prompt(f"password for {path}: ")
         try:
-            return Account.from_key(Account.decrypt(blob, password))
+            return decrypt_keystore(blob, password)
         except ValueError:
             raise ConfigError(f"{path}: wrong password or damaged keystore") from None
         except (KeyError, TypeError) as exc:
@@ -113,14 +113,13 @@ def load_context(rpc_url: str | None = None, ledger: str | None = None, key: str
     if account is None and need_account:
         raise ConfigError("no account: pass --key/--keystore (or --dev-account N on a devnet), "
                           "or set ARLEDGER_KEY / ARLEDGER_KEYSTORE")
-    w3 = Ledger.connect_rpc(rpc)
-    deployed = len(w3.eth.get_code(address)) > 0
-    if not deployed:
-        raise ConfigError(f"ledger: no contract at {address} on {rpc} (chain id {w3.eth.chain_id})")
+    node = Ledger.connect_rpc(rpc)
+    if not node.code(address):
+        raise ConfigError(f"ledger: no contract at {address} on {rpc} (chain id {node.chain_id()})")
     deploy_block = 0
     if dep is not None and str(dep.ledger).lower() == str(address).lower():
         deploy_block = int(dep.deploy_block)
-    return Context(Ledger(w3, address, account, deploy_block=deploy_block), rpc, source)
+    return Context(Ledger(node, address, account, deploy_block=deploy_block), rpc, source)
 
 
 def _checksummed_ledger(address: Any) -> str:

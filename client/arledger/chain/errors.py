@@ -16,9 +16,9 @@ import threading
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import keccak, to_checksum_address
-from eth_utils.abi import abi_to_signature, get_abi_input_types
+from eth_utils import keccak
 
+from arledger.chain.abi import abi_type, normalize, signature as abi_signature
 from arledger.chain.artifact import load_artifact
 from arledger.chain.units import format_amount
 from arledger.errors import ContractRevert
@@ -87,7 +87,7 @@ class RevertDecoder:
         for entry in abi:
             if entry.get("type") != "error":
                 continue
-            signature = abi_to_signature(entry)
+            signature = abi_signature(entry)
             cls = revert_class(entry["name"], f"The contract reverted with {signature}.")
             self._by_selector[keccak(text=signature)[:4]] = (entry, cls)
 
@@ -101,13 +101,13 @@ class RevertDecoder:
         selector, body = raw[:4], raw[4:]
         if selector in self._by_selector:
             entry, cls = self._by_selector[selector]
-            names = [i.get("name") or f"arg{n}" for n, i in enumerate(entry.get("inputs", []))]
-            types = get_abi_input_types(entry)
+            inputs = entry.get("inputs", [])
+            names = [i.get("name") or f"arg{n}" for n, i in enumerate(inputs)]
             try:
-                values = abi_decode(types, body)
+                values = abi_decode([abi_type(i) for i in inputs], body)
             except Exception:  # malformed payload: still name the error
                 return cls(f"{where}{entry['name']} (undecodable arguments 0x{body.hex()})", {}, raw)
-            args = {n: _plain(v, t) for n, v, t in zip(names, values, types)}
+            args = {n: normalize(i, v) for n, i, v in zip(names, inputs, values)}
             if entry["name"] in SENTENCES:  # the errors a user meets: a sentence, amounts in ETH
                 return cls(SENTENCES[entry["name"]](args), args, raw)
             shown = ", ".join(f"{k}={_show(v)}" for k, v in args.items())
@@ -158,19 +158,6 @@ def _to_bytes(data: Any) -> bytes:
         return bytes.fromhex(text)
     except ValueError:
         return b""
-
-
-def _plain(value: Any, abi_type: str = "") -> Any:
-    """bytes stay bytes, tuples become lists; addresses are checksummed (eth_abi gives
-    lowercase), so they compare equal to ``account.address``."""
-    if isinstance(value, tuple):
-        inner = abi_type[: abi_type.rindex("[")] if abi_type.endswith("]") else ""
-        return [_plain(v, inner) for v in value]
-    if isinstance(value, bytearray):
-        return bytes(value)
-    if abi_type == "address" and isinstance(value, str):
-        return to_checksum_address(value)
-    return value
 
 
 def _show(value: Any) -> str:

@@ -1,8 +1,9 @@
-"""``Ledger``: every transaction, view and event of TrainingLedger, typed, over web3.py.
+"""``Ledger``: every transaction, view and event of TrainingLedger, typed, over JSON-RPC.
 
 Why a thick class: every command (trainer, verifier, demo) talks to the contract
 through here, so argument encoding, gas, nonces, receipts and error decoding live in
-one place. Rules:
+one place. Below it: ``chain.rpc`` (the node), ``chain.abi`` (the bytes), ``chain.signer``
+(the key). Rules:
 
 - Every transaction is estimated first; a call that would revert raises the typed
   exception named after the contract's custom error (``LedgerWrongClaimState`` ...)
@@ -16,27 +17,26 @@ one place. Rules:
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
-from requests.exceptions import ConnectionError as HTTPConnectionError, Timeout as HTTPTimeout
-from web3 import Web3
-from web3.exceptions import (
-    BadFunctionCallOutput,
-    ContractCustomError,
-    ContractLogicError,
-    ContractPanicError,
-    TimeExhausted,
-    Web3RPCError,
-)
 
+from arledger.chain.abi import ContractAbi
 from arledger.chain.artifact import ContractArtifact, load_artifact
 from arledger.chain.errors import RevertDecoder
+from arledger.chain.rpc import Call, Log, Rpc
+from arledger.chain.signer import Signer, Transaction
 from arledger.chain.views import ViewDecoder
-from arledger.errors import ChainError, ChainUnavailable, ConfigError, ContractRevert, TransactionFailed
+from arledger.errors import (
+    ChainError,
+    ChainUnavailable,
+    ConfigError,
+    NodeRefused,
+    TransactionFailed,
+    UndecodableResult,
+)
 from arstore import cid_from_bytes
 
 ZERO32 = b"\x00" * 32
@@ -264,16 +264,6 @@ def _b32(value: Any, field: str = "value") -> bytes:
     return value
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "items"):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
 @dataclass(frozen=True)
 class ClaimFields:
     """What a claim commits to and then reveals: ITrainingLedger's ``ClaimFields`` by name, the
@@ -326,50 +316,43 @@ def compute_commitment(trainer: str, fields: ClaimFields, artifact: ContractArti
 
 
 class Ledger:
-    """One deployed TrainingLedger, seen through one web3 connection and (optionally) one account."""
+    """One deployed TrainingLedger, seen through one JSON-RPC endpoint and (optionally) one account."""
 
-    def __init__(self, w3: Web3, address: str, account: Any = None, artifact: ContractArtifact | None = None,
-                 deploy_block: int = 0):
-        self.w3 = w3
+    def __init__(self, rpc: Rpc, address: str, account: Signer | None = None,
+                 artifact: ContractArtifact | None = None, deploy_block: int = 0):
+        self.rpc = rpc
         # Where log scans start: nothing of this ledger exists before its deployment.
         self.deploy_block = int(deploy_block)
         self.artifact = artifact or load_artifact()
         self.address = to_checksum_address(address)
         self.account = account
-        self.contract = w3.eth.contract(address=self.address, abi=self.artifact.abi)
+        self.abi = ContractAbi(self.artifact.abi)
         self.decoder = RevertDecoder(self.artifact.abi)
         self.views = ViewDecoder(self.artifact)
-        self._events = {e["name"]: getattr(self.contract.events, e["name"])
-                        for e in self.artifact.entries("event")}
-        self._topic_to_event = {}
-        for e in self.artifact.entries("event"):
-            sig = f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})"
-            self._topic_to_event[keccak(text=sig)] = e["name"]
 
     # -- construction ----------------------------------------------------------------
 
     @staticmethod
-    def connect_rpc(rpc_url: str, timeout: float = 30) -> Web3:
-        if not rpc_url or not str(rpc_url).startswith(("http://", "https://")):
-            raise ConfigError(f"rpc-url: {rpc_url!r} is not an http(s):// JSON-RPC URL")
-        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    def connect_rpc(rpc_url: str, timeout: float = 30) -> Rpc:
+        """An endpoint that answered (its chain id): ChainUnavailable naming the URL otherwise."""
+        rpc = Rpc(rpc_url, timeout)
         try:
-            w3.eth.chain_id
-        except Exception as exc:  # connection refused, DNS, HTTP errors, not JSON-RPC...
-            raise ChainUnavailable(f"cannot reach the JSON-RPC endpoint {rpc_url}: {_why_unreachable(exc)}") from None
-        return w3
+            rpc.chain_id()
+        except NodeRefused as exc:
+            raise ChainError(f"{rpc_url} refused eth_chainId ({exc.message}): is it an Ethereum JSON-RPC node?") from None
+        return rpc
 
     @classmethod
-    def deploy(cls, w3: Web3, account: Any, artifact: ContractArtifact | None = None) -> "Ledger":
+    def deploy(cls, rpc: Rpc, account: Signer, artifact: ContractArtifact | None = None) -> "Ledger":
         artifact = artifact or load_artifact()
-        factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        tx = factory.constructor().build_transaction(_base_tx(w3, account.address))
-        tx["gas"] = int(w3.eth.estimate_gas(tx) * 1.2)
-        receipt = _send_signed(w3, account, tx)
-        return cls(w3, receipt["contractAddress"], account, artifact, deploy_block=receipt["blockNumber"])
+        receipt = _send(rpc, account, Call(None, bytes.fromhex(artifact.bytecode[2:]), account.address),
+                        "deploy", RevertDecoder(artifact.abi))
+        if receipt.status != 1 or not receipt.contract_address:
+            raise TransactionFailed(f"deploy: transaction {receipt.tx_hash} failed in block {receipt.block_number}")
+        return cls(rpc, receipt.contract_address, account, artifact, deploy_block=receipt.block_number)
 
-    def with_account(self, account: Any) -> "Ledger":
-        return Ledger(self.w3, self.address, account, self.artifact, self.deploy_block)
+    def with_account(self, account: Signer | None) -> "Ledger":
+        return Ledger(self.rpc, self.address, account, self.artifact, self.deploy_block)
 
     @property
     def account_address(self) -> str:
@@ -379,79 +362,40 @@ class Ledger:
 
     @property
     def chain_id(self) -> int:
-        return self.w3.eth.chain_id
+        return self.rpc.chain_id()
 
     # -- sending ---------------------------------------------------------------------
 
     def _transact(self, fn_name: str, *args: Any, value: int = 0) -> TxResult:
-        sender = self.account_address
-        fn = getattr(self.contract.functions, fn_name)(*args)
-        with self._rpc_errors(fn_name):
-            tx = _base_tx(self.w3, sender, value)
-            try:
-                tx = fn.build_transaction(tx)
-                tx["gas"] = int(self.w3.eth.estimate_gas(tx) * 1.25) + 10_000
-            except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
-                raise self._revert(exc, fn_name) from None
-            except (Web3RPCError, ValueError) as exc:
-                # Some nodes answer reverts as plain RPC errors (with data); without revert
-                # data it is the node refusing the call (insufficient funds, bad nonce...).
-                if _revert_data(exc) is None:
-                    raise ChainError(f"{fn_name}: the node refused the transaction: {_rpc_message(exc)}") from None
-                raise self._revert(exc, fn_name) from None
-            receipt = _send_signed(self.w3, self.account, tx)
-        result = TxResult(_hex(receipt["transactionHash"]), receipt["blockNumber"], receipt["gasUsed"],
-                          self._decode_receipt(receipt))
-        if receipt["status"] != 1:
+        call = Call(self.address, self.abi.call_data(fn_name, args), self.account_address, int(value))
+        receipt = _send(self.rpc, self.account, call, fn_name, self.decoder)
+        result = TxResult(receipt.tx_hash, receipt.block_number, receipt.gas_used,
+                          [ev for ev in map(self._decode_log, receipt.logs) if ev is not None])
+        if receipt.status != 1:
             raise TransactionFailed(f"{fn_name}: transaction {result.tx_hash} failed in block {result.block_number}")
         return result
 
     def _call(self, fn_name: str, *args: Any) -> Any:
-        with self._rpc_errors(fn_name):
-            try:
-                return getattr(self.contract.functions, fn_name)(*args).call()
-            except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
-                raise self._revert(exc, fn_name) from None
-            except BadFunctionCallOutput:
-                # Empty or undecodable return data: the address holds some other contract.
-                raise ConfigError(f"ledger: the contract at {self.address} does not answer {fn_name}() as a "
-                                  "TrainingLedger does: is --ledger (or $ARLEDGER_LEDGER) the ledger's address? "
-                                  "`artrain ledger verify` checks one") from None
-
-    @contextmanager
-    def _rpc_errors(self, context: str):
-        """Transport failures in the middle of a call become one clear ChainError naming the URL."""
-        url = getattr(self.w3.provider, "endpoint_uri", "the JSON-RPC endpoint")
         try:
-            yield
-        except (HTTPConnectionError, HTTPTimeout) as exc:
-            raise ChainUnavailable(f"{context}: lost the JSON-RPC endpoint {url}: {_why_unreachable(exc)}") from None
-        except TimeExhausted as exc:
-            raise ChainError(f"{context}: no receipt from {url} in time ({exc})") from None
+            data = self.rpc.call(Call(self.address, self.abi.call_data(fn_name, args)))
+        except NodeRefused as exc:
+            raise _refusal(exc, fn_name, self.decoder) from None
+        try:
+            return self.abi.decode_result(fn_name, data)
+        except UndecodableResult:
+            # Empty or undecodable return data: the address holds some other contract.
+            raise ConfigError(f"ledger: the contract at {self.address} does not answer {fn_name}() as a "
+                              "TrainingLedger does: is --ledger (or $ARLEDGER_LEDGER) the ledger's address? "
+                              "`artrain ledger verify` checks one") from None
 
-    def _revert(self, exc: Exception, context: str) -> ContractRevert:
-        err = self.decoder.decode(_revert_data(exc), context)
-        if not err.data and "revert" in str(exc).lower():
-            err = type(err)(f"{context}: {exc}", err.error_args, err.data)
-        return err
-
-    def _decode_receipt(self, receipt) -> list[Event]:
-        out = []
-        for log in receipt["logs"]:
-            ev = self._decode_log(log)
-            if ev is not None:
-                out.append(ev)
-        return out
-
-    def _decode_log(self, log) -> Event | None:
-        if to_checksum_address(log["address"]) != self.address or not log["topics"]:
+    def _decode_log(self, log: Log) -> Event | None:
+        if to_checksum_address(log.address) != self.address:
             return None
-        name = self._topic_to_event.get(bytes(log["topics"][0]))
-        if name is None:
+        decoded = self.abi.decode_log(log.topics, log.data)
+        if decoded is None:
             return None
-        decoded = self._events[name]().process_log(log)
-        return Event(name, _plain(dict(decoded["args"])), log["blockNumber"], _hex(log["blockHash"]),
-                     log["logIndex"], _hex(log["transactionHash"]))
+        name, args = decoded
+        return Event(name, args, log.block_number, log.block_hash, log.log_index, log.tx_hash)
 
     # -- tasks -----------------------------------------------------------------------
 
@@ -638,37 +582,29 @@ class Ledger:
     # -- blocks and events -----------------------------------------------------------
 
     def block_number(self) -> int:
-        return self.w3.eth.block_number
+        return self.rpc.block_number()
 
     def block_hash(self, number: int) -> str:
-        block = self.w3.eth.get_block(number)
-        return _hex(block["hash"])
+        return self.rpc.block(number).hash
 
     def block_timestamp(self, number: int | str = "latest") -> int:
-        return int(self.w3.eth.get_block(number)["timestamp"])
+        return self.rpc.block(number).timestamp
 
     def events(self, from_block: int, to_block: int, names: Iterable[str] | None = None,
                topics: list | None = None) -> list[Event]:
         """Decoded events of this contract in [from_block, to_block], in chain order."""
         if to_block < from_block:
             return []
-        flt: dict[str, Any] = {"address": self.address, "fromBlock": from_block, "toBlock": to_block}
-        if topics:
-            flt["topics"] = topics
-        logs = self.w3.eth.get_logs(flt)
         wanted = set(names) if names else None
         out = []
-        for log in logs:
+        for log in self.rpc.logs(self.address, from_block, to_block, topics):
             ev = self._decode_log(log)
             if ev is not None and (wanted is None or ev.name in wanted):
                 out.append(ev)
         return sorted(out, key=lambda e: (e.block_number, e.log_index))
 
     def _event_topic(self, name: str) -> str:
-        for topic, n in self._topic_to_event.items():
-            if n == name:
-                return _hex(topic)
-        raise KeyError(name)
+        return _hex(self.abi.event_topic(name))
 
     def claim_revealed_event(self, claim_id: int) -> RevealInfo:
         """The ClaimRevealed event of a claim (code CID, manifest digest: not stored on chain)."""
@@ -722,80 +658,42 @@ class Ledger:
     def mine_if_dev_chain(self) -> bool:
         """Mine one empty block if the node allows it (anvil, hardhat); False on a real chain."""
         try:
-            resp = self.w3.provider.make_request("evm_mine", [])
-        except Exception:
+            self.rpc.request("evm_mine")
+        except ChainError:
             return False
-        return not (isinstance(resp, dict) and resp.get("error"))
+        return True
 
 
-# -- helpers --------------------------------------------------------------------------------
+# -- sending, shared by deployment and calls -------------------------------------------------
 
 
-def _revert_data(exc: Exception) -> Any:
-    """The revert payload carried by a web3 exception, however the node shaped it (None if none)."""
-    data = getattr(exc, "data", None)
-    if data is None:
-        data = getattr(exc, "rpc_response", None) or None
-        if isinstance(data, dict):
-            data = data.get("error", {}).get("data")
-    if data is None and exc.args and isinstance(exc.args[0], dict):
-        data = exc.args[0].get("data")
-    if isinstance(data, dict):
-        data = data.get("data")
-    if data is None and exc.args and isinstance(exc.args[-1], str) and exc.args[-1].startswith("0x"):
-        data = exc.args[-1]
-    return data
-
-
-def _rpc_message(exc: Exception) -> str:
-    if exc.args and isinstance(exc.args[0], dict) and "message" in exc.args[0]:
-        return str(exc.args[0]["message"])
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def _why_unreachable(exc: Exception) -> str:
-    """A short reason for a failed connection instead of urllib3's nested repr."""
-    text = str(exc)
-    if isinstance(exc, HTTPTimeout) or "timed out" in text.lower():
-        return "timed out"
-    if "Connection refused" in text:
-        return "connection refused (is the node running?)"
-    if "Name or service not known" in text or "nodename nor servname" in text:
-        return "unknown host name"
-    if isinstance(exc, HTTPConnectionError):
-        return "connection failed"
-    first = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
-
-
-def _abi_type(inp: dict) -> str:
-    t = inp["type"]
-    if t.startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in inp["components"])
-        return f"({inner}){t[5:]}"
-    return t
-
-
-def _base_tx(w3: Web3, sender: str, value: int = 0) -> dict:
-    tx: dict[str, Any] = {"from": sender, "value": int(value), "chainId": w3.eth.chain_id,
-                          "nonce": w3.eth.get_transaction_count(sender, "pending")}
+def _send(rpc: Rpc, account: Signer | None, call: Call, what: str, decoder: RevertDecoder):
+    """Estimate (a revert raises its typed error, nothing sent), price, sign, send, wait: the receipt."""
+    if account is None:
+        raise ConfigError("no account configured: set ARLEDGER_KEY or ARLEDGER_KEYSTORE (or pass --key)")
     try:
-        base = w3.eth.get_block("latest").get("baseFeePerGas")
-    except Exception:
-        base = None
-    if base is not None:
-        tip = w3.to_wei(1, "gwei")
-        tx.update(maxPriorityFeePerGas=tip, maxFeePerGas=int(base) * 2 + tip)
+        gas = int(rpc.estimate_gas(call) * 1.25) + 10_000
+    except NodeRefused as exc:
+        raise _refusal(exc, what, decoder) from None
+    base_fee = rpc.block("latest").base_fee
+    tx = Transaction(rpc.chain_id(), rpc.nonce(account.address), gas, call.to, call.value, call.data)
+    if base_fee is None:  # a chain without EIP-1559: a legacy transaction at the node's price
+        tx = replace(tx, gas_price=rpc.gas_price())
     else:
-        tx["gasPrice"] = w3.eth.gas_price
-    return tx
-
-
-def _send_signed(w3: Web3, account: Any, tx: dict, timeout: float = 120):
-    signed = account.sign_transaction(tx)
-    raw = getattr(signed, "raw_transaction", None) or getattr(signed, "rawTransaction")
+        tip = 10**9  # 1 gwei: enough on a dev chain and a quiet one; the max fee absorbs a rise
+        tx = replace(tx, max_priority_fee=tip, max_fee=base_fee * 2 + tip)
     try:
-        tx_hash = w3.eth.send_raw_transaction(raw)
-    except Web3RPCError as exc:  # nonce too low, underpriced, insufficient funds...
-        raise ChainError(f"the node rejected the transaction from {account.address}: {_rpc_message(exc)}") from None
-    return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout, poll_latency=0.05)
+        tx_hash = rpc.send_raw(account.sign_transaction(tx))
+    except NodeRefused as exc:  # nonce too low, underpriced, insufficient funds...
+        raise ChainError(f"the node rejected the transaction from {account.address}: {exc.message}") from None
+    return rpc.wait_for_receipt(tx_hash)
+
+
+def _refusal(exc: NodeRefused, what: str, decoder: RevertDecoder) -> ChainError:
+    """A node's error answer as what it means: the contract's revert (typed), or the node refusing."""
+    if exc.data is None and "revert" not in exc.message.lower():
+        return ChainError(f"{what}: the node refused the transaction: {exc.message}")
+    err = decoder.decode(exc.data, what)
+    if not err.data and "revert" in exc.message.lower():
+        err = type(err)(f"{what}: {exc.message}", err.error_args, err.data)
+    return err

@@ -38,6 +38,7 @@ from eth_utils import keccak
 from solcx.exceptions import SolcError
 
 from arledger.chain.artifact import ContractArtifact, load_artifact
+from arledger.chain.rpc import Rpc
 from arledger.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]  # client/arledger/chain/source.py -> repo
@@ -46,11 +47,11 @@ SHIM = Path("scripts") / "solcjs-cli"
 
 @dataclass(frozen=True)
 class VerifyRequest:
-    """What to verify: the code at ``address`` (read through ``w3``) against the sources
+    """What to verify: the code at ``address`` (read through ``rpc``) against the sources
     under ``source_root`` (``contracts/...``; imports such as ``@openzeppelin/...`` from
     ``source_root/node_modules``), compiled by ``solc`` (default: the solc-js shim)."""
 
-    w3: object
+    rpc: Rpc
     address: str
     source_root: Path = PROJECT_ROOT
     solc: Path | None = None
@@ -86,9 +87,9 @@ def verify_source(req: VerifyRequest) -> SourceVerdict:
     if not meta.get("settings") or not meta.get("sources"):
         raise ConfigError(f"{artifact.path}: the build records no compiler metadata; rebuild it with `make contracts`")
     (target_file, target_name), = meta["settings"]["compilationTarget"].items()
-    code = bytes(req.w3.eth.get_code(req.address))
+    code = req.rpc.code(req.address)
     if not code:
-        raise ConfigError(f"{req.address}: no contract code at this address on chain {req.w3.eth.chain_id}")
+        raise ConfigError(f"{req.address}: no contract code at this address on chain {req.rpc.chain_id()}")
     sources = read_sources(meta, Path(req.source_root))
     t0 = time.monotonic()
     compiled = compile_runtime(standard_input(meta, sources), target_file, target_name,
@@ -99,7 +100,7 @@ def verify_source(req: VerifyRequest) -> SourceVerdict:
     recorded = {name: info.get("keccak256") for name, info in meta["sources"].items()}
     hashes = {name: "0x" + keccak(text.encode()).hex() for name, text in sources.items()}
     return SourceVerdict(
-        address=req.address, chain_id=int(req.w3.eth.chain_id), contract=f"{target_file}:{target_name}",
+        address=req.address, chain_id=req.rpc.chain_id(), contract=f"{target_file}:{target_name}",
         compiler=meta["compiler"]["version"], match=match, reason=reason, code_bytes=len(code),
         first_difference=diff, sources=hashes,
         changed_since_build=sorted(n for n in hashes if hashes[n] != recorded.get(n)), compile_seconds=seconds)

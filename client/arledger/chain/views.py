@@ -1,6 +1,6 @@
 """Contract views decoded by the ABI's names, never by tuple position.
 
-``claim(id)`` returns a ``ClaimView`` struct; web3 hands it back as a bare tuple. Reading
+``claim(id)`` returns a ``ClaimView`` struct; the ABI decoder hands it back as a bare tuple. Reading
 ``c[4]`` as the state would silently put integers in the wrong fields the day the struct
 in ``ITrainingLedger.sol`` is reordered. Here the ABI of the build artifact (the one
 source of truth) names every value: ``decode`` zips a function's outputs with their ABI
@@ -71,7 +71,7 @@ class ViewDecoder:
 
     def struct_arg(self, fn_name: str, view: Any, position: int | None = None) -> dict:
         """A dataclass as a struct argument of ``fn_name`` (its single tuple input, or the one at
-        ``position``), keyed by the ABI's camelCase names: web3 encodes it by name, so field order
+        ``position``), keyed by the ABI's camelCase names: ``chain.abi`` encodes it by name, so field order
         never matters."""
         components = {snake(c["name"]): c["name"] for c in self.struct_components(fn_name, position)}
         have = {f.name for f in fields(view)}

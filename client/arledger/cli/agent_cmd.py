@@ -1,4 +1,8 @@
-"""`artrain agent`: a thin click layer over arledger.agent (the research loop)."""
+"""`artrain agent`: a thin click layer over arledger.agent (the research loop).
+
+The loop imports torch and the LLM proposer openai (3 s together): the command imports
+them when it runs, so ``artrain agent --help`` answers at once (tests/test_cli_start.py).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,6 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from arledger.agent import Agent, AgentConfig
-from arledger.agent.llm import BRIEF, LLMProposer, LLMSettings
-from arledger.agent.search import SearchProposer
 from arledger.chain.deployment import arledger_home
 from arledger.chain.units import loss_fields
 from arledger.cli.common import (
@@ -82,6 +83,8 @@ def agent(task_id, proposer, iterations, until, seed, workdir, stake, max_tries,
     deadline = time.monotonic() + parse_duration(until) if until else None
     if proposer == "llm" and not (llm_url and llm_model):
         raise click.UsageError("--proposer llm needs --llm-url and --llm-model (or ARLEDGER_LLM_URL, ARLEDGER_LLM_MODEL)")
+    from arledger.agent import Agent, AgentConfig  # lazy: torch, not for --help
+
     ctx = context_from(chain)
     store = open_store(store_spec)
     if workdir is None:
@@ -114,7 +117,10 @@ def agent(task_id, proposer, iterations, until, seed, workdir, stake, max_tries,
 
 def _proposer(kind, seed, url, model, key, timeout, brief):
     if kind == "search":
+        from arledger.agent.search import SearchProposer  # lazy: torch, not for --help
+
         return SearchProposer(seed)
+    from arledger.agent.llm import BRIEF, LLMProposer, LLMSettings  # lazy: openai, not for --help
 
     return LLMProposer(LLMSettings(base_url=url, model=model, api_key=key or "none", timeout=timeout,
                                    brief=brief or BRIEF))

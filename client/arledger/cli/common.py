@@ -94,7 +94,7 @@ def chain_options(fn: Callable) -> Callable:
 
 def context_from(kwargs: dict, need_account: bool = True):
     """Pop the chain options from a command's kwargs and load the context (arledger.chain.config)."""
-    from arledger.chain.config import load_context  # lazy: eth_account and web3 (1 s) only for chain commands
+    from arledger.chain.config import load_context  # lazy: the ABI codec and the signer only for chain commands
     return load_context(rpc_url=kwargs.pop("rpc_url", None), ledger=kwargs.pop("ledger_address", None),
                         key=kwargs.pop("key", None), keystore=kwargs.pop("keystore", None),
                         dev_account=kwargs.pop("dev_account", None), need_account=need_account)

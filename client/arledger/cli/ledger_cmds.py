@@ -191,7 +191,7 @@ def ledger_verify(address, source_root, solc, as_json, **chain):
     if address:
         chain["ledger_address"] = address
     ctx = context_from(chain, need_account=False)
-    verdict = verify_source(VerifyRequest(ctx.ledger.w3, ctx.ledger.address, source_root or PROJECT_ROOT, solc))
+    verdict = verify_source(VerifyRequest(ctx.ledger.rpc, ctx.ledger.address, source_root or PROJECT_ROOT, solc))
     if not verdict.ok and not as_json:
         raise SourceMismatch(f"{verdict.address} on chain {verdict.chain_id}: {verdict.reason}")
     emit(verdict.to_dict(), as_json, lambda d: [

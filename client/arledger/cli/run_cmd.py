@@ -1,4 +1,8 @@
-"""`artrain run` and `artrain replay`: thin click layers over arledger.protocol."""
+"""`artrain run` and `artrain replay`: thin click layers over arledger.protocol.
+
+arledger.protocol imports torch (1 s): each command imports it when it runs, so their
+``--help`` answers at once (tests/test_cli_start.py).
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from arledger.cli.common import say_isolation
 from arledger.execution import isolation, kernels
 from arledger.micro import from_micro, to_micro
-from arledger.protocol import run as loop
 from arledger.runner.budget import fmt_flops
-
-# the module, not arledger.protocol.replay(), the function arledger.protocol exports under its name
-rp = importlib.import_module("arledger.protocol.replay")
 
 NO_SANDBOX_HELP = ("Run train.py in this process, as you, with your files, environment and network: only for "
                    "code you wrote. By default it runs in the sandbox (no network, none of your files).")
@@ -64,6 +64,8 @@ def run(experiment_dir, steps, segment_steps, seed, out, threads, store_spec, ha
       artrain run client/arledger/templates/charlm --seed 7 --out runs/c --threads 2 --json
       artrain run my-own-experiment --out runs/mine --no-sandbox
     """
+    from arledger.protocol import run as loop  # lazy: torch, not for --help
+
     opts = loop.RunOptions(experiment_dir=experiment_dir, out=out, steps=steps, segment_steps=segment_steps,
                            seed=seed, threads=threads, store_spec=store_spec, harness_dir=harness_dir,
                            task_id=task_id, parent=parent,
@@ -140,6 +142,8 @@ def replay(ref, segments, all_segments, do_eval, threads, threshold, store_spec,
       artrain replay runs/d --all --json
       artrain replay bafkrei... --segment 0 --threads 2 --tolerance 0.01
     """
+    # the module, not arledger.protocol.replay(), the function arledger.protocol exports under its name
+    rp = importlib.import_module("arledger.protocol.replay")
     manifest, run_dir = rp.load_manifest_ref(ref, store_spec=store_spec)
     # replay workers inherit this process's kernel switches: the ones the run recorded
     kernels.ensure(kernels.pin_of(dict(manifest.environment.get("kernels") or {})), reexec=True)

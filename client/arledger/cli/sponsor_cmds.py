@@ -1,16 +1,20 @@
 """The sponsor's `artrain task` commands that build, measure and open: `create` (the data set,
 the baseline, the spec, the task on chain), `heldout`, `noise` and `reveal`. Registered on the
-`task` group (``arledger.cli.task_cmds``), which loads this module only to run one of them."""
+`task` group (``arledger.cli.task_cmds``), which loads this module only to run one of them.
+
+The library modules they run import torch (2 s): each command imports what it runs, so
+their ``--help`` answers at once (tests/test_cli_start.py)."""
 
 from __future__ import annotations
 
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from arledger import noise, seal_rounds, sealed, taskbuild, tasks
+from arledger import seal_rounds
 from arledger.chain.deployment import arledger_home
 from arledger.chain.units import loss_fields
 from arledger.cli.common import (
@@ -25,6 +29,9 @@ from arledger.cli.common import (
     store_option,
 )
 from arledger.execution import kernels
+
+if TYPE_CHECKING:
+    from arledger import noise, tasks
 
 
 @click.command("create")
@@ -73,6 +80,8 @@ def task_create(spec_file, template, reward, pool, steps, segment_steps, quorum,
       artrain task heldout charlm --rounds 3 --out private.txt
       artrain task create --template charlm --heldout private.txt --rounds 3 --round-length 3600
     """
+    from arledger import taskbuild, tasks  # lazy: torch, not for --help
+
     if spec_file:
         req = tasks.load_request(spec_file)
     elif template:
@@ -119,6 +128,8 @@ def task_create(spec_file, template, reward, pool, steps, segment_steps, quorum,
 
 def _measure_noise(req: tasks.TaskRequest, seeds: int, store, as_json: bool) -> noise.Noise:
     """--measure-noise: the baseline code's seed spread (and shard spread), before the task exists."""
+    from arledger import noise  # lazy: torch, not for --help
+
     with tempfile.TemporaryDirectory(prefix="arledger-noise-") as tmp:
         shards = (noise.shard_files(req.experiment_dir, req.heldout, req.terms.rounds, Path(tmp) / "shards")
                   if req.heldout else ())
@@ -150,6 +161,8 @@ def task_heldout(experiment, rounds, out, as_json):
       artrain task heldout charlm --rounds 3 --out private.txt
       artrain task create --template charlm --heldout private.txt --rounds 3
     """
+    from arledger import sealed, tasks  # lazy: torch, not for --help
+
     data = sealed.sample_private(tasks.experiment_dir_of(experiment), rounds, out)
     emit(data, as_json, lambda d: [f"wrote {d['bytes']} bytes of private held-out data ({rounds} round(s)) to "
                                     f"{d['out']}; keep it private"])
@@ -180,6 +193,8 @@ def task_noise(experiment, seeds, heldout, rounds, steps, segment_steps, out, st
       artrain task noise digits --seeds 1-5
       artrain task noise charlm --seeds 1-6 --heldout private.txt --rounds 3 --json
     """
+    from arledger import noise, tasks  # lazy: torch, not for --help
+
     seed_list = _seeds(seeds)
     exp = tasks.experiment_dir_of(experiment)
     kernels.ensure(kernels.DEFAULT_PIN, reexec=True)  # every seed's bits under the pin tasks use
@@ -231,6 +246,8 @@ def task_reveal(task_id, round_, watch, poll, store_spec, as_json, **chain):
       artrain task reveal 1 --round 0 --json
       artrain task reveal 1 --watch          # leave it running for the task's life
     """
+    from arledger import sealed  # lazy: torch, not for --help
+
     ctx = context_from(chain)
     store = open_store(store_spec)
     while True:
@@ -246,6 +263,8 @@ def task_reveal(task_id, round_, watch, poll, store_spec, as_json, **chain):
 
 
 def _seal_summary(ledger, task_id: int) -> dict | None:
+    from arledger import sealed  # lazy: torch, not for --help
+
     seal = ledger.seal(task_id)
     if not seal.sealed:
         return None

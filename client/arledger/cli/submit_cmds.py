@@ -1,4 +1,8 @@
-"""`artrain submit` and `artrain report`: publish a finished run, staked (commit, reveal) or not."""
+"""`artrain submit` and `artrain report`: publish a finished run, staked (commit, reveal) or not.
+
+``arledger.submit`` imports torch (2 s): each command imports it when it runs, so their
+``--help`` answers at once (tests/test_cli_start.py holds every command's help light).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from arledger import manifest as mf, queries
 from arledger.chain.units import format_amount, loss_fields
 from arledger.cli.common import amount, chain_options, context_from, emit, json_option, open_store, store_option
-from arledger.submit import abandon_submission, report_run, submit_run
 
 
 @click.command("submit")
@@ -46,6 +49,8 @@ def submit(run_dir, task_id, parent_id, stake, abandon, wait, store_spec, as_jso
       artrain submit runs/a --task 1 --abandon          # forget an unrevealed submission
       artrain submit runs/a --task 2 --wait             # sealed: reveal, wait for the shard, score
     """
+    from arledger.submit import abandon_submission, submit_run  # lazy: torch, not for --help
+
     ctx = context_from(chain)
     if abandon:
         data = abandon_submission(ctx.ledger, run_dir, task_id)
@@ -135,6 +140,8 @@ def report(run_dir, task_id, note, store_spec, as_json, **chain):
     Example:
       artrain report runs/failed --task 1 --note "lr 3e-2 diverged after 150 steps"
     """
+    from arledger.submit import report_run  # lazy: torch, not for --help
+
     ctx = context_from(chain)
     rep = report_run(ctx.ledger, open_store(store_spec), run_dir, task_id, note)
     emit({"task_id": task_id, "manifest_cid": rep["manifest_cid"], **loss_fields("loss", rep["loss_micro"]),
