@@ -18,6 +18,7 @@ from arledger.chain.artifact import load_artifact
 from arledger.chain.ledger import Ledger
 from arledger.chain.rpc import Call, Rpc
 from arledger.chain.signer import rlp, Signer, Transaction
+from arledger.devnet import dev_keys
 from arledger.errors import ChainUnavailable, ConfigError, NodeRefused, UndecodableResult
 
 KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # anvil's account 1
@@ -171,3 +172,10 @@ def test_a_legacy_transaction_signed_here_is_mined(chain):
     assert receipt.status == 1 and rpc.balance(to) == before + 12345
     raw = rpc.call(Call(chain.ledger.address, chain.ledger.abi.call_data("taskCount", [])))
     assert chain.ledger.abi.decode_result("taskCount", raw) == chain.ledger.task_count()
+
+
+@pytest.mark.chain
+def test_anvils_own_keys_are_the_mnemonics(anvil_chain):
+    """A devnet takes its accounts' keys from anvil's --config-out, not from an HD wallet here."""
+    assert anvil_chain.anvil.keys == dev_keys() and len(dev_keys()) == 10
+    assert anvil_chain.ledger.account_address == Signer.from_key(anvil_chain.keys[0]).address

@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from dataclasses import asdict
@@ -77,6 +78,7 @@ class AnvilProcess:
         self.chain_id = chain_id
         self.detach = detach
         self.proc: subprocess.Popen | None = None
+        self.keys: list[str] = []  # its dev accounts' private keys, as anvil itself derived them
 
     @property
     def rpc_url(self) -> str:
@@ -86,6 +88,9 @@ class AnvilProcess:
         cmd = [find_anvil(), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(self.chain_id),
                "--accounts", str(DEV_ACCOUNTS), "--balance", str(DEV_BALANCE_ETH), "--mnemonic", MNEMONIC,
                "--hardfork", "cancun"]
+        # anvil writes the keys it derived from the mnemonic here: no HD wallet to load in Python
+        config = Path(tempfile.mkdtemp(prefix="arledger-anvil-")) / "config.json"
+        cmd += ["--config-out", str(config)]
         if self.state_file:  # dumped every 2 s and at exit, loaded at start
             cmd += ["--state", str(self.state_file), "--state-interval", "2"]
         log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
@@ -101,8 +106,10 @@ class AnvilProcess:
                 raise DevnetError(f"anvil exited with status {self.proc.returncode} on port {self.port}"
                                   + (f"; see {self.log_file}" if self.log_file else ""))
             if _rpc_ok(self.rpc_url):
+                self.keys = _keys_of(config)
                 return self
             time.sleep(0.1)
+        shutil.rmtree(config.parent, ignore_errors=True)
         self.stop()
         raise DevnetError(f"anvil did not answer on {self.rpc_url} within {timeout:.0f}s")
 
@@ -114,6 +121,16 @@ class AnvilProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def _keys_of(config: Path) -> list[str]:
+    """The private keys anvil wrote with ``--config-out`` (the file, public test keys, removed)."""
+    try:
+        return list(json.loads(config.read_text())["private_keys"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return dev_keys()  # an anvil that wrote no config: derive them from its mnemonic
+    finally:
+        shutil.rmtree(config.parent, ignore_errors=True)
 
 
 class LocalChain:
@@ -128,7 +145,7 @@ class LocalChain:
     def start(cls, log_file: Path | None = None, state_file: Path | None = None) -> "LocalChain":
         anvil = AnvilProcess(log_file=log_file, state_file=state_file).start()
         try:
-            keys = dev_keys()
+            keys = anvil.keys
             return cls(anvil, keys, Ledger.deploy(Ledger.connect_rpc(anvil.rpc_url), Signer.from_key(keys[0])))
         except BaseException:
             anvil.stop()
@@ -221,7 +238,7 @@ def up(data_dir: Path | None = None, port: int = 8545) -> tuple[Deployment, bool
         raise DevnetError(f"127.0.0.1:{port} is in use by another process; pass --port")
     anvil = AnvilProcess(port, data_dir / "state.json", data_dir / "anvil.log", detach=True).start()
     try:
-        keys = dev_keys()
+        keys = anvil.keys
         node = Ledger.connect_rpc(anvil.rpc_url)
         saved = data_dir / "ledger.json"
         ledger_addr = None

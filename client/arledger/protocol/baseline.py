@@ -9,7 +9,7 @@ key. Its requests and one evaluation:
 2. ``time_base``: ``TIME_SAMPLES`` builds and as many whole segments, their first step
    counted (its FLOPs: a step's), each timed as the kernel accounts the request
    (``Done.cpu_s``): the same requests, the same measure a replay is held to. The
-   medians are the ``TimeBase`` the task's time budget is relative to, on this
+   least of each kind is the ``TimeBase`` the task's time budget is relative to, on this
    machine (``arledger.protocol.timebase`` keeps one per task and machine);
 3. the harness's metric of checkpoint 0's weights: the loss the first claim must beat.
 """
@@ -31,7 +31,7 @@ from arledger.runner import budget as bd
 from arledger.runner.worker import ClaimCode
 
 SEED = 0  # the baseline's run: seed 0, as every task states it
-TIME_SAMPLES = 5  # requests of each kind timed; the median is the time base (one slow request moves nothing)
+TIME_SAMPLES = 5  # requests of each kind timed; the least is the time base (slow ones, a busy machine's, move nothing)
 
 
 @dataclass(frozen=True)
