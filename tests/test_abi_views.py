@@ -51,7 +51,7 @@ def _struct_outputs(artifact: ContractArtifact) -> dict[str, list[dict]]:
 
 
 def _distinct_values(components: list[dict], artifact: ContractArtifact) -> tuple[list, dict]:
-    """A raw value per component (what web3 returns) and what each field should decode to."""
+    """A raw value per component (what the ABI decoder returns) and what each field should decode to."""
     raw, want = [], {}
     for i, c in enumerate(components):
         internal = c.get("internalType", "")

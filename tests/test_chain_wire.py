@@ -4,6 +4,7 @@ that is not one, or that drops a kept-alive connection, is one clear line or a r
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -106,9 +107,18 @@ class _Node(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     drop = False
     html = False
+    auth = None  # "Basic ..." this node requires
+    served = 0
+    closed = threading.Event()  # set when the server has closed a connection
 
     def do_POST(self):
         req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _Node.served += 1
+        if self.auth and self.headers.get("Authorization") != self.auth:
+            self.send_response(401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.html:
             body, kind = b"<html>IPFS gateway</html>", "text/html"
         elif req["method"] == "eth_chainId":
@@ -128,13 +138,20 @@ class _Node(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    def shutdown_request(self, request):
+        super().shutdown_request(request)
+        _Node.closed.set()
+
+
 @pytest.fixture
 def node():
     servers = []
+    _Node.served = 0
 
     def start(**attrs):
         handler = type("Handler", (_Node,), attrs)
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server = _Server(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}"
@@ -145,9 +162,16 @@ def node():
         s.server_close()
 
 
-def test_a_dropped_keep_alive_connection_is_opened_again(node):
+def test_a_dropped_keep_alive_connection_is_opened_again_before_sending(node):
+    """Seen before the request is written, never by sending it twice (a resent transaction
+    would be answered "already known", and read as refused)."""
     rpc = Rpc(node(drop=True))
-    assert [rpc.request("eth_chainId") for _ in range(3)] == ["0x7a69"] * 3
+    answers = []
+    for _ in range(3):
+        answers.append(rpc.request("eth_chainId"))
+        assert _Node.closed.wait(5)  # idle until the node has closed it, as after an idle timeout
+        _Node.closed.clear()
+    assert answers == ["0x7a69"] * 3 and _Node.served == 3
     with pytest.raises(NodeRefused) as ei:
         rpc.request("eth_mine")
     assert (ei.value.code, ei.value.message) == (-32601, "method eth_mine not found")
@@ -160,6 +184,15 @@ def test_an_endpoint_that_is_not_a_node_is_one_line(node):
     assert url in str(ei.value) and "\n" not in str(ei.value)
     with pytest.raises(ConfigError, match="rpc-url"):
         Rpc("ftp://127.0.0.1:8545")
+    with pytest.raises(ConfigError, match="no valid port"):
+        Rpc("http://127.0.0.1:port")
+
+
+def test_credentials_in_the_url_are_sent_and_their_absence_is_named(node):
+    url = node(auth="Basic " + base64.b64encode(b"me:s3cret").decode())
+    assert Rpc(url.replace("http://", "http://me:s3cret@")).request("eth_chainId") == "0x7a69"
+    with pytest.raises(ChainUnavailable, match="refused access .HTTP 401.*credentials"):
+        Rpc(url).request("eth_chainId")
 
 
 @pytest.mark.chain

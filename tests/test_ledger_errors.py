@@ -96,3 +96,17 @@ def test_node_refusal_and_lost_endpoint_are_chain_errors(chain):
     gone = Ledger(Rpc(url), chain.ledger.address)
     with pytest.raises(ChainUnavailable, match=url.replace(".", r"\.")):
         gone.task(1)
+
+
+def test_a_revert_in_any_nodes_shape_is_typed_and_a_refusal_is_not_a_revert():
+    """Anvil puts the payload in the error's data; Hardhat and Ganache nest it one level down."""
+    from arledger.chain.ledger import _refusal
+    from arledger.errors import NodeRefused
+
+    payload = "0x" + (keccak(text="LedgerUnknownTask(uint32)")[:4] + encode(["uint32"], [7])).hex()
+    decoder = cerr.default_decoder()
+    for data in (payload, {"message": "reverted", "data": payload}):
+        err = _refusal(NodeRefused("eth_estimateGas", 3, "execution reverted", data), "fundTask", decoder, "call")
+        assert type(err) is cerr.LedgerUnknownTask and err.taskId == 7
+    refused = _refusal(NodeRefused("eth_estimateGas", -32003, "Insufficient funds"), "fundTask", decoder, "call")
+    assert not isinstance(refused, ContractRevert) and str(refused) == "fundTask: the node refused the call: Insufficient funds"

@@ -79,6 +79,7 @@ class AnvilProcess:
         self.detach = detach
         self.proc: subprocess.Popen | None = None
         self.keys: list[str] = []  # its dev accounts' private keys, as anvil itself derived them
+        self._tmp: Path | None = None
 
     @property
     def rpc_url(self) -> str:
@@ -88,8 +89,15 @@ class AnvilProcess:
         cmd = [find_anvil(), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(self.chain_id),
                "--accounts", str(DEV_ACCOUNTS), "--balance", str(DEV_BALANCE_ETH), "--mnemonic", MNEMONIC,
                "--hardfork", "cancun"]
-        # anvil writes the keys it derived from the mnemonic here: no HD wallet to load in Python
-        config = Path(tempfile.mkdtemp(prefix="arledger-anvil-")) / "config.json"
+        # anvil writes the keys it derived from the mnemonic here (no HD wallet to load in Python):
+        # beside its state when it has one (a detached devnet outlives this object), else in a
+        # directory of its own that stop() removes
+        if self.state_file:
+            config = Path(self.state_file).with_name("anvil-config.json")
+        else:
+            self._tmp = Path(tempfile.mkdtemp(prefix="arledger-anvil-"))
+            config = self._tmp / "config.json"
+        config.unlink(missing_ok=True)
         cmd += ["--config-out", str(config)]
         if self.state_file:  # dumped every 2 s and at exit, loaded at start
             cmd += ["--state", str(self.state_file), "--state-interval", "2"]
@@ -106,14 +114,16 @@ class AnvilProcess:
                 raise DevnetError(f"anvil exited with status {self.proc.returncode} on port {self.port}"
                                   + (f"; see {self.log_file}" if self.log_file else ""))
             if _rpc_ok(self.rpc_url):
-                self.keys = _keys_of(config)
+                # it writes the file after it starts to listen: wait for the whole of it
+                self.keys = _keys_of(config, deadline)
                 return self
             time.sleep(0.1)
-        shutil.rmtree(config.parent, ignore_errors=True)
         self.stop()
         raise DevnetError(f"anvil did not answer on {self.rpc_url} within {timeout:.0f}s")
 
     def stop(self) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)  # anvil writes --state on SIGTERM
             try:
@@ -123,14 +133,19 @@ class AnvilProcess:
                 self.proc.wait()
 
 
-def _keys_of(config: Path) -> list[str]:
-    """The private keys anvil wrote with ``--config-out`` (the file, public test keys, removed)."""
-    try:
-        return list(json.loads(config.read_text())["private_keys"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return dev_keys()  # an anvil that wrote no config: derive them from its mnemonic
-    finally:
-        shutil.rmtree(config.parent, ignore_errors=True)
+def _keys_of(config: Path, deadline: float) -> list[str]:
+    """The private keys anvil wrote with ``--config-out`` once the file is whole (public test keys);
+    derived from its mnemonic here if none comes by ``deadline``."""
+    while True:
+        try:
+            keys = json.loads(config.read_text())["private_keys"]
+            if isinstance(keys, list) and len(keys) == DEV_ACCOUNTS:
+                return [str(k) for k in keys]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # not written yet, or half written
+        if time.monotonic() > deadline:
+            return dev_keys()
+        time.sleep(0.02)
 
 
 class LocalChain:

@@ -29,14 +29,7 @@ from arledger.chain.errors import RevertDecoder
 from arledger.chain.rpc import Call, Log, Rpc
 from arledger.chain.signer import Signer, Transaction
 from arledger.chain.views import ViewDecoder
-from arledger.errors import (
-    ChainError,
-    ChainUnavailable,
-    ConfigError,
-    NodeRefused,
-    TransactionFailed,
-    UndecodableResult,
-)
+from arledger.errors import ChainError, ChainUnavailable, ConfigError, NodeRefused, TransactionFailed, UndecodableResult
 from arstore import cid_from_bytes
 
 ZERO32 = b"\x00" * 32
@@ -339,7 +332,8 @@ class Ledger:
         try:
             rpc.chain_id()
         except NodeRefused as exc:
-            raise ChainError(f"{rpc_url} refused eth_chainId ({exc.message}): is it an Ethereum JSON-RPC node?") from None
+            raise ChainUnavailable(f"{rpc_url} refused eth_chainId ({exc.message}): is it an Ethereum JSON-RPC "
+                                   "node?") from None
         return rpc
 
     @classmethod
@@ -379,7 +373,7 @@ class Ledger:
         try:
             data = self.rpc.call(Call(self.address, self.abi.call_data(fn_name, args)))
         except NodeRefused as exc:
-            raise _refusal(exc, fn_name, self.decoder) from None
+            raise _refusal(exc, fn_name, self.decoder, "call") from None
         try:
             return self.abi.decode_result(fn_name, data)
         except UndecodableResult:
@@ -674,7 +668,7 @@ def _send(rpc: Rpc, account: Signer | None, call: Call, what: str, decoder: Reve
     try:
         gas = int(rpc.estimate_gas(call) * 1.25) + 10_000
     except NodeRefused as exc:
-        raise _refusal(exc, what, decoder) from None
+        raise _refusal(exc, what, decoder, "transaction") from None
     base_fee = rpc.block("latest").base_fee
     tx = Transaction(rpc.chain_id(), rpc.nonce(account.address), gas, call.to, call.value, call.data)
     if base_fee is None:  # a chain without EIP-1559: a legacy transaction at the node's price
@@ -689,11 +683,16 @@ def _send(rpc: Rpc, account: Signer | None, call: Call, what: str, decoder: Reve
     return rpc.wait_for_receipt(tx_hash)
 
 
-def _refusal(exc: NodeRefused, what: str, decoder: RevertDecoder) -> ChainError:
-    """A node's error answer as what it means: the contract's revert (typed), or the node refusing."""
-    if exc.data is None and "revert" not in exc.message.lower():
-        return ChainError(f"{what}: the node refused the transaction: {exc.message}")
-    err = decoder.decode(exc.data, what)
+def _refusal(exc: NodeRefused, what: str, decoder: RevertDecoder, kind: str) -> ChainError:
+    """A node's error answer as what it means: the contract's revert (typed), or the node refusing
+    the call or transaction. Anvil puts the revert payload in the error's ``data``; Hardhat and
+    Ganache nest it one level down (``{"message": ..., "data": "0x..."}``)."""
+    data = exc.data
+    while isinstance(data, dict):
+        data = data.get("data")
+    if data is None and "revert" not in exc.message.lower():
+        return ChainError(f"{what}: the node refused the {kind}: {exc.message}")
+    err = decoder.decode(data, what)
     if not err.data and "revert" in exc.message.lower():
         err = type(err)(f"{what}: {exc.message}", err.error_args, err.data)
     return err

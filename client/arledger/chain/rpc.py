@@ -5,7 +5,11 @@ Why not web3.py: every command that talks to the chain paid for its import (0.9 
 is a dozen methods: calls, gas estimates, raw transactions, receipts, logs, blocks. So
 this is the standard library's ``http.client`` with one kept-alive connection per thread,
 and every answer is turned into Python types here: quantities to ints, data to bytes,
-addresses as the node wrote them (``Ledger`` checksums what it compares).
+addresses as the node wrote them (``Ledger`` checksums what it compares). A request is
+never sent twice: a kept-alive connection the node has closed is seen before it is used
+(as urllib3 does), because a resent ``eth_sendRawTransaction`` would read as refused.
+Credentials in the URL (``https://user:key@host``) go in a Basic ``Authorization`` header;
+proxies are not used.
 
 Errors, in one place: a node that cannot be reached is ``ChainUnavailable`` naming the
 URL and the reason in a few words; a JSON-RPC error answer is ``NodeRefused`` with the
@@ -14,9 +18,11 @@ node's code, message and data (a revert carries its payload there: ``Ledger`` de
 
 from __future__ import annotations
 
+import base64
 import http.client
 import itertools
 import json
+import select
 import socket
 import threading
 import time
@@ -87,13 +93,21 @@ class Rpc:
         if not url or not str(url).startswith(("http://", "https://")):
             raise ConfigError(f"rpc-url: {url!r} is not an http(s):// JSON-RPC URL")
         parts = urlsplit(str(url))
+        try:
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"rpc-url: {url!r} has no valid port") from None
         if not parts.hostname:
             raise ConfigError(f"rpc-url: {url!r} names no host")
         self.url = str(url)
         self.timeout = float(timeout)
         self._https = parts.scheme == "https"
-        self._host, self._port = parts.hostname, parts.port
+        self._host, self._port = parts.hostname, port
         self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._headers = {"Content-Type": "application/json"}
+        if parts.username is not None:
+            secret = f"{parts.username}:{parts.password or ''}".encode()
+            self._headers["Authorization"] = "Basic " + base64.b64encode(secret).decode()
         self._local = threading.local()
         self._ids = itertools.count(1)
         self._chain_id: int | None = None
@@ -103,7 +117,7 @@ class Rpc:
     def request(self, method: str, params: Sequence[Any] = ()) -> Any:
         """The ``result`` of one JSON-RPC request; ``NodeRefused`` for an error answer."""
         body = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)})
-        reply = self._post(body.encode())
+        reply = self._post(body.encode(), method)
         if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
             raise ChainUnavailable(f"{self.url} did not answer {method} as a JSON-RPC endpoint does")
         if "error" in reply:
@@ -111,31 +125,29 @@ class Rpc:
             raise NodeRefused(method, int(err.get("code") or 0), str(err.get("message") or ""), err.get("data"))
         return reply["result"]
 
-    def _post(self, body: bytes) -> Any:
-        for attempt in (1, 2):
-            conn = self._connection()
-            reused = conn.sock is not None
-            try:
-                conn.request("POST", self._path, body, {"Content-Type": "application/json"})
-                response = conn.getresponse()
-                raw = response.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-                self._drop()
-                if reused and attempt == 1:  # the node closed a kept-alive connection: open a new one
-                    continue
-                raise ChainUnavailable(f"cannot reach the JSON-RPC endpoint {self.url}: {_why(exc)}") from None
-            except (OSError, http.client.HTTPException) as exc:
-                self._drop()
-                raise ChainUnavailable(f"cannot reach the JSON-RPC endpoint {self.url}: {_why(exc)}") from None
-            try:
-                return json.loads(raw)
-            except ValueError:
-                raise ChainUnavailable(f"{self.url} is not a JSON-RPC endpoint (HTTP {response.status}: "
-                                       f"{raw[:80]!r})") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _post(self, body: bytes, method: str) -> Any:
+        conn = self._connection()
+        try:
+            conn.request("POST", self._path, body, self._headers)
+            response = conn.getresponse()
+            raw = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop()
+            raise ChainUnavailable(f"cannot reach the JSON-RPC endpoint {self.url} ({method}): {_why(exc)}") from None
+        if response.status in (401, 403):
+            raise ChainUnavailable(f"{self.url} refused access (HTTP {response.status}): does the URL need "
+                                   "credentials (https://user:key@host)?")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ChainUnavailable(f"{self.url} is not a JSON-RPC endpoint (HTTP {response.status}: "
+                                   f"{raw[:80]!r})") from None
 
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and conn.sock is not None and _closed_by_peer(conn.sock):
+            self._drop()  # the node closed it while idle: open another before sending anything
+            conn = None
         if conn is None:
             cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
             conn = self._local.conn = cls(self._host, self._port, timeout=self.timeout)
@@ -214,6 +226,14 @@ class Rpc:
         if topics:
             flt["topics"] = topics
         return [_log(x) for x in self.request("eth_getLogs", [flt])]
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """An idle kept-alive socket that is readable has been closed (or answered out of turn)."""
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
 
 
 def _int(value: Any) -> int:

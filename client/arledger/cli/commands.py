@@ -5,8 +5,8 @@ package registers a click command under the ``artrain.commands`` entry-point gro
 (pyproject.toml) and it is added here by name, so this layer never imports the layers
 that compose it.
 
-Why lazy: the command modules import torch, web3 and eth_account (4 s together on a
-2-core machine), and ``artrain --help`` needs none of them. ``LazyGroup`` imports a
+Why lazy: the command modules import click, rich and the chain layer, and the library a
+command runs imports torch (2 s on a 2-core machine); ``artrain --help`` needs none of them. ``LazyGroup`` imports a
 command's module when the command runs (or its own ``--help`` is asked for); the
 group's listing reads each command's one-line help from its module's source instead
 (``short_help``), so the list costs a parse, not an import.
