@@ -18,8 +18,10 @@ import click
                                       "(emptied first if an earlier demo made it; any other non-empty "
                                       "directory is refused unless --force).")
 @click.option("--force", is_flag=True, help="Empty --out even though the demo did not make it.")
-@click.option("--steps", type=click.IntRange(min=2), default=200, show_default=True)
-@click.option("--segment-steps", type=click.IntRange(min=1), default=25, show_default=True)
+@click.option("--steps", type=click.IntRange(min=2),
+              help="Optimizer steps per run [default: 160; with --agents 200].")
+@click.option("--segment-steps", type=click.IntRange(min=1),
+              help="Steps per segment [default: 20, 8 segments; with --agents 25].")
 @click.option("--agents", type=click.IntRange(1, 6), is_flag=False, flag_value=3, default=None,
               help="Instead: N research agents (default 3) and three verifiers on one task (see below).")
 @click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
@@ -46,10 +48,13 @@ def demo(out, steps, segment_steps, force, agents, rounds, as_json):
       artrain demo --agents            # 3 agents x 3 rounds, 3 verifiers
       artrain demo --agents 2 --rounds 2 --out /tmp/agents
     """
-    if steps % segment_steps:
-        raise click.BadParameter(f"{segment_steps} does not divide {steps}", param_hint="--segment-steps")
     from ardemo.agents import AgentsConfig, AgentsDemo, format_table  # lazy: torch, not for --help
     from ardemo.demo import Demo, DemoConfig, format_summary  # lazy: torch, matplotlib, not for --help
+
+    config = AgentsConfig if agents else DemoConfig  # each its own budget unless given
+    steps, segment_steps = steps or config.steps, segment_steps or config.segment_steps
+    if steps % segment_steps:
+        raise click.BadParameter(f"{segment_steps} does not divide {steps}", param_hint="--segment-steps")
 
     say = (lambda _msg: None) if as_json else (lambda msg: click.echo(msg))
     if agents:
