@@ -20,7 +20,7 @@ def test_run_then_replay_by_manifest_cid_from_ipfs(tmp_path, ipfs_node):
     runner = CliRunner()
     res = runner.invoke(main, ["run", DIGITS, "--steps", "8", "--segment-steps", "4", "--seed", "5",
                                "--out", str(tmp_path / "run"), "--store", ipfs_node.url, "--json",
-                               "--hypothesis", "width 8 suffices", "--task-id", "1"])
+                               "--hypothesis", "width 8 suffices", "--task", "1"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
     assert summary["segments"] == 2 and summary["metric"] == "val_ce"

@@ -33,7 +33,8 @@ NO_SANDBOX_HELP = ("Run train.py in this process, as you, with your files, envir
 @click.option("--store", "store_spec", help="Artifact store spec (default: arstore's default store).")
 @click.option("--harness", "harness_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Task harness dir (default: the 'harness' experiment.json names).")
-@click.option("--task-id", type=click.IntRange(min=0), help="Task id recorded in the manifest.")
+@click.option("--task", "--task-id", "task_id", type=click.IntRange(min=0),
+              help="Task id recorded in the manifest (the --task that `submit` takes; --task-id still works).")
 @click.option("--parent", type=click.IntRange(min=0), help="Parent claim id this run improves on.")
 @click.option("--trainer", help="Trainer address (0x...) bound into the manifest.")
 @click.option("--hypothesis", default="", help="What this run tests (lab notebook).")
