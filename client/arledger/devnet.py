@@ -89,18 +89,17 @@ class AnvilProcess:
         cmd = [find_anvil(), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(self.chain_id),
                "--accounts", str(DEV_ACCOUNTS), "--balance", str(DEV_BALANCE_ETH), "--mnemonic", MNEMONIC,
                "--hardfork", "cancun"]
-        # anvil writes the keys it derived from the mnemonic here (no HD wallet to load in Python):
-        # beside its state when it has one (a detached devnet outlives this object), else in a
-        # directory of its own that stop() removes
-        if self.state_file:
+        # --config-out: anvil writes the keys it derived from the mnemonic (no HD wallet to load in
+        # Python), beside its state when it has one (a detached devnet outlives this object), else
+        # in a directory of its own that stop() removes
+        if self.state_file:  # dumped every 2 s and at exit, loaded at start
+            cmd += ["--state", str(self.state_file), "--state-interval", "2"]
             config = Path(self.state_file).with_name("anvil-config.json")
         else:
             self._tmp = Path(tempfile.mkdtemp(prefix="arledger-anvil-"))
             config = self._tmp / "config.json"
         config.unlink(missing_ok=True)
         cmd += ["--config-out", str(config)]
-        if self.state_file:  # dumped every 2 s and at exit, loaded at start
-            cmd += ["--state", str(self.state_file), "--state-interval", "2"]
         log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -111,6 +110,7 @@ class AnvilProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.stop()  # its key file's directory
                 raise DevnetError(f"anvil exited with status {self.proc.returncode} on port {self.port}"
                                   + (f"; see {self.log_file}" if self.log_file else ""))
             if _rpc_ok(self.rpc_url):

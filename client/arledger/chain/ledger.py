@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
-from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 
 from arledger.chain.abi import ContractAbi
@@ -295,14 +294,12 @@ class Evidence:
 
 
 def compute_commitment(trainer: str, fields: ClaimFields, artifact: ContractArtifact | None = None) -> bytes:
-    """keccak256(abi.encode(trainer, fields)): the contract's ``commitmentOf``, computed here, with
-    the struct's component order and types read from the ABI (``reveal``'s one argument)."""
-    decoder = ViewDecoder(artifact or load_artifact())
-    named = decoder.struct_arg("reveal", fields)
-    components = decoder.struct_components("reveal")
-    tuple_type = "(" + ",".join(c["type"] for c in components) + ")"
-    values = tuple(named[c["name"]] for c in components)
-    return keccak(encode(["address", tuple_type], [to_checksum_address(trainer), values]))
+    """keccak256(abi.encode(trainer, fields)): the contract's ``commitmentOf``, computed here: its
+    two arguments as the ABI encodes them (the call data without the selector), the struct's
+    component order and types read from the ABI."""
+    artifact = artifact or load_artifact()
+    args = [to_checksum_address(trainer), ViewDecoder(artifact).struct_arg("reveal", fields)]
+    return keccak(ContractAbi(artifact.abi).call_data("commitmentOf", args)[4:])
 
 
 # -- the ledger -----------------------------------------------------------------------------
@@ -661,10 +658,8 @@ class Ledger:
 # -- sending, shared by deployment and calls -------------------------------------------------
 
 
-def _send(rpc: Rpc, account: Signer | None, call: Call, what: str, decoder: RevertDecoder):
+def _send(rpc: Rpc, account: Signer, call: Call, what: str, decoder: RevertDecoder):
     """Estimate (a revert raises its typed error, nothing sent), price, sign, send, wait: the receipt."""
-    if account is None:
-        raise ConfigError("no account configured: set ARLEDGER_KEY or ARLEDGER_KEYSTORE (or pass --key)")
     try:
         gas = int(rpc.estimate_gas(call) * 1.25) + 10_000
     except NodeRefused as exc:

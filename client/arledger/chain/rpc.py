@@ -159,10 +159,6 @@ class Rpc:
             conn.close()
             self._local.conn = None
 
-    def close(self) -> None:
-        """Close this thread's connection (the next request opens another)."""
-        self._drop()
-
     # -- what the ledger asks of a node ---------------------------------------------
 
     def chain_id(self) -> int:
