@@ -11,7 +11,8 @@ import inspect
 import sys
 
 BENCHES = ["bench.train_bench", "bench.store_bench", "bench.verify_bench", "bench.agent_bench",
-           "bench.dashboard_bench", "bench.noise_bench", "bench.time_bench"]
+           "bench.dashboard_bench", "bench.noise_bench", "bench.time_bench",
+           "bench.start_bench"]
 
 
 def main() -> int:
