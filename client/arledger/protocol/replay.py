@@ -384,32 +384,55 @@ def _ratio(t: _Timed, work: Measured, base: TimeBase) -> float:
 def _lowest_time(r: Replay, t: _Timed, work: Measured) -> tuple[Measured, TimeBase | None]:
     """The time a request is judged by, and the baseline it is held to.
 
-    Under the line against the kept time base (``Replay.time_base``): that try. Over it: up to
-    ``TIME_TRIES`` pairs, each the baseline timed again now (``Replay.base_now``; the slower of it
-    and the kept one) and then the request again; the pair with the lowest ratio counts, and the
-    first pair under the line ends it. A try that produced other bits than the first is not
-    counted. A busy or slowed machine adds time to both halves of a pair alike, and work that
-    changes the bits is there on every try that reproduces them: the second look spares an
-    honest claim, and a cheat cannot look fast by skipping its work on some tries."""
+    Under the line against the kept time base (``Replay.time_base``): that try. Over it, the
+    baseline is timed again now (``Replay.base_now``). More than ``TIME_FAR`` times over the
+    line even against that (or the kept base, whichever is slower), the first try decides.
+    Otherwise the request runs again, up to ``TIME_TRIES`` times, each try followed by the
+    baseline timed again: a try is held to the faster of the two timings around it (or the
+    kept base, whichever is slower), the try with the lowest ratio counts, and the first under
+    the line ends it. A try that produced other bits than the first is not counted.
+
+    A busy or slowed machine adds time to a try and to the timings on both sides of it alike:
+    the second look spares an honest claim, and a kept base from a faster moment accuses
+    nobody. A slow moment that catches only the baseline's timing raises one side of a try,
+    never both, so a claim over the line does not pass on it; and work that changes the bits
+    is there on every try that reproduces them, so a cheat cannot look fast by skipping its
+    work on some tries."""
     base = r.time_base
-    if base is None or work.cpu_s is None or not r.budget.time_problem(work.cpu_s, getattr(base, t.base_field), ""):
+    if base is None or work.cpu_s is None or not _over(r, t, work, base):
         return work, base
-    if r.budget.time_ratio and _ratio(t, work, base) > TIME_FAR * r.budget.time_ratio:  # far over: one try decides
-        return work, base
+    before = _now(r, base)
+    if r.budget.time_ratio and _ratio(t, work, _slower(base, before)) > TIME_FAR * r.budget.time_ratio:
+        return work, _slower(base, before)  # far over the line even now: no noise comes near, one try decides
     best = (work, base)
     for _ in range(TIME_TRIES):
-        now = r.base_now() if r.base_now is not None else base
-        paired = TimeBase(max(base.segment_s, now.segment_s), max(base.start_s, now.start_s), base.machine)
         with r.executor.run(t.req) as done:
             same = checkpoint.file_state_hash(done.file(t.output)) == t.produced
             tried = Measured(work.flops, work.counted, done.cpu_s)
+        after = _now(r, base)
+        around = _slower(base, TimeBase(min(before.segment_s, after.segment_s), min(before.start_s, after.start_s)))
+        before = after
         if not same or tried.cpu_s is None:
             continue
-        if _ratio(t, tried, paired) < _ratio(t, *best):
-            best = (tried, paired)
-        if not r.budget.time_problem(best[0].cpu_s, getattr(best[1], t.base_field), ""):
+        if _ratio(t, tried, around) < _ratio(t, *best):
+            best = (tried, around)
+        if not _over(r, t, *best):
             break
     return best
+
+
+def _now(r: Replay, base: TimeBase) -> TimeBase:
+    return r.base_now() if r.base_now is not None else base
+
+
+def _slower(kept: TimeBase, now: TimeBase) -> TimeBase:
+    """The kept base or the one timed now, field by field, whichever is slower: a machine
+    faster now than when its base was kept is held to the kept one."""
+    return TimeBase(max(kept.segment_s, now.segment_s), max(kept.start_s, now.start_s), kept.machine)
+
+
+def _over(r: Replay, t: _Timed, work: Measured, base: TimeBase) -> bool:
+    return bool(r.budget.time_problem(work.cpu_s, getattr(base, t.base_field), ""))
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from arledger.runner.worker import ClaimCode
 from arstore.errors import StoreError
 
 DIRNAME = "timebase"
-NOW_SAMPLES = 1  # the baseline timed again next to each try of a claim over the line (replay._lowest_time)
+NOW_SAMPLES = 1  # the baseline timed again around each try of a claim over the line (replay._lowest_time)
 
 
 def machine(executor: Executor) -> str:
