@@ -68,7 +68,7 @@ def test_a_counter_in_the_process_is_claim_codes_to_escape():
 
 
 def test_budget_problems_name_the_count_and_the_limit():
-    b = Budget(steps=50, segment_steps=25, flops_per_step=100, startup_flops=10, time_ratio=1.5,
+    b = Budget(steps=50, segment_steps=25, flops_per_step=100, startup_flops=10, time_ratio=1.5, time_slack_s=0.02,
                max_params=1000, max_code_bytes=2000)
     base = TimeBase(segment_s=2.0, start_s=0.2)
     assert b.segment_problem(Measured(100, 1, 3.0), base) == ""
@@ -83,6 +83,12 @@ def test_budget_problems_name_the_count_and_the_limit():
     assert "build() used 2.00x" in b.startup_problem(Measured(0, 0, 0.4), base)
     assert b.startup_problem(Measured(0, 0, 0.32), base) == "", "1.5 x 0.2 s and the 20 ms every request may scatter"
     assert "build() used 1.65x" in b.startup_problem(Measured(0, 0, 0.33), base)
+    assert b.time_line(0.2) == pytest.approx(0.32) and b.time_line(None) is None and b.time_line(0.0) is None
+    older = dataclasses.replace(b, time_slack_s=None)  # a spec made before the slack: judged as it was
+    assert older.time_line(0.2) == pytest.approx(0.3) and "allows 1.5x;" not in older.rule()
+    assert "the task allows 1.5x\n" in older.startup_problem(Measured(0, 0, 0.31), base) + "\n"
+    assert "1.5x the CPU time of the task's baseline on your machine (build() 1.5x the baseline's start), " \
+           "and 20 ms more" in b.rule()
     assert b.segment_problem(Measured(10, 1, 99.0), None) == "", "no time base here: time is not judged"
     assert "1.5x the CPU time of the task's baseline on your machine" in b.rule()
     assert b.static_problems(1000, 2000) == []
@@ -142,6 +148,7 @@ def test_the_task_budget_is_measured_on_the_baseline(spec, honest, base):
     b = spec.work_budget
     step = honest.manifest.work["step_flops_max"]
     assert b.time_ratio == 1.5, "time: 1.5x the baseline's on each party's machine"
+    assert b.time_slack_s == 0.02, "and 20 ms per request, the kernel's scatter of a small one"
     assert b.flops_per_step == -(-9 * step // 2), "the FLOP line: 3 x 1.5 x the baseline's step, far above time"
     assert b.startup_flops == b.flops_per_step, "charlm's build() counts no FLOPs: one step's worth"
     assert b.max_params == 4 * honest.manifest.work["params"]

@@ -82,7 +82,7 @@ def time_base(claim: ClaimCode, segment_steps: int, executor: Executor, samples:
     # only ever adds CPU time to a fixed computation, so the fastest sample is the machine's own
     # speed. A median taken while the machine was busy let hidden work under the line; a base
     # on the fast side costs an honest claim at most the second look (``replay._lowest_time``),
-    # which times the baseline again next to each try.
+    # which times the baseline again around each try.
     segment = min(segments)
     base = bd.TimeBase(segment_s=round(segment, 4),
                        start_s=round(min(builds) + segment / max(1, segment_steps), 4))
@@ -116,7 +116,7 @@ def measure(req: BaselineRequest, executor: Executor, harness_executor: Executor
 
 def budget_of(b: Baseline, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The budget a task derives from its baseline: time, ``FLOPS_HEADROOM`` x the baseline's on
-    each party's machine; FLOPs per counted step, ``FLOPS_CEILING`` x that ratio x the baseline's
+    each party's machine and ``TIME_SLACK_S`` more per request; FLOPs per counted step, ``FLOPS_CEILING`` x that ratio x the baseline's
     step (a first refusal far above the time budget, never the rule); start-up FLOPs, the
     baseline's or one step's, whichever is more; parameters x ``PARAMS_HEADROOM``; the code-size
     default. ``overrides`` replace any."""
@@ -124,6 +124,7 @@ def budget_of(b: Baseline, overrides: dict[str, Any] | None = None) -> dict[str,
     ratio = float(over.get("time_ratio") or bd.FLOPS_HEADROOM)
     flops_per_step = int(over.get("flops_per_step") or math.ceil(bd.FLOPS_CEILING * ratio * b.step_flops))
     out = {"time_ratio": ratio,
+           "time_slack_s": bd.TIME_SLACK_S,
            "flops_per_step": flops_per_step,
            "startup_flops": max(b.startup_flops, flops_per_step),
            "max_params": bd.PARAMS_HEADROOM * b.params,

@@ -377,20 +377,24 @@ class _Timed:
     base_field: str
 
 
-def _ratio(t: _Timed, work: Measured, base: TimeBase) -> float:
-    return (work.cpu_s or 0.0) / max(1e-9, getattr(base, t.base_field))
+def _share(r: Replay, t: _Timed, work: Measured, base: TimeBase) -> float:
+    """The request's time over its line against ``base`` (over 1: over the line): what tries held
+    to different timings of the baseline are compared by (a raw ratio would leave out the slack,
+    which is worth more against a smaller base)."""
+    line = r.budget.time_line(getattr(base, t.base_field))
+    return (work.cpu_s or 0.0) / line if line else 0.0
 
 
 def _lowest_time(r: Replay, t: _Timed, work: Measured) -> tuple[Measured, TimeBase | None]:
     """The time a request is judged by, and the baseline it is held to.
 
     Under the line against the kept time base (``Replay.time_base``): that try. Over it, the
-    baseline is timed again now (``Replay.base_now``). More than ``TIME_FAR`` times over the
-    line even against that (or the kept base, whichever is slower), the first try decides.
+    baseline is timed again now (``Replay.base_now``). More than ``TIME_FAR`` times its line
+    even against that (or the kept base, whichever is slower), the first try decides.
     Otherwise the request runs again, up to ``TIME_TRIES`` times, each try followed by the
     baseline timed again: a try is held to the faster of the two timings around it (or the
-    kept base, whichever is slower), the try with the lowest ratio counts, and the first under
-    the line ends it. A try that produced other bits than the first is not counted.
+    kept base, whichever is slower), the try with the lowest share of its line counts, and the
+    first under the line ends it. A try that produced other bits than the first is not counted.
 
     A busy or slowed machine adds time to a try and to the timings on both sides of it alike:
     the second look spares an honest claim, and a kept base from a faster moment accuses
@@ -399,10 +403,10 @@ def _lowest_time(r: Replay, t: _Timed, work: Measured) -> tuple[Measured, TimeBa
     is there on every try that reproduces them, so a cheat cannot look fast by skipping its
     work on some tries."""
     base = r.time_base
-    if base is None or work.cpu_s is None or not _over(r, t, work, base):
+    if base is None or work.cpu_s is None or _share(r, t, work, base) <= 1:
         return work, base
     before = _now(r, base)
-    if r.budget.time_ratio and _ratio(t, work, _slower(base, before)) > TIME_FAR * r.budget.time_ratio:
+    if _share(r, t, work, _slower(base, before)) > TIME_FAR:
         return work, _slower(base, before)  # far over the line even now: no noise comes near, one try decides
     best = (work, base)
     for _ in range(TIME_TRIES):
@@ -414,9 +418,9 @@ def _lowest_time(r: Replay, t: _Timed, work: Measured) -> tuple[Measured, TimeBa
         before = after
         if not same or tried.cpu_s is None:
             continue
-        if _ratio(t, tried, around) < _ratio(t, *best):
+        if _share(r, t, tried, around) < _share(r, t, *best):
             best = (tried, around)
-        if not _over(r, t, *best):
+        if _share(r, t, *best) <= 1:
             break
     return best
 
@@ -429,10 +433,6 @@ def _slower(kept: TimeBase, now: TimeBase) -> TimeBase:
     """The kept base or the one timed now, field by field, whichever is slower: a machine
     faster now than when its base was kept is held to the kept one."""
     return TimeBase(max(kept.segment_s, now.segment_s), max(kept.start_s, now.start_s), kept.machine)
-
-
-def _over(r: Replay, t: _Timed, work: Measured, base: TimeBase) -> bool:
-    return bool(r.budget.time_problem(work.cpu_s, getattr(base, t.base_field), ""))
 
 
 @dataclass(frozen=True)

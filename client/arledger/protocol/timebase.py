@@ -100,9 +100,9 @@ def remember(spec: Any, base: TimeBase, home: Path, executor: Executor) -> TimeB
 
 
 def time_now(req: TimeBaseRequest, samples: int = NOW_SAMPLES) -> TimeBase:
-    """The baseline timed again now (``samples`` of each request, not kept): what each new try of
-    a replay over the line is paired with, so a machine that is slower now than when its time
-    base was kept does not turn into an accusation."""
+    """The baseline timed again now (``samples`` of each request, not kept): a replay over the
+    line is held to the faster of the timings on both sides of each new try, so a machine that
+    is slower now than when its time base was kept does not turn into an accusation."""
     return _timed(req, samples)
 
 
