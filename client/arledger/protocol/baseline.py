@@ -116,8 +116,9 @@ def measure(req: BaselineRequest, executor: Executor, harness_executor: Executor
 
 def budget_of(b: Baseline, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The budget a task derives from its baseline: time, ``FLOPS_HEADROOM`` x the baseline's on
-    each party's machine and ``TIME_SLACK_S`` more per request; FLOPs per counted step, ``FLOPS_CEILING`` x that ratio x the baseline's
-    step (a first refusal far above the time budget, never the rule); start-up FLOPs, the
+    each party's machine and ``TIME_SLACK_S`` more per request; FLOPs per counted step,
+    ``FLOPS_CEILING`` x that ratio x the baseline's step (a first refusal far above the time
+    budget, never the rule); start-up FLOPs, the
     baseline's or one step's, whichever is more; parameters x ``PARAMS_HEADROOM``; the code-size
     default. ``overrides`` replace any."""
     over = dict(overrides or {})

@@ -414,7 +414,7 @@ def _lowest_time(r: Replay, t: _Timed, work: Measured) -> tuple[Measured, TimeBa
             same = checkpoint.file_state_hash(done.file(t.output)) == t.produced
             tried = Measured(work.flops, work.counted, done.cpu_s)
         after = _now(r, base)
-        around = _slower(base, TimeBase(min(before.segment_s, after.segment_s), min(before.start_s, after.start_s)))
+        around = _slower(base, _faster(before, after))
         before = after
         if not same or tried.cpu_s is None:
             continue
@@ -427,6 +427,12 @@ def _lowest_time(r: Replay, t: _Timed, work: Measured) -> tuple[Measured, TimeBa
 
 def _now(r: Replay, base: TimeBase) -> TimeBase:
     return r.base_now() if r.base_now is not None else base
+
+
+def _faster(a: TimeBase, b: TimeBase) -> TimeBase:
+    """Two timings of the baseline, field by field, whichever is faster: a slow moment that
+    caught one of them does not raise the line of the try between them."""
+    return TimeBase(min(a.segment_s, b.segment_s), min(a.start_s, b.start_s), a.machine)
 
 
 def _slower(kept: TimeBase, now: TimeBase) -> TimeBase:

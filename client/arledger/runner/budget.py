@@ -32,7 +32,7 @@ from typing import Any
 
 FLOPS_HEADROOM = 1.5  # the default time budget: 1.5x the baseline's time (a model a half bigger fits)
 FLOPS_CEILING = 3.0  # the FLOP line: 3x the time budget's ratio of the baseline's step, far above what time allows
-TIME_TRIES = 3  # a replay over the time line is timed again this many times, each between two timings of the baseline made now
+TIME_TRIES = 3  # a replay over the time line is timed again this many times, each between two timings of the baseline
 TIME_FAR = 2.0  # ... unless it is this many times over the line against the baseline timed now: no noise comes near
 # The default time_slack_s: a request may also use this much CPU over the ratio, whatever its size.
 # The kernel's account of one request (a fork, its page faults, the scheduler) scatters by
@@ -127,18 +127,19 @@ class Budget:
             return ""
         if self.time_ratio is not None:
             return (f"compute budget: {what} used {cpu_s / base_s:.2f}x the baseline's CPU time on this machine "
-                    f"({cpu_s:.3f} s, the baseline {base_s:.3f} s); the task allows {self._allowance()}")
+                    f"({cpu_s:.3f} s, the baseline {base_s:.3f} s); the task allows "
+                    f"{self.time_ratio:g}x{self._slack_ms(' and {ms} ms')}")
         return (f"compute budget: {what} used {cpu_s:.1f} s of CPU, the task's backstop is "
                 f"{self.cpu_seconds_per_segment:.1f} s")
 
-    def _allowance(self) -> str:
-        slack = f" and {self.time_slack_s * 1000:.0f} ms" if self.time_slack_s else ""
-        return f"{self.time_ratio:g}x{slack}"
+    def _slack_ms(self, words: str) -> str:
+        """``words`` with the slack in milliseconds, or "" where the spec states none."""
+        return words.format(ms=f"{self.time_slack_s * 1000:.0f}") if self.time_slack_s else ""
 
     def rule(self) -> str:
         """The time budget in words, for ``artrain task show``."""
         if self.time_ratio is not None:
-            more = f", and {self.time_slack_s * 1000:.0f} ms more" if self.time_slack_s else ""
+            more = self._slack_ms(", and {ms} ms more")
             return (f"each segment may use at most {self.time_ratio:g}x the CPU time of the task's baseline "
                     f"on your machine (build() {self.time_ratio:g}x the baseline's start){more}, as the kernel "
                     f"counts it: every process and thread the code starts")
